@@ -1,0 +1,69 @@
+"""jambonz_lab: prototype jambonz call control in Python and JupyterLab.
+
+Layers, data flowing one way: :mod:`jambonz_lab.protocol` (pure, sans I/O)
+→ :mod:`jambonz_lab.net` (the aiohttp app server) → :mod:`jambonz_lab.lab`
+(runtime, event log, CLI). Threading rule: :mod:`jambonz_lab.loop`.
+
+Example::
+
+    import jambonz_lab as jl
+
+    lab = jl.start()
+    svc = lab.service("/")
+
+    @svc.on("session:new")
+    def new_call(session):
+        session.say(text="Hello").hangup().send()
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .exceptions import (
+    AlreadyReplied,
+    CommandError,
+    FrameTooLarge,
+    InvalidFrame,
+    JambonzLabError,
+    NoPendingHook,
+    ProtocolError,
+    ServerError,
+    SessionClosed,
+    VerbError,
+    WaitTimeout,
+)
+from .lab import EventLog, Lab, default_lab, service, start, stop_all
+from .net import Closed, ServerOptions, Service, Session
+from .protocol import Message, MessageType
+
+__version__ = "0.1.0"
+
+logging.getLogger("jambonz_lab").addHandler(logging.NullHandler())
+
+__all__ = [
+    "AlreadyReplied",
+    "Closed",
+    "CommandError",
+    "EventLog",
+    "FrameTooLarge",
+    "InvalidFrame",
+    "JambonzLabError",
+    "Lab",
+    "Message",
+    "MessageType",
+    "NoPendingHook",
+    "ProtocolError",
+    "ServerError",
+    "ServerOptions",
+    "Service",
+    "Session",
+    "SessionClosed",
+    "VerbError",
+    "WaitTimeout",
+    "__version__",
+    "default_lab",
+    "service",
+    "start",
+    "stop_all",
+]

@@ -1,0 +1,117 @@
+"""Every exception jambonz_lab raises, in one tree.
+
+* :exc:`JambonzLabError` — base of everything below.
+
+  * :exc:`VerbError` (also a :exc:`ValueError`) — a verb failed validation
+    when it was composed (``say(txt=...)``).
+  * :exc:`CommandError` (also a :exc:`ValueError`) — an inject command was
+    given a value jambonz does not read.
+  * :exc:`ProtocolError` — a message could not be sent as jambonz expects.
+
+    * :exc:`FrameTooLarge` — the frame would exceed jambonz's 24 KiB limit
+      (jambonz would close the socket with 1009); nothing was sent.
+    * :exc:`AlreadyReplied` — the hook's msgid was already acked.
+    * :exc:`NoPendingHook` — there is no hook waiting for a reply.
+    * :exc:`InvalidFrame` — a frame from jambonz was malformed. It is
+      recorded and logged, never raised into user code.
+
+  * :exc:`SessionClosed` — the call's socket is gone for good.
+  * :exc:`ServerError` — the app server could not start (port in use, …).
+  * :exc:`WaitTimeout` (also a :exc:`TimeoutError`) — a wait ran out of time.
+
+Every exception carries the data it is about (``call_sid``, ``msgid`` where
+known) and its ``str()`` is one sentence: what went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyReplied",
+    "CommandError",
+    "FrameTooLarge",
+    "InvalidFrame",
+    "JambonzLabError",
+    "NoPendingHook",
+    "ProtocolError",
+    "ServerError",
+    "SessionClosed",
+    "VerbError",
+    "WaitTimeout",
+]
+
+
+class JambonzLabError(Exception):
+    """Base class of every jambonz_lab exception."""
+
+    def __init__(self, message: str, *, call_sid: str | None = None, msgid: str | None = None):
+        super().__init__(message)
+        self.call_sid = call_sid
+        self.msgid = msgid
+
+
+class VerbError(JambonzLabError, ValueError):
+    """A verb is invalid: unknown verb, unknown property, wrong type, missing value.
+
+    Attributes:
+        verb: the verb name (``"say"``).
+        property: the offending property path (``"text"``), or ``None``.
+    """
+
+    def __init__(self, message: str, *, verb: str, property: str | None = None):
+        super().__init__(message)
+        self.verb = verb
+        self.property = property
+
+
+class CommandError(JambonzLabError, ValueError):
+    """An inject command has a value the feature server would not read."""
+
+    def __init__(self, message: str, *, command: str):
+        super().__init__(message)
+        self.command = command
+
+
+class ProtocolError(JambonzLabError):
+    """A message cannot be exchanged the way jambonz expects."""
+
+
+class FrameTooLarge(ProtocolError):
+    """The outgoing frame is larger than jambonz accepts; nothing was sent.
+
+    Attributes:
+        size: the encoded size in bytes.
+        limit: the limit in bytes (24 576 by default).
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int, call_sid: str | None = None):
+        super().__init__(message, call_sid=call_sid)
+        self.size = size
+        self.limit = limit
+
+
+class AlreadyReplied(ProtocolError):
+    """The hook (``msgid``) was already acked, by you or automatically."""
+
+
+class NoPendingHook(ProtocolError):
+    """No hook is waiting for a reply (none arrived, or jambonz abandoned it)."""
+
+
+class InvalidFrame(ProtocolError):
+    """A frame received from jambonz is malformed (recorded, never raised to users)."""
+
+    def __init__(self, message: str, *, raw: str | bytes | None = None, call_sid: str | None = None):
+        super().__init__(message, call_sid=call_sid)
+        self.raw = raw
+
+
+class SessionClosed(JambonzLabError):
+    """The call has ended or its socket was closed for good; nothing can be sent."""
+
+
+class ServerError(JambonzLabError):
+    """The app server could not start or stop."""
+
+
+class WaitTimeout(JambonzLabError, TimeoutError):
+    """A wait ran out of time before what it waited for happened."""

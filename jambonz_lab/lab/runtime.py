@@ -1,0 +1,182 @@
+"""The lab: an app server in the background of the kernel, its event log, its sessions.
+
+Example::
+
+    import jambonz_lab as jl
+
+    lab = jl.start()                 # returns once listening on 127.0.0.1
+    svc = lab.service("/hello")
+
+    @svc.on("session:new")
+    def hello(session):
+        session.say(text="Hello from Python").hangup().send()
+
+    lab.url                           # ws://127.0.0.1:PORT — the call hook to give jambonz
+
+Threads: call these from cells, scripts or handlers, never from a coroutine
+running on the lab's loop (start/stop wait for the loop).
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .. import loop
+from ..exceptions import ServerError
+from ..net import AppServer, ServerOptions, Service, Session
+from .events import EventLog
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Lab", "default_lab", "service", "start", "stop_all"]
+
+_registry_lock = threading.RLock()
+_running: dict[tuple[str, int], Lab] = {}
+_default: Lab | None = None
+
+
+class Lab:
+    """One app server with its services, sessions and event log.
+
+    Create it with :func:`jambonz_lab.start`. Attributes ``url``, ``host``
+    and ``port`` tell where jambonz should connect.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+        self.host = host
+        self.requested_port = port
+        self.log = EventLog()
+        self.server = AppServer(ServerOptions(**options), record=self.log.record)
+        self.running = False
+        self._stopped = False
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> Lab:
+        """Start listening; returns once the socket listens. Idempotent."""
+        if self.running:
+            return self
+        if self._stopped:
+            raise ServerError("this lab was stopped; call jambonz_lab.start() for a new one")
+        loop.submit(self.server.start(self.host, self.requested_port)).result(loop.STEP_TIMEOUT)
+        self.running = True
+        with _registry_lock:
+            _running[(self.host, self.port)] = self
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close every call socket (1001: jambonz reconnects) and stop. Idempotent."""
+        if not self.running:
+            self._stopped = True
+            return
+        self.running = False
+        self._stopped = True
+        with _registry_lock:
+            if _running.get((self.host, self.port)) is self:
+                del _running[(self.host, self.port)]
+        try:
+            loop.submit(self.server.stop()).result(timeout)
+        except TimeoutError:
+            pass
+
+    # -- facts --------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self.server.port if self.server.port is not None else self.requested_port
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` — append a service path for jambonz's call hook."""
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def options(self) -> ServerOptions:
+        return self.server.options
+
+    def service(self, path: str = "/", *, env_vars: Mapping[str, Any] | None = None) -> Service:
+        """Declare the service at ``path`` (again: replace it).
+
+        Args:
+            path: the URL path jambonz connects to.
+            env_vars: the app's env-var schema, answered to the portal's
+                ``OPTIONS`` request: ``{"NAME": {"type": "string",
+                "description": "…", "required": True}}``.
+        """
+        if self.running:
+            return loop.run_sync(self.server.service, path, env_vars)
+        return self.server.service(path, env_vars)
+
+    @property
+    def sessions(self) -> list[Session]:
+        """Every session this lab has seen, oldest first."""
+        return loop.run_sync(lambda: list(self.server.sessions.values()))
+
+    def session(self, call_sid: str) -> Session:
+        """The session of ``call_sid`` (KeyError if unknown)."""
+        return loop.run_sync(lambda: self.server.sessions[call_sid])
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """Every message both ways and every lab event, as a DataFrame."""
+        return self.log.to_dataframe()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped" if self._stopped else "not started"
+        return f"<Lab {self.url} {state}, {len(self.server.services)} service(s), {len(self.server.sessions)} call(s)>"
+
+
+def start(host: str = "127.0.0.1", port: int = 0, **options: Any) -> Lab:
+    """Start a lab (an app server on the lab's loop thread) and make it the default.
+
+    Args:
+        host: the address to bind; loopback unless you mean otherwise.
+        port: 0 lets the OS pick. A lab already running on the same port is
+            stopped and replaced (re-running a cell is safe).
+        **options: :class:`~jambonz_lab.net.ServerOptions` fields (``grace``,
+            ``default_verbs``, ``ack_warning``, ``handler_threads``, …).
+
+    Services declared with :func:`jambonz_lab.service` before the first
+    start are served by it.
+    """
+    global _default
+    with _registry_lock:
+        if port:
+            old = _running.get((host, port))
+            if old is not None:
+                old.stop()
+        lab = Lab(host, port, **options)
+        if _default is not None and not _default.running and not _default._stopped:
+            lab.server.services.update(_default.server.services)
+        lab.start()
+        _default = lab
+        return lab
+
+
+def default_lab() -> Lab:
+    """The lab :func:`start` made last, or an unstarted one to declare services on."""
+    global _default
+    with _registry_lock:
+        if _default is None or _default._stopped:
+            _default = Lab()
+        return _default
+
+
+def service(path: str = "/", *, env_vars: Mapping[str, Any] | None = None) -> Service:
+    """Declare a service on the default lab (see :meth:`Lab.service`)."""
+    return default_lab().service(path, env_vars=env_vars)
+
+
+def stop_all() -> None:
+    """Stop every running lab (also run at interpreter exit)."""
+    with _registry_lock:
+        labs = list(_running.values())
+    for lab in labs:
+        lab.stop()
+
+
+atexit.register(stop_all)

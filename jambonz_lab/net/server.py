@@ -1,0 +1,414 @@
+"""The app server jambonz connects to: aiohttp, HTTP and WebSocket on one port.
+
+:class:`AppServer` routes each request by the longest service path that is a
+prefix of it (segment-wise: ``/echo`` serves ``/echo/adulting`` but not
+``/echoes``), answers unknown paths 404, answers ``OPTIONS`` with the
+service's env-var schema (the jambonz portal's discovery request), and
+upgrades WebSocket requests, selecting the ``ws.jambonz.org`` subprotocol.
+
+Each socket is a :class:`Connection`. Its first message opens a
+:class:`~jambonz_lab.net.session.Session` (``session:new``, a redirect, an
+adulting leg) or rebinds an existing one (``session:reconnect`` for a known
+``call_sid``: same object, same ``locals``). The protocol bookkeeping is in
+:class:`~jambonz_lab.protocol.CallProtocol`; this module moves frames, runs
+handlers and timers, and reports every step to a ``record`` callback (the
+lab's event log) as a plain dict.
+
+Runs on the lab's loop thread only (:mod:`jambonz_lab.loop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ..exceptions import InvalidFrame, JambonzLabError, ServerError
+from ..protocol import MAX_APP_FRAME, SUBPROTOCOL, CallProtocol, CallState, Message, MessageType, Outgoing, parse
+from ..protocol.verbs import normalize_verbs
+from .session import Closed, Handler, Service, Session, current_hook, is_coroutine_handler
+
+__all__ = ["AppServer", "Connection", "ServerOptions"]
+
+log = logging.getLogger("jambonz_lab.server")
+
+Record = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class ServerOptions:
+    """How the app server behaves.
+
+    Attributes:
+        grace: seconds to wait for the app's first ``send()`` before acking
+            ``session:new`` with ``default_verbs`` (jambonz rejects the call
+            after 5 s; a person typing in a notebook cannot meet that).
+        default_verbs: what that automatic ack carries; it must keep the call
+            up (an empty stack then waits for commands).
+        ack_warning: seconds after which a hook still not acked is reported
+            (jambonz gives up at 5 s).
+        handler_threads: worker threads for plain-function handlers.
+        max_frame: largest frame the app may send (jambonz's 24 KiB).
+        max_incoming: largest frame accepted from jambonz.
+    """
+
+    grace: float = 1.0
+    default_verbs: list[dict[str, Any]] = field(default_factory=lambda: [{"verb": "answer"}])
+    ack_warning: float = 4.0
+    handler_threads: int = 32
+    max_frame: int = MAX_APP_FRAME
+    max_incoming: int = 16 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        self.default_verbs = normalize_verbs(self.default_verbs)
+        if not self.default_verbs:
+            raise ValueError("default_verbs must hold at least one verb (jambonz rejects an empty ack)")
+        if self.grace < 0 or self.grace >= 5:
+            raise ValueError(f"grace must be between 0 and 5 seconds (jambonz waits 5 s), not {self.grace}")
+
+
+class Connection:
+    """One WebSocket from jambonz (loop thread only)."""
+
+    def __init__(self, server: AppServer, ws: web.WebSocketResponse, service: Service, path: str) -> None:
+        self.server = server
+        self.ws = ws
+        self.service = service
+        self.path = path
+        self.session: Session | None = None
+        self.early: list[Message] = []  # messages before the session opened
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
+    def write(self, session: Session, outs: list[Outgoing]) -> None:
+        for out in outs:
+            self._outbox.put_nowait(out.text)
+            self.server.record_out(session, out)
+
+    def close(self, code: int) -> None:
+        self._outbox.put_nowait(None)
+        self.server.spawn(self.ws.close(code=code))
+
+    async def _write_loop(self) -> None:
+        while True:
+            text = await self._outbox.get()
+            if text is None or self.ws.closed:
+                return
+            try:
+                await self.ws.send_str(text)
+            except (ConnectionError, RuntimeError) as exc:
+                log.info("write failed on %s: %s", self.path, exc)
+                return
+
+    def finish(self) -> None:
+        self._outbox.put_nowait(None)
+
+
+class AppServer:
+    """Services, sessions and the aiohttp application (loop thread only, but
+    :meth:`service` may be called from any thread before or while serving)."""
+
+    def __init__(self, options: ServerOptions | None = None, record: Record | None = None) -> None:
+        self.options = options or ServerOptions()
+        self.services: dict[str, Service] = {}
+        self.sessions: dict[str, Session] = {}
+        self._record = record
+        self._pool = ThreadPoolExecutor(self.options.handler_threads, thread_name_prefix="jambonz-lab-handler")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._connections: set[Connection] = set()
+        self._runner: web.AppRunner | None = None
+        self.host: str | None = None
+        self.port: int | None = None
+
+    # -- services -------------------------------------------------------------------
+
+    def service(self, path: str, env_vars: Mapping[str, Any] | None = None) -> Service:
+        """Declare (or replace) the service at ``path``."""
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"service path must start with '/', not {path!r}")
+        _check_env_schema(env_vars or {})
+        norm = path.rstrip("/") or "/"
+        svc = Service(norm, env_vars=env_vars)
+        self.services[norm] = svc
+        return svc
+
+    def route(self, path: str) -> Service | None:
+        """The service whose path is the longest segment-wise prefix of ``path``."""
+        best: Service | None = None
+        for prefix, svc in self.services.items():
+            if prefix == "/" or path == prefix or path.startswith(prefix + "/"):
+                if best is None or len(prefix) > len(best.path):
+                    best = svc
+        return best
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self, host: str, port: int) -> int:
+        app = web.Application(client_max_size=self.options.max_incoming)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port or port=0") from None
+        sockets = site._server.sockets if site._server else ()  # noqa: SLF001
+        self.port = sockets[0].getsockname()[1] if sockets else port
+        self.host = host
+        self._runner = runner
+        log.info("serving on %s:%s", host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        """Close every socket with 1001 (jambonz reconnects) and stop listening."""
+        for conn in list(self._connections):
+            conn.finish()
+            if not conn.ws.closed:
+                await conn.ws.close(code=1001, message=b"server going away")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        service = self.route(request.path)
+        if service is None:
+            return web.Response(status=404, text=f"no jambonz_lab service at {request.path}\n")
+        if request.method == "OPTIONS":
+            return web.json_response(service.env_vars)
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return web.Response(
+                status=426,
+                headers={"Upgrade": "websocket"},
+                text=f"{service.path} is a jambonz WebSocket endpoint (subprotocol {SUBPROTOCOL})\n",
+            )
+        ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), max_msg_size=self.options.max_incoming, autoping=True)
+        await ws.prepare(request)
+        if ws.ws_protocol != SUBPROTOCOL:
+            log.info("client on %s did not offer %s; serving anyway", request.path, SUBPROTOCOL)
+        conn = Connection(self, ws, service, request.path)
+        self._connections.add(conn)
+        try:
+            async for frame in ws:
+                if frame.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    self._frame(conn, frame.data)
+                elif frame.type is WSMsgType.ERROR:
+                    log.info("socket error on %s: %s", request.path, ws.exception())
+        finally:
+            self._connections.discard(conn)
+            conn.finish()
+            self._closed(conn, ws.close_code)
+        return ws
+
+    # -- frames -------------------------------------------------------------------------
+
+    def _frame(self, conn: Connection, raw: str | bytes) -> None:
+        session = conn.session
+        try:
+            msg = parse(raw)
+        except InvalidFrame as exc:
+            sid = session.call_sid if session else exc.call_sid
+            log.warning("bad frame on %s (call %s): %s", conn.path, sid, exc)
+            preview = raw[:500] if isinstance(raw, str) else repr(raw[:100])
+            self.record_lab(sid, "bad-frame", str(exc), payload={"raw": preview})
+            return
+        self.record_in(conn, msg)
+        try:
+            if session is None:
+                self._open(conn, msg)
+            elif msg.type is MessageType.SESSION_RECONNECT:
+                self._rebind(conn, session, msg)
+            else:
+                self._dispatch(session, msg)
+        except JambonzLabError as exc:
+            log.warning("cannot handle %s on call %s: %s", msg.type, msg.call_sid, exc)
+            self.record_lab(msg.call_sid, "protocol-error", str(exc), msgid=msg.msgid)
+
+    def _open(self, conn: Connection, msg: Message) -> None:
+        if not msg.type.opens_session:
+            conn.early.append(msg)
+            self.record_lab(msg.call_sid, "early", f"{msg.type} before any session:new; kept")
+            return
+        known = self.sessions.get(msg.call_sid or "")
+        if msg.type is MessageType.SESSION_RECONNECT and known is not None and not known.closed:
+            self._rebind(conn, known, msg)
+            return
+        call, outs = CallProtocol.open(msg, limit=self.options.max_frame)
+        service = conn.service
+        session = Session(self, conn, call, service)
+        session.messages.extend(conn.early)
+        session.messages.append(msg)
+        conn.session = session
+        self.sessions[session.call_sid] = session
+        session._write(outs)
+        if call.opening_ack_owed:
+            asyncio.get_running_loop().call_later(self.options.grace, self._grace_expired, session, call.initial_msgid)
+        event = "session:new"
+        if msg.type is MessageType.SESSION_REDIRECT and service.handlers("session:redirect"):
+            event = "session:redirect"
+        self.run_handlers(session, service.handlers(event), session, msgid=call.initial_msgid, auto_ack=False)
+
+    def _rebind(self, conn: Connection, session: Session, msg: Message) -> None:
+        old = session._conn
+        conn.session = session
+        session._conn = conn
+        session.reconnects += 1
+        session.messages.append(msg)
+        if old is not conn and old.session is session:
+            old.session = None
+        outs = session._call.reconnect(msg)
+        self.record_lab(session.call_sid, "reconnect", f"socket {session.reconnects + 1} rebound to the session")
+        session._write(outs)
+        if session._call.opening_ack_owed:
+            asyncio.get_running_loop().call_later(self.options.grace, self._grace_expired, session, msg.msgid)
+        self.run_handlers(session, conn.service.handlers("session:reconnect"), session, auto_ack=False)
+
+    def _dispatch(self, session: Session, msg: Message) -> None:
+        handlers = session._deliver(msg)
+        if msg.needs_ack:
+            asyncio.get_running_loop().call_later(self.options.ack_warning, self._ack_late, session, msg)
+        self.run_handlers(session, handlers, msg, msgid=msg.msgid if msg.needs_ack else None)
+
+    def _closed(self, conn: Connection, code: int | None) -> None:
+        session = conn.session
+        if session is None:
+            return
+        final = code == 1000 or session.closed
+        abandoned = session._call.connection_lost(code)
+        note = f"socket closed with {code}" + ("" if final else "; jambonz should reconnect")
+        if abandoned:
+            note += f"; {len(abandoned)} ack(s) abandoned"
+        self.record_lab(session.call_sid, "close", note)
+        self.run_handlers(session, session._handlers_for("close"), Closed(code, final))
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _grace_expired(self, session: Session, msgid: str | None) -> None:
+        call = session._call
+        if msgid is None or call.initial_msgid != msgid or call.state is not CallState.OPENING:
+            return
+        opening = call.opening.type
+        verbs = self.options.default_verbs if opening is not MessageType.SESSION_REDIRECT else []
+        try:
+            session._write(call.reply(msgid, verbs, auto=True))
+        except JambonzLabError as exc:
+            self.record_lab(session.call_sid, "protocol-error", str(exc), msgid=msgid)
+            return
+        self.record_lab(
+            session.call_sid,
+            "auto-ack",
+            f"no send() within {self.options.grace:g} s; acked {call.opening.type} with {len(verbs)} default verb(s)",
+            msgid=msgid,
+        )
+
+    def _ack_late(self, session: Session, msg: Message) -> None:
+        if session._call.is_pending(msg.msgid):
+            note = f"{msg.hook or msg.type} not acked after {self.options.ack_warning:g} s; jambonz gives up at 5 s"
+            log.warning("call %s: %s", session.call_sid, note)
+            self.record_lab(session.call_sid, "ack-late", note, msgid=msg.msgid)
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    def run_handlers(
+        self,
+        session: Session,
+        handlers: list[Handler],
+        arg: Any,
+        *,
+        msgid: str | None = None,
+        auto_ack: bool = True,
+    ) -> None:
+        """Run handlers one after the other, then auto-ack ``msgid`` if nobody did."""
+        if not handlers:
+            if msgid and auto_ack:
+                self._auto_ack(session, msgid)
+            return
+        self.spawn(self._run_all(session, handlers, arg, msgid, auto_ack))
+
+    async def _run_all(self, session: Session, handlers: list[Handler], arg: Any, msgid: str | None, auto_ack: bool) -> None:
+        running = asyncio.get_running_loop()
+        for handler in handlers:
+            ctx = contextvars.copy_context()
+            if msgid:
+                ctx.run(current_hook.set, (session, msgid))
+            try:
+                if is_coroutine_handler(handler):
+                    await running.create_task(handler(arg), context=ctx)
+                else:
+                    result = await running.run_in_executor(self._pool, ctx.run, handler, arg)
+                    if inspect.isawaitable(result):
+                        if inspect.iscoroutine(result):
+                            result.close()
+                        raise TypeError("handler returned an awaitable; declare it 'async def'")
+            except Exception as exc:  # a handler's failure never reaches the socket
+                name = getattr(handler, "__qualname__", repr(handler))
+                log.error("handler %s failed on call %s: %s: %s", name, session.call_sid, type(exc).__name__, exc, exc_info=exc)
+                self.record_lab(session.call_sid, "handler-error", f"{name}: {type(exc).__name__}: {exc}", msgid=msgid)
+        if msgid and auto_ack:
+            self._auto_ack(session, msgid)
+
+    def _auto_ack(self, session: Session, msgid: str) -> None:
+        try:
+            outs = session._call.auto_ack(msgid)
+        except JambonzLabError as exc:
+            self.record_lab(session.call_sid, "protocol-error", str(exc), msgid=msgid)
+            return
+        session._write(outs)
+
+    # -- recording -------------------------------------------------------------------------
+
+    def record_in(self, conn: Connection, msg: Message) -> None:
+        if self._record is None:
+            return
+        sid = conn.session.call_sid if conn.session else (msg.call_sid or msg.leg_sid)
+        self._record(
+            {"ts": time.time(), "call_sid": sid, "direction": "in", "type": msg.type.value, "msgid": msg.msgid,
+             "hook": msg.hook, "verbs": 0, "payload": msg.data, "note": None, "path": conn.path}
+        )
+
+    def record_out(self, session: Session, out: Outgoing) -> None:
+        if self._record is None:
+            return
+        self._record(
+            {"ts": time.time(), "call_sid": session.call_sid, "direction": "out", "type": out.kind,
+             "msgid": out.acks, "hook": None, "verbs": out.verbs, "payload": out.message,
+             "note": "auto" if out.auto else None, "path": session._conn.path}
+        )
+
+    def record_lab(self, call_sid: str | None, kind: str, note: str, *, msgid: str | None = None, payload: Any = None) -> None:
+        if self._record is None:
+            return
+        self._record(
+            {"ts": time.time(), "call_sid": call_sid, "direction": "lab", "type": kind, "msgid": msgid,
+             "hook": None, "verbs": 0, "payload": payload, "note": note, "path": None}
+        )
+
+
+def _check_env_schema(schema: Mapping[str, Any]) -> None:
+    """The portal reads ``{NAME: {"type", "description", "required"?, …}}``."""
+    for name, spec in schema.items():
+        if not isinstance(spec, Mapping) or spec.get("type") not in ("string", "number", "boolean"):
+            raise ValueError(f"env var {name!r}: give a dict with 'type' string, number or boolean")
+        if not isinstance(spec.get("description"), str):
+            raise ValueError(f"env var {name!r}: give a 'description' (the portal shows it)")
+    json.dumps(dict(schema))  # must be JSON
+

@@ -1,0 +1,430 @@
+"""Sessions and services: what app code and cells use.
+
+A :class:`Service` is a path on the app server (``/``, ``/echo``) with
+handlers for ``session:new``, ``session:redirect`` and ``session:reconnect``.
+A :class:`Session` is one call: compose verbs with its chainable methods,
+push them with :meth:`Session.send` or answer a hook with
+:meth:`Session.reply`, and react to hooks and events with :meth:`Session.on`.
+
+Threads: every public method may be called from any thread (a cell, a
+handler's worker thread, a coroutine on the loop). Protocol state changes
+only on the loop thread (:mod:`jambonz_lab.loop`); methods that write a frame
+wait for the loop to take it, so their errors (:exc:`FrameTooLarge`,
+:exc:`AlreadyReplied`, …) are raised in the caller.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
+
+from .. import loop
+from ..exceptions import FrameTooLarge
+from ..protocol import CallProtocol, CallState, Message, MessageType, Outgoing, TtsQueue, VerbMethods
+from ..protocol import commands as cmd
+from ..protocol.verbs import build_verb, normalize_verbs
+
+if TYPE_CHECKING:
+    from .server import AppServer, Connection
+
+__all__ = ["Closed", "Handler", "Service", "Session"]
+
+log = logging.getLogger("jambonz_lab.session")
+
+Handler = Callable[[Any], Any]
+
+#: the (session, msgid) a running hook handler answers; set per handler run
+current_hook: contextvars.ContextVar[tuple[Session, str] | None] = contextvars.ContextVar(
+    "jambonz_lab_current_hook", default=None
+)
+
+SERVICE_EVENTS = ("session:new", "session:redirect", "session:reconnect")
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """Handed to ``close`` handlers: the socket of the call closed.
+
+    Attributes:
+        code: the WebSocket close code (``None`` if the TCP link just died).
+        final: True when the call is over (1000); otherwise jambonz reconnects.
+    """
+
+    code: int | None
+    final: bool
+
+
+class _Handlers:
+    def __init__(self, allowed: Iterable[str] | None = None) -> None:
+        self._allowed = tuple(allowed) if allowed else None
+        self._by_event: dict[str, list[Handler]] = {}
+
+    def on(self, owner: str, event: str, handler: Handler | None) -> Any:
+        if not isinstance(event, str) or not event:
+            raise ValueError(f"{owner}.on: event must be a non-empty string, not {event!r}")
+        if self._allowed and event not in self._allowed:
+            raise ValueError(f"{owner}.on: unknown event {event!r}; use one of {', '.join(self._allowed)}")
+
+        def add(fn: Handler) -> Handler:
+            if not callable(fn):
+                raise TypeError(f"{owner}.on({event!r}): handler must be callable, not {type(fn).__name__}")
+            self._by_event.setdefault(event, []).append(fn)
+            return fn
+
+        return add if handler is None else add(handler)
+
+    def get(self, *events: str | None) -> list[Handler]:
+        out: list[Handler] = []
+        for event in events:
+            if event:
+                out.extend(self._by_event.get(event, ()))
+        return out
+
+
+class Service:
+    """A path of the app server that jambonz connects to.
+
+    Example::
+
+        svc = lab.service("/hello")
+
+        @svc.on("session:new")
+        def greet(session):
+            session.say(text="Hello from Python").hangup().send()
+
+    ``session:new`` handlers also get ``session:adulting`` sessions and, when
+    no ``session:redirect`` handler exists, sessions a redirect opened.
+    Declaring a path again replaces its service (re-running a cell is safe).
+    Any thread may call these methods.
+    """
+
+    def __init__(self, path: str, *, env_vars: Mapping[str, Any] | None = None) -> None:
+        self.path = path
+        #: the application's env-var schema, answered to the portal's OPTIONS
+        self.env_vars: dict[str, Any] = dict(env_vars or {})
+        self._handlers = _Handlers(SERVICE_EVENTS)
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Register ``handler(session)`` for ``event``; a decorator without ``handler``."""
+        return self._handlers.on("Service", event, handler)
+
+    def handlers(self, event: str) -> list[Handler]:
+        return self._handlers.get(event)
+
+    def __repr__(self) -> str:
+        return f"<Service {self.path!r}>"
+
+
+class Session(VerbMethods):
+    """One call, as the app sees it.
+
+    Example::
+
+        @svc.on("session:new")
+        def new(session):
+            session.locals["tries"] = 0
+            session.on("/echo", echo)
+            session.gather(input=["speech"], actionHook="/echo", say={"text": "Say something"})
+            session.send()
+
+        def echo(msg):
+            session = ...   # the handler closes over its session
+            session.say(text=f"You said {msg.transcript}").reply()
+
+    Attributes:
+        call_sid, direction, from_, to, caller_name: from the opening payload.
+        data: the whole opening payload (``sip``, ``env_vars``, ``defaults``…).
+        locals: a dict for the app's own state; it survives reconnects.
+        messages: every message jambonz sent on this call, in order.
+        status: the latest ``call_status`` of this leg.
+    """
+
+    def __init__(self, server: AppServer, conn: Connection, call: CallProtocol, service: Service) -> None:
+        opening = call.opening
+        self._server = server
+        self._conn = conn
+        self._call = call
+        self.service = service
+        self.data: dict[str, Any] = opening.data
+        self.call_sid: str = call.call_sid or opening.msgid
+        self.direction: str | None = _s(opening.data.get("direction"))
+        self.from_: str | None = _s(opening.data.get("from"))
+        self.to: str | None = _s(opening.data.get("to"))
+        self.caller_name: str | None = _s(opening.data.get("caller_name"))
+        self.opened_by: MessageType = opening.type
+        self.locals: dict[str, Any] = {}
+        self.messages: list[Message] = []
+        self.status: str | None = _s(opening.data.get("call_status"))
+        self.reconnects = 0
+        self._queue: list[dict[str, Any]] = []
+        self._qlock = threading.Lock()
+        self._handlers = _Handlers()
+        self._tts = TtsQueue()
+
+    # -- facts ----------------------------------------------------------------------
+
+    @property
+    def env_vars(self) -> dict[str, Any]:
+        value = self.data.get("env_vars")
+        return dict(value) if isinstance(value, Mapping) else {}
+
+    @property
+    def state(self) -> CallState:
+        return self._call.state
+
+    @property
+    def closed(self) -> bool:
+        return self._call.state is CallState.CLOSED
+
+    @property
+    def queued(self) -> list[dict[str, Any]]:
+        """A copy of the verbs composed but not sent yet."""
+        with self._qlock:
+            return [dict(v) for v in self._queue]
+
+    def pending(self) -> list[str]:
+        """msgids jambonz waits an ack for, oldest first."""
+        return [p.msgid for p in loop.run_sync(self._call.pending)]
+
+    def __repr__(self) -> str:
+        return f"<Session {self.call_sid} {self.from_}→{self.to} {self.state.value}>"
+
+    # -- composing ------------------------------------------------------------------
+
+    def _verb(self, method: str, spec: Any, args: dict[str, Any]) -> Self:
+        props: dict[str, Any] = {}
+        if spec is not None:
+            if hasattr(spec, "model_dump"):
+                props.update(spec.model_dump(mode="json", by_alias=True, exclude_unset=True))
+            elif isinstance(spec, Mapping):
+                props.update(spec)
+            else:
+                raise TypeError(f"{method}() takes a dict or an SDK model, not {type(spec).__name__}")
+        props.update({k: v for k, v in args.items() if k not in ("self", "spec", "extra")})
+        props.update(args.get("extra") or {})
+        verb = build_verb(method, props)
+        with self._qlock:
+            self._queue.append(verb)
+        return self
+
+    def extend(self, verbs: Iterable[Mapping[str, Any]]) -> Self:
+        """Queue verbs given as JSON (``{"verb": "say", …}`` or ``{"say": {…}}``), validated."""
+        checked = normalize_verbs(verbs)
+        with self._qlock:
+            self._queue.extend(checked)
+        return self
+
+    def clear(self) -> Self:
+        """Drop the verbs composed but not sent."""
+        with self._qlock:
+            self._queue.clear()
+        return self
+
+    # -- sending --------------------------------------------------------------------
+
+    def send(self, exec_immediate: bool = True) -> None:
+        """Send the composed verbs.
+
+        The first send acks ``session:new`` with them; later sends become a
+        ``redirect`` command (``exec_immediate=False`` appends them to the
+        running stack instead of replacing it). Nothing queued, nothing sent.
+
+        Raises:
+            FrameTooLarge: over 24 KiB; the verbs stay queued.
+            SessionClosed: the call is over.
+        """
+        self._flush(lambda verbs: self._call.send(verbs, exec_immediate=exec_immediate))
+
+    def reply(self, msgid: str | None = None) -> None:
+        """Ack a hook with the composed verbs (none: an empty ack, carry on).
+
+        Inside a hook handler it acks that handler's hook, even with several
+        hooks in flight; elsewhere (a cell) it acks the newest hook still
+        waiting, or ``msgid`` when given.
+
+        Raises:
+            AlreadyReplied: that hook was acked already (by you, or
+                automatically because no handler replied).
+            NoPendingHook: jambonz waits for no such hook.
+        """
+        if msgid is None:
+            ctx = current_hook.get()
+            if ctx is not None and ctx[0] is self:
+                msgid = ctx[1]
+        self._flush(lambda verbs: self._call.reply(msgid, verbs))
+
+    def _flush(self, step: Callable[[list[dict[str, Any]]], list[Outgoing]]) -> None:
+        with self._qlock:
+            verbs = list(self._queue)
+
+        def on_loop() -> None:
+            self._write(self._refusing(step, verbs))
+
+        loop.run_sync(on_loop)
+        with self._qlock:
+            del self._queue[: len(verbs)]
+
+    def inject(self, command: str, data: Any = None, *, call_sid: str | None = None) -> None:
+        """Send any command as is (prefer the checked ``inject_*`` helpers)."""
+        self._command(command, data, call_sid=call_sid)
+
+    def _command(self, name: str, data: Any = None, **kw: Any) -> None:
+        loop.run_sync(lambda: self._write(self._refusing(lambda _: self._call.command(name, data, **kw), [])))
+
+    def _refusing(self, step: Callable[[list[dict[str, Any]]], list[Outgoing]], verbs: list[dict[str, Any]]) -> list[Outgoing]:
+        try:
+            return step(verbs)
+        except FrameTooLarge as exc:
+            self._server.record_lab(self.call_sid, "refused-frame", str(exc))
+            raise
+
+    def inject_mute(self, status: str = "mute", *, call_sid: str | None = None) -> None:
+        """Mute or unmute a leg (dial or conference); ``call_sid`` picks a B-leg."""
+        self._command(*cmd.mute_status(status), call_sid=call_sid)
+
+    def inject_whisper(self, verbs: Any, *, call_sid: str | None = None) -> None:
+        """Say/play to one party of a dial or listen."""
+        self._command(*cmd.whisper(verbs), call_sid=call_sid)
+
+    def inject_record(self, action: str, *, call_sid: str | None = None, **options: Any) -> None:
+        """``startCallRecording`` / stop / pause / resume (type, recording_id, …)."""
+        self._command(*cmd.record(action, **options), call_sid=call_sid)
+
+    def inject_dtmf(self, digit: str, duration: int = 250, *, call_sid: str | None = None) -> None:
+        """Send DTMF to the leg as SIP INFO."""
+        self._command(*cmd.dtmf(digit, duration), call_sid=call_sid)
+
+    def inject_sip_request(self, method: str, *, call_sid: str | None = None, **options: Any) -> None:
+        """Send a SIP request in the dialog (content_type, content, headers)."""
+        self._command(*cmd.sip_request(method, **options), call_sid=call_sid)
+
+    def inject_listen_status(self, status: str, *, stream: bool = False, call_sid: str | None = None) -> None:
+        """Pause, resume or silence the running listen/stream."""
+        self._command(*cmd.listen_status(status, stream=stream), call_sid=call_sid)
+
+    def inject_transcribe_status(self, status: str, *, call_sid: str | None = None) -> None:
+        """Pause, resume or silence transcription."""
+        self._command(*cmd.transcribe_status(status), call_sid=call_sid)
+
+    def inject_conf_mute_status(self, status: str = "mute", *, call_sid: str | None = None) -> None:
+        """Mute or unmute all non-moderators of the conference."""
+        self._command(*cmd.conf_mute_status(status), call_sid=call_sid)
+
+    def inject_conf_hold_status(self, status: str = "hold", wait_hook: str | None = None, *, call_sid: str | None = None) -> None:
+        """Hold or unhold a conference member."""
+        self._command(*cmd.conf_hold_status(status, wait_hook), call_sid=call_sid)
+
+    def inject_conf_participant_action(self, action: str, tag: str | None = None, wait_hook: str | None = None, *, call_sid: str | None = None) -> None:
+        """Tag, coach, hold, mute or kick a conference participant."""
+        self._command(*cmd.conf_participant_action(action, tag, wait_hook), call_sid=call_sid)
+
+    def inject_dub(self, action: str, track: str, *, call_sid: str | None = None, **props: Any) -> None:
+        """Manage a dub track on the leg."""
+        self._command(*cmd.dub(action, track, **props), call_sid=call_sid)
+
+    def inject_boost_audio_signal(self, level: int | float | str, *, call_sid: str | None = None) -> None:
+        """Gain on the leg (``-2`` or ``"-2 dB"``)."""
+        self._command(*cmd.boost_audio_signal(level), call_sid=call_sid)
+
+    def inject_media_path(self, path: str, *, call_sid: str | None = None) -> None:
+        """``no-media``, ``partial-media`` or ``full-media`` during a dial."""
+        self._command(*cmd.media_path(path), call_sid=call_sid)
+
+    def inject_config(self, *, call_sid: str | None = None, **props: Any) -> None:
+        """Run a config verb now."""
+        self._command(*cmd.config(**props), call_sid=call_sid)
+
+    def inject_call_status(self, status: str = "completed", *, call_sid: str | None = None) -> None:
+        """Hang up now (``completed``) or reject an unanswered call (``no-answer``)."""
+        self._command(*cmd.call_status(status), call_sid=call_sid)
+
+    def send_tool_output(self, tool_call_id: str, data: Any) -> None:
+        """Answer an ``llm:tool-call`` (``data`` in the vendor's shape)."""
+        if not isinstance(tool_call_id, str) or not tool_call_id:
+            raise ValueError("send_tool_output: tool_call_id must be the id from the llm:tool-call")
+        self._command("llm:tool-output", data, tool_call_id=tool_call_id)
+
+    def update_llm(self, data: Any) -> None:
+        """Send an ``llm:update`` to the running llm verb."""
+        self._command("llm:update", data)
+
+    # -- TTS token streaming ----------------------------------------------------------
+
+    def tts_tokens(self, text: str) -> None:
+        """Stream text to TTS; one ``tts:tokens`` in flight, paused while jambonz is full."""
+        loop.run_sync(lambda: self._tts_commands(self._tts.push(text)))
+
+    def tts_flush(self) -> None:
+        """Ask jambonz to speak what it buffered, after the tokens queued so far."""
+        loop.run_sync(lambda: self._tts_commands(self._tts.flush()))
+
+    def tts_clear(self) -> None:
+        """Drop the queued tokens here and jambonz's buffer."""
+        loop.run_sync(lambda: self._tts_commands(self._tts.clear()))
+
+    @property
+    def tts_pending(self) -> int:
+        """Token chunks not yet accepted by jambonz."""
+        return self._tts.queued
+
+    def _tts_commands(self, commands: list[tuple[str, Any]]) -> None:
+        for name, data in commands:
+            self._write(self._call.command(name, data))
+
+    # -- events ---------------------------------------------------------------------
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Register ``handler(message)`` for a hook (``"/echo"``) or an event type.
+
+        Types: ``call:status``, ``verb:status``, ``jambonz:error``,
+        ``llm:event``, ``llm:tool-call``, ``tts:streaming-event``,
+        ``tts:tokens-result``, ``dial:confirm``, ``session:redirect``,
+        ``verb:hook`` (every verb hook), and ``close`` (gets a :class:`Closed`).
+        Plain functions run on a worker thread, coroutines on the loop. A hook
+        whose handlers return without :meth:`reply` is acked empty.
+        Usable as a decorator.
+        """
+        return self._handlers.on("Session", event, handler)
+
+    def close(self, code: int = 1000) -> None:
+        """Close the call's socket (1000: jambonz stops sending for this call)."""
+        loop.run_sync(self._close_now, code)
+
+    def _close_now(self, code: int) -> None:
+        if code == 1000:
+            self._call.close()
+        self._conn.close(code)
+
+    # -- loop-thread side (called by the server) ------------------------------------------
+
+    def _write(self, outs: list[Outgoing]) -> None:
+        loop.require_loop_thread()
+        self._conn.write(self, outs)
+
+    def _deliver(self, msg: Message) -> list[Handler]:
+        """Take a message for this call; returns the handlers to run."""
+        self._call.receive(msg)
+        self.messages.append(msg)
+        if msg.type is MessageType.CALL_STATUS and msg.leg_sid in (self.call_sid, None):
+            self.status = msg.call_status or self.status
+        elif msg.type is MessageType.TTS_TOKENS_RESULT:
+            self._tts_commands(self._tts.on_result(msg.data))
+        elif msg.type is MessageType.TTS_STREAMING_EVENT:
+            self._tts_commands(self._tts.on_event(str(msg.data.get("event_type", ""))))
+        return self._handlers.get(msg.hook, msg.type.value)
+
+    def _handlers_for(self, event: str) -> list[Handler]:
+        return self._handlers.get(event)
+
+
+def _s(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def is_coroutine_handler(fn: Handler) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))

@@ -1,0 +1,190 @@
+"""Verb validation against the models of ``jambonz-python-sdk``.
+
+We never hand-write a verb schema: each verb is checked by the pydantic model
+that ``jambonz-python-sdk`` generates from ``@jambonz/schema`` (unknown
+properties are refused), and a failure becomes one :exc:`VerbError` line in the
+style of node-client-ws::
+
+    say: unknown property 'txt' (did you mean 'text'?)
+    play: missing required property 'url'
+    gather: property 'input' should be a valid list
+
+What goes on the wire is what the caller set (``exclude_unset``), camelCased,
+with ``verb`` first — model defaults are not added.
+
+The SDK models are imported lazily, on the first validation, so that
+``import jambonz_lab`` stays fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any
+
+from ..exceptions import VerbError
+
+__all__ = ["build_verb", "normalize_verb", "normalize_verbs", "verb_names"]
+
+# pydantic puts union branch names into error locations; they are not property names.
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "any"}
+
+
+@cache
+def _registry() -> dict[str, tuple[str, dict[str, Any]]]:
+    """method name -> (json verb, injected properties), from the SDK's verb registry."""
+    from jambonz_sdk.verb_registry import VERB_DEFS
+
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for vdef in VERB_DEFS:
+        out[vdef.method_name] = (vdef.json_verb, dict(vdef.inject))
+    return out
+
+
+@cache
+def _model(json_verb: str) -> Any:
+    from jambonz_sdk._models._registry import verb_model
+
+    return verb_model(json_verb)
+
+
+def verb_names() -> list[str]:
+    """Every JSON verb name the SDK models know (``say``, ``sip:decline``, …)."""
+    from jambonz_sdk._models._registry import all_verb_models
+
+    return sorted(all_verb_models())
+
+
+def build_verb(method: str, props: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate one verb given by method name and properties; return its wire dict.
+
+    Args:
+        method: a verb method name (``"say"``, ``"sip_decline"``,
+            ``"openai_s2s"``) or a JSON verb name (``"sip:decline"``).
+        props: the verb's properties, camelCase (``actionHook``) or
+            snake_case (``action_hook``); ``from_`` stands for ``from``.
+
+    Raises:
+        VerbError: unknown verb or invalid property, in one line.
+    """
+    registry = _registry()
+    if method in registry:
+        json_verb, inject = registry[method]
+    else:
+        json_verb, inject = method, {}
+    payload = {("from" if k == "from_" else k): v for k, v in props.items() if v is not None}
+    for key, value in inject.items():
+        payload.setdefault(key, value)
+    return _validate(json_verb, payload)
+
+
+def normalize_verb(verb: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a verb given as JSON, ``{"verb": "say", …}`` or ``{"say": {…}}``.
+
+    Raises:
+        VerbError: the verb is not in either form, unknown, or invalid.
+    """
+    if not isinstance(verb, Mapping):
+        raise VerbError(f"verb must be an object, not {type(verb).__name__}", verb="?")
+    if "verb" in verb:
+        name = verb["verb"]
+        if not isinstance(name, str):
+            raise VerbError("'verb' must be a string", verb="?", property="verb")
+        props = {k: v for k, v in verb.items() if k != "verb"}
+    elif len(verb) == 1:
+        name, inner = next(iter(verb.items()))
+        if not isinstance(inner, Mapping):
+            raise VerbError(f"{name}: properties must be an object", verb=str(name))
+        props = dict(inner)
+    else:
+        raise VerbError("verb object has no 'verb' key", verb="?", property="verb")
+    return _validate(name, props)
+
+
+def normalize_verbs(verbs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validate a verb list (see :func:`normalize_verb`); errors name the index."""
+    out = []
+    for i, verb in enumerate(verbs):
+        try:
+            out.append(normalize_verb(verb))
+        except VerbError as exc:
+            raise VerbError(f"verb {i}: {exc}", verb=exc.verb, property=exc.property) from None
+    return out
+
+
+def _validate(json_verb: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    model = _model(json_verb)
+    if model is None:
+        close = difflib.get_close_matches(json_verb, verb_names(), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise VerbError(f"unknown verb '{json_verb}'{hint}", verb=json_verb)
+    body = dict(payload)
+    body.pop("verb", None)
+    underscore = body.pop("_", None)  # the one extra key jambonz allows
+    try:
+        instance = model.model_validate(body)
+    except ValidationError as exc:
+        raise _verb_error(json_verb, model, exc) from None
+    wire: dict[str, Any] = {"verb": json_verb}
+    wire.update(instance.model_dump(mode="json", by_alias=True, exclude_unset=True))
+    if underscore is not None:
+        wire["_"] = underscore
+    return wire
+
+
+def _aliases(model: Any) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items() if name != "verb"]
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and _is_field(part):
+            out += ("." if out else "") + part
+    return out
+
+
+def _is_field(part: str) -> bool:
+    if part.lower() in _TYPE_TAGS or part[:1].isupper():
+        return False
+    return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_:\-]*", part) is not None and "[" not in part
+
+
+def _verb_error(verb: str, model: Any, exc: Any) -> VerbError:
+    errors = exc.errors()
+    first = errors[0]
+    path = _path(tuple(first["loc"]))
+    if first["type"] == "extra_forbidden":
+        key = str(first["loc"][-1])
+        choices = _aliases(model) if len(first["loc"]) == 1 else []
+        suggestion = _camel(key) if _camel(key) in choices else None
+        if suggestion is None and choices:
+            close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+            suggestion = close[0] if close else None
+        hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
+        return VerbError(f"{verb}: unknown property '{path}'{hint}", verb=verb, property=path)
+    if first["type"] == "missing":
+        return VerbError(f"{verb}: missing required property '{path}'", verb=verb, property=path)
+    same = [e for e in errors if _path(tuple(e["loc"])) == path]
+    msgs = list(dict.fromkeys(_lower(e["msg"]) for e in same))
+    msgs = [m if i == 0 else m.removeprefix("should be ") for i, m in enumerate(msgs)]
+    more = len({_path(tuple(e["loc"])) for e in errors}) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
+    where = f"property '{path}'" if path else "value"
+    return VerbError(f"{verb}: {where} {' or '.join(msgs)}{tail}", verb=verb, property=path or None)
+
+
+def _lower(msg: str) -> str:
+    msg = msg.removeprefix("Input ").removeprefix("Value error, ")
+    return msg[:1].lower() + msg[1:]
