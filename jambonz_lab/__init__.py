@@ -35,7 +35,7 @@ from .exceptions import (
 )
 from .lab import EventLog, Lab, default_lab, service, start, stop_all
 from .net import Closed, ServerOptions, Service, Session
-from .protocol import Message, MessageType
+from .protocol import CallState, Message, MessageType
 
 __version__ = "0.1.0"
 
@@ -43,6 +43,7 @@ logging.getLogger("jambonz_lab").addHandler(logging.NullHandler())
 
 __all__ = [
     "AlreadyReplied",
+    "CallState",
     "Closed",
     "CommandError",
     "EventLog",

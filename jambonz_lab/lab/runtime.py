@@ -127,7 +127,8 @@ class Lab:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped" if self._stopped else "not started"
-        return f"<Lab {self.url} {state}, {len(self.server.services)} service(s), {len(self.server.sessions)} call(s)>"
+        counts = f"{len(self.server.services)} service(s), {len(self.server.sessions)} call(s)"
+        return f"<Lab {self.url} {state}, {counts}>"
 
 
 def start(host: str = "127.0.0.1", port: int = 0, **options: Any) -> Lab:

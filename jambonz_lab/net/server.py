@@ -33,7 +33,16 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ..exceptions import InvalidFrame, JambonzLabError, ServerError
-from ..protocol import MAX_APP_FRAME, SUBPROTOCOL, CallProtocol, CallState, Message, MessageType, Outgoing, parse
+from ..protocol import (
+    MAX_APP_FRAME,
+    SUBPROTOCOL,
+    CallProtocol,
+    CallState,
+    Message,
+    MessageType,
+    Outgoing,
+    parse,
+)
 from ..protocol.verbs import normalize_verbs
 from .session import Closed, Handler, Service, Session, current_hook, is_coroutine_handler
 
@@ -122,7 +131,9 @@ class AppServer:
         self.services: dict[str, Service] = {}
         self.sessions: dict[str, Session] = {}
         self._record = record
-        self._pool = ThreadPoolExecutor(self.options.handler_threads, thread_name_prefix="jambonz-lab-handler")
+        self._pool = ThreadPoolExecutor(
+            self.options.handler_threads, thread_name_prefix="jambonz-lab-handler"
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: set[Connection] = set()
         self._runner: web.AppRunner | None = None
@@ -162,9 +173,11 @@ class AppServer:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
-            raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port or port=0") from None
-        sockets = site._server.sockets if site._server else ()  # noqa: SLF001
-        self.port = sockets[0].getsockname()[1] if sockets else port
+            raise ServerError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port or port=0"
+            ) from None
+        addresses = runner.addresses
+        self.port = int(addresses[0][1]) if addresses else port
         self.host = host
         self._runner = runner
         log.info("serving on %s:%s", host, self.port)
@@ -201,7 +214,9 @@ class AppServer:
                 headers={"Upgrade": "websocket"},
                 text=f"{service.path} is a jambonz WebSocket endpoint (subprotocol {SUBPROTOCOL})\n",
             )
-        ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), max_msg_size=self.options.max_incoming, autoping=True)
+        ws = web.WebSocketResponse(
+            protocols=(SUBPROTOCOL,), max_msg_size=self.options.max_incoming, autoping=True
+        )
         await ws.prepare(request)
         if ws.ws_protocol != SUBPROTOCOL:
             log.info("client on %s did not offer %s; serving anyway", request.path, SUBPROTOCOL)
@@ -261,7 +276,9 @@ class AppServer:
         self.sessions[session.call_sid] = session
         session._write(outs)
         if call.opening_ack_owed:
-            asyncio.get_running_loop().call_later(self.options.grace, self._grace_expired, session, call.initial_msgid)
+            asyncio.get_running_loop().call_later(
+                self.options.grace, self._grace_expired, session, call.initial_msgid
+            )
         event = "session:new"
         if msg.type is MessageType.SESSION_REDIRECT and service.handlers("session:redirect"):
             event = "session:redirect"
@@ -276,7 +293,9 @@ class AppServer:
         if old is not conn and old.session is session:
             old.session = None
         outs = session._call.reconnect(msg)
-        self.record_lab(session.call_sid, "reconnect", f"socket {session.reconnects + 1} rebound to the session")
+        self.record_lab(
+            session.call_sid, "reconnect", f"socket {session.reconnects + 1} rebound to the session"
+        )
         session._write(outs)
         if session._call.opening_ack_owed:
             asyncio.get_running_loop().call_later(self.options.grace, self._grace_expired, session, msg.msgid)
@@ -316,13 +335,15 @@ class AppServer:
         self.record_lab(
             session.call_sid,
             "auto-ack",
-            f"no send() within {self.options.grace:g} s; acked {call.opening.type} with {len(verbs)} default verb(s)",
+            f"no send() within {self.options.grace:g} s; "
+            f"acked {call.opening.type} with {len(verbs)} default verb(s)",
             msgid=msgid,
         )
 
     def _ack_late(self, session: Session, msg: Message) -> None:
         if session._call.is_pending(msg.msgid):
-            note = f"{msg.hook or msg.type} not acked after {self.options.ack_warning:g} s; jambonz gives up at 5 s"
+            what = msg.hook or msg.type
+            note = f"{what} not acked after {self.options.ack_warning:g} s; jambonz gives up at 5 s"
             log.warning("call %s: %s", session.call_sid, note)
             self.record_lab(session.call_sid, "ack-late", note, msgid=msg.msgid)
 
@@ -344,7 +365,9 @@ class AppServer:
             return
         self.spawn(self._run_all(session, handlers, arg, msgid, auto_ack))
 
-    async def _run_all(self, session: Session, handlers: list[Handler], arg: Any, msgid: str | None, auto_ack: bool) -> None:
+    async def _run_all(
+        self, session: Session, handlers: list[Handler], arg: Any, msgid: str | None, auto_ack: bool
+    ) -> None:
         running = asyncio.get_running_loop()
         for handler in handlers:
             ctx = contextvars.copy_context()
@@ -361,8 +384,17 @@ class AppServer:
                         raise TypeError("handler returned an awaitable; declare it 'async def'")
             except Exception as exc:  # a handler's failure never reaches the socket
                 name = getattr(handler, "__qualname__", repr(handler))
-                log.error("handler %s failed on call %s: %s: %s", name, session.call_sid, type(exc).__name__, exc, exc_info=exc)
-                self.record_lab(session.call_sid, "handler-error", f"{name}: {type(exc).__name__}: {exc}", msgid=msgid)
+                log.error(
+                    "handler %s failed on call %s: %s: %s",
+                    name,
+                    session.call_sid,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=exc,
+                )
+                self.record_lab(
+                    session.call_sid, "handler-error", f"{name}: {type(exc).__name__}: {exc}", msgid=msgid
+                )
         if msgid and auto_ack:
             self._auto_ack(session, msgid)
 
@@ -381,25 +413,56 @@ class AppServer:
             return
         sid = conn.session.call_sid if conn.session else (msg.call_sid or msg.leg_sid)
         self._record(
-            {"ts": time.time(), "call_sid": sid, "direction": "in", "type": msg.type.value, "msgid": msg.msgid,
-             "hook": msg.hook, "verbs": 0, "payload": msg.data, "note": None, "path": conn.path}
+            {
+                "ts": time.time(),
+                "call_sid": sid,
+                "direction": "in",
+                "type": msg.type.value,
+                "msgid": msg.msgid,
+                "hook": msg.hook,
+                "verbs": 0,
+                "payload": msg.data,
+                "note": None,
+                "path": conn.path,
+            }
         )
 
     def record_out(self, session: Session, out: Outgoing) -> None:
         if self._record is None:
             return
         self._record(
-            {"ts": time.time(), "call_sid": session.call_sid, "direction": "out", "type": out.kind,
-             "msgid": out.acks, "hook": None, "verbs": out.verbs, "payload": out.message,
-             "note": "auto" if out.auto else None, "path": session._conn.path}
+            {
+                "ts": time.time(),
+                "call_sid": session.call_sid,
+                "direction": "out",
+                "type": out.kind,
+                "msgid": out.acks,
+                "hook": None,
+                "verbs": out.verbs,
+                "payload": out.message,
+                "note": "auto" if out.auto else None,
+                "path": session._conn.path,
+            }
         )
 
-    def record_lab(self, call_sid: str | None, kind: str, note: str, *, msgid: str | None = None, payload: Any = None) -> None:
+    def record_lab(
+        self, call_sid: str | None, kind: str, note: str, *, msgid: str | None = None, payload: Any = None
+    ) -> None:
         if self._record is None:
             return
         self._record(
-            {"ts": time.time(), "call_sid": call_sid, "direction": "lab", "type": kind, "msgid": msgid,
-             "hook": None, "verbs": 0, "payload": payload, "note": note, "path": None}
+            {
+                "ts": time.time(),
+                "call_sid": call_sid,
+                "direction": "lab",
+                "type": kind,
+                "msgid": msgid,
+                "hook": None,
+                "verbs": 0,
+                "payload": payload,
+                "note": note,
+                "path": None,
+            }
         )
 
 
@@ -411,4 +474,3 @@ def _check_env_schema(schema: Mapping[str, Any]) -> None:
         if not isinstance(spec.get("description"), str):
             raise ValueError(f"env var {name!r}: give a 'description' (the portal shows it)")
     json.dumps(dict(schema))  # must be JSON
-

@@ -259,15 +259,16 @@ class Session(VerbMethods):
         self._flush(lambda verbs: self._call.reply(msgid, verbs))
 
     def _flush(self, step: Callable[[list[dict[str, Any]]], list[Outgoing]]) -> None:
-        with self._qlock:
-            verbs = list(self._queue)
-
         def on_loop() -> None:
-            self._write(self._refusing(step, verbs))
+            # take and clear the queue in one step on the loop, so that a hook
+            # answered right after this frame cannot pick up the same verbs
+            with self._qlock:
+                verbs = list(self._queue)
+                outs = self._refusing(step, verbs)
+                del self._queue[: len(verbs)]
+            self._write(outs)
 
         loop.run_sync(on_loop)
-        with self._qlock:
-            del self._queue[: len(verbs)]
 
     def inject(self, command: str, data: Any = None, *, call_sid: str | None = None) -> None:
         """Send any command as is (prefer the checked ``inject_*`` helpers)."""
@@ -276,7 +277,9 @@ class Session(VerbMethods):
     def _command(self, name: str, data: Any = None, **kw: Any) -> None:
         loop.run_sync(lambda: self._write(self._refusing(lambda _: self._call.command(name, data, **kw), [])))
 
-    def _refusing(self, step: Callable[[list[dict[str, Any]]], list[Outgoing]], verbs: list[dict[str, Any]]) -> list[Outgoing]:
+    def _refusing(
+        self, step: Callable[[list[dict[str, Any]]], list[Outgoing]], verbs: list[dict[str, Any]]
+    ) -> list[Outgoing]:
         try:
             return step(verbs)
         except FrameTooLarge as exc:
@@ -315,11 +318,20 @@ class Session(VerbMethods):
         """Mute or unmute all non-moderators of the conference."""
         self._command(*cmd.conf_mute_status(status), call_sid=call_sid)
 
-    def inject_conf_hold_status(self, status: str = "hold", wait_hook: str | None = None, *, call_sid: str | None = None) -> None:
+    def inject_conf_hold_status(
+        self, status: str = "hold", wait_hook: str | None = None, *, call_sid: str | None = None
+    ) -> None:
         """Hold or unhold a conference member."""
         self._command(*cmd.conf_hold_status(status, wait_hook), call_sid=call_sid)
 
-    def inject_conf_participant_action(self, action: str, tag: str | None = None, wait_hook: str | None = None, *, call_sid: str | None = None) -> None:
+    def inject_conf_participant_action(
+        self,
+        action: str,
+        tag: str | None = None,
+        wait_hook: str | None = None,
+        *,
+        call_sid: str | None = None,
+    ) -> None:
         """Tag, coach, hold, mute or kick a conference participant."""
         self._command(*cmd.conf_participant_action(action, tag, wait_hook), call_sid=call_sid)
 
@@ -427,4 +439,5 @@ def _s(value: object) -> str | None:
 
 
 def is_coroutine_handler(fn: Handler) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+    call = type(fn).__call__ if not inspect.isroutine(fn) else None
+    return inspect.iscoroutinefunction(fn) or (call is not None and inspect.iscoroutinefunction(call))

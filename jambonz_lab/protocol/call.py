@@ -197,8 +197,9 @@ class CallProtocol:
             self._initial = Pending(msg.msgid, msg.type, None)
             self.state = CallState.OPENING
             if self._held_verbs is not None:
-                verbs, self._held_verbs = self._held_verbs, None
-                return self._ack_initial(verbs, auto=False)
+                outs = self._ack_initial(self._held_verbs, auto=False)
+                self._held_verbs = None
+                return outs
             return []
         self.state = CallState.ACTIVE
         ack = self._ack(Pending(msg.msgid, msg.type, None), [], auto=True)
@@ -225,14 +226,19 @@ class CallProtocol:
         self._check_open()
         if not verbs:
             return []
-        if self._initial is not None:
+        if self._initial is not None and self._held_verbs is None:
             if self.state is CallState.DETACHED:
-                self._held_verbs = [*(self._held_verbs or []), *verbs]
+                # held for the reconnect's ack; check the size now, while the caller can fix it
+                probe = {"type": "ack", "msgid": self._initial.msgid, "data": list(verbs)}
+                encode(probe, limit=self.limit, call_sid=self.call_sid)
+                self._held_verbs = [dict(v) for v in verbs]
                 return []
             return self._ack_initial(verbs, auto=False)
         return self.command("redirect", list(verbs), queue=not exec_immediate)
 
-    def reply(self, msgid: str | None, verbs: Sequence[Mapping[str, Any]], *, auto: bool = False) -> list[Outgoing]:
+    def reply(
+        self, msgid: str | None, verbs: Sequence[Mapping[str, Any]], *, auto: bool = False
+    ) -> list[Outgoing]:
         """Ack one msgid (``None``: the newest message still waiting).
 
         Raises:
@@ -342,14 +348,14 @@ class CallProtocol:
     def _ack(self, target: Pending, verbs: Sequence[Mapping[str, Any]], *, auto: bool) -> Outgoing:
         message: dict[str, Any] = {"type": "ack", "msgid": target.msgid}
         if verbs:
-            message["data"] = list(verbs)
+            message["data"] = [dict(v) for v in verbs]
         text = encode(message, limit=self.limit, call_sid=self.call_sid)
         self._remember(target, AckedBy.AUTO if auto else AckedBy.APP)
         return Outgoing(message, text, acks=target.msgid, auto=auto, verbs=len(verbs))
 
     def _ack_initial(self, verbs: Sequence[Mapping[str, Any]], *, auto: bool) -> list[Outgoing]:
         assert self._initial is not None
-        if not verbs and self._initial.type is MessageType.SESSION_NEW:
+        if not verbs and self.opening.type is MessageType.SESSION_NEW:
             raise ProtocolError(
                 "session:new must be acked with at least one verb (jambonz rejects the call with 480)",
                 call_sid=self.call_sid,

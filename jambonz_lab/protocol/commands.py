@@ -83,7 +83,9 @@ def conf_participant_action(action: str, tag: str | None = None, wait_hook: str 
     """Act on a conference participant (``tag``, ``coach``, ``kick``, …)."""
     act = _choice("conf:participant-action", "action", action, PARTICIPANT_ACTIONS)
     if act in ("tag", "coach") and not tag:
-        raise CommandError(f"conf:participant-action: action {act!r} needs a tag", command="conf:participant-action")
+        raise CommandError(
+            f"conf:participant-action: action {act!r} needs a tag", command="conf:participant-action"
+        )
     return "conf:participant-action", _drop_none(action=act, tag=tag, wait_hook=wait_hook)
 
 
@@ -134,7 +136,9 @@ def whisper(verbs: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Command:
         except VerbError as exc:
             raise CommandError(f"whisper: {exc}", command="whisper") from None
         if verb["verb"] not in ("say", "play"):
-            raise CommandError(f"whisper: only say and play can be whispered, not {verb['verb']!r}", command="whisper")
+            raise CommandError(
+                f"whisper: only say and play can be whispered, not {verb['verb']!r}", command="whisper"
+            )
         out.append(verb)
     return "whisper", {"whisper": out if len(out) > 1 else out[0]}
 
@@ -142,9 +146,13 @@ def whisper(verbs: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Command:
 def dtmf(digit: str, duration: int = 250) -> Command:
     """Send DTMF to the leg as SIP INFO (``{"dtmf": {"digit", "duration"}}``)."""
     if not isinstance(digit, str) or not _DIGITS.fullmatch(digit):
-        raise CommandError(f"dtmf: digit must be DTMF characters (0-9, *, #, A-D, w), not {digit!r}", command="dtmf")
+        raise CommandError(
+            f"dtmf: digit must be DTMF characters (0-9, *, #, A-D, w), not {digit!r}", command="dtmf"
+        )
     if not isinstance(duration, int) or isinstance(duration, bool) or duration <= 0:
-        raise CommandError(f"dtmf: duration must be a positive number of ms, not {duration!r}", command="dtmf")
+        raise CommandError(
+            f"dtmf: duration must be a positive number of ms, not {duration!r}", command="dtmf"
+        )
     return "dtmf", {"dtmf": {"digit": digit, "duration": duration}}
 
 
@@ -157,10 +165,14 @@ def sip_request(
 ) -> Command:
     """Send a SIP request (INFO, MESSAGE, NOTIFY, …) within the dialog."""
     if not isinstance(method, str) or not re.fullmatch(r"[A-Z]+", method):
-        raise CommandError(f"sip:request: method must be an upper-case SIP method, not {method!r}", command="sip:request")
+        raise CommandError(
+            f"sip:request: method must be an upper-case SIP method, not {method!r}", command="sip:request"
+        )
     if content is not None and content_type is None:
         raise CommandError("sip:request: content needs a content_type", command="sip:request")
-    body = _drop_none(method=method, content_type=content_type, content=content, headers=dict(headers or {}) or None)
+    body = _drop_none(
+        method=method, content_type=content_type, content=content, headers=dict(headers or {}) or None
+    )
     return "sip:request", {"sip_request": body}
 
 
@@ -178,7 +190,10 @@ def boost_audio_signal(level: int | float | str) -> Command:
     """Gain on the leg: a number of dB, or a string like ``"-2 dB"``."""
     ok = isinstance(level, int | float) and not isinstance(level, bool)
     if not ok and not (isinstance(level, str) and _GAIN.match(level.strip())):
-        raise CommandError(f"boostAudioSignal: level must be a number or like '-2 dB', not {level!r}", command="boostAudioSignal")
+        raise CommandError(
+            f"boostAudioSignal: level must be a number or like '-2 dB', not {level!r}",
+            command="boostAudioSignal",
+        )
     return "boostAudioSignal", level
 
 

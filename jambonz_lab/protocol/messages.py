@@ -180,8 +180,10 @@ def parse(frame: str | bytes) -> Message:
         raise InvalidFrame("binary frame refused: jambonz sends JSON text frames", raw=bytes(frame))
     try:
         obj = json.loads(frame)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise InvalidFrame(f"frame is not JSON ({exc.msg} at char {exc.pos})", raw=frame) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidFrame(f"frame is not UTF-8 text ({exc.reason})", raw=frame) from None
     if not isinstance(obj, dict):
         raise InvalidFrame(f"frame is JSON {type(obj).__name__}, not an object", raw=frame)
     call_sid = obj.get("call_sid") if isinstance(obj.get("call_sid"), str) else None

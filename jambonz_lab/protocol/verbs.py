@@ -130,10 +130,21 @@ def _validate(json_verb: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     except ValidationError as exc:
         raise _verb_error(json_verb, model, exc) from None
     wire: dict[str, Any] = {"verb": json_verb}
-    wire.update(instance.model_dump(mode="json", by_alias=True, exclude_unset=True))
+    wire.update(_ints(instance.model_dump(mode="json", by_alias=True, exclude_unset=True)))
     if underscore is not None:
         wire["_"] = underscore
     return wire
+
+
+def _ints(value: Any) -> Any:
+    """Integral floats back to ints: the models type every number as float (486 -> 486.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
 
 
 def _aliases(model: Any) -> list[str]:

@@ -1,0 +1,97 @@
+"""The lab runtime: start/replace/stop, the default lab, the event log."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from fakejambonz import FakeJambonz, http
+from websockets.exceptions import ConnectionClosed
+
+import jambonz_lab as jl
+
+
+def test_start_returns_once_listening_on_loopback() -> None:
+    lab = jl.start()
+    try:
+        assert lab.host == "127.0.0.1" and lab.port > 0
+        assert lab.url == f"ws://127.0.0.1:{lab.port}"
+        assert http("GET", lab.url + "/none")[0] == 404
+    finally:
+        lab.stop()
+
+
+def test_start_again_on_the_same_port_replaces_the_server() -> None:
+    first = jl.start()
+    port = first.port
+    second = jl.start(port=port)
+    try:
+        assert not first.running and second.running and second.port == port
+        second.service("/").on("session:new", lambda s: s.say(text="second").send())
+        with FakeJambonz(second.url, "x") as fj:
+            fj.session_new()
+            assert fj.recv()["data"] == [{"verb": "say", "text": "second"}]
+    finally:
+        second.stop()
+
+
+def test_stop_is_idempotent_and_closes_calls_with_1001() -> None:
+    """1001 (going away) makes jambonz reconnect rather than end the call."""
+    lab = jl.start()
+    lab.service("/").on("session:new", lambda s: s.answer().send())
+    fj = FakeJambonz(lab.url, "s")
+    fj.session_new()
+    fj.recv()
+    lab.stop()
+    lab.stop()
+    with pytest.raises(ConnectionClosed):
+        fj.recv(2)
+    fj.close()
+    assert fj.ws.close_code == 1001
+    assert "stopped" in repr(lab)
+
+
+def test_a_port_in_use_is_a_clear_server_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(jl.ServerError, match=f"cannot listen on 127.0.0.1:{port}"):
+            jl.Lab(port=port).start()
+
+
+def test_services_declared_before_start_are_served() -> None:
+    """jambonz_lab.service() before start() declares on the default lab."""
+    svc = jl.service("/early")
+    svc.on("session:new", lambda s: s.say(text="early bird").send())
+    lab = jl.start()
+    try:
+        assert jl.default_lab() is lab
+        with FakeJambonz(lab.url + "/early") as fj:
+            fj.session_new()
+            assert fj.recv()["data"] == [{"verb": "say", "text": "early bird"}]
+    finally:
+        lab.stop()
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="grace"):
+        jl.start(grace=6)
+    with pytest.raises(jl.VerbError):
+        jl.start(default_verbs=[{"verb": "sya"}])
+
+
+def test_events_dataframe_has_both_directions_and_lab_rows(lab: jl.Lab) -> None:
+    lab.service("/")
+    with FakeJambonz(lab.url, "ev") as fj:
+        fj.session_new()
+        fj.recv()
+    deadline = time.monotonic() + 2
+    while len(lab.log) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    df = lab.events
+    assert list(df["direction"]) == ["in", "out", "lab", "lab"]
+    assert list(df["type"]) == ["session:new", "ack", "auto-ack", "close"]
+    assert str(df["ts"].dtype) == "datetime64[ns, UTC]" or "UTC" in str(df["ts"].dtype)
+    assert lab.events is df  # cached while nothing changes

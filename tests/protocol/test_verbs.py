@@ -1,0 +1,313 @@
+"""Tests for jambonz_lab.protocol.verbs and the generated VerbMethods (protocol doc §3.2, §4)."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from jambonz_sdk.verb_registry import VERB_DEFS
+
+from jambonz_lab.exceptions import JambonzLabError, VerbError
+from jambonz_lab.protocol import VerbMethods
+from jambonz_lab.protocol.verbs import build_verb, normalize_verb, normalize_verbs, verb_names
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def error(fn: object, *args: object) -> VerbError:
+    """The VerbError raised by ``fn(*args)``."""
+    with pytest.raises(VerbError) as info:
+        fn(*args)  # type: ignore[operator]
+    return info.value
+
+
+# -- one-line errors --------------------------------------------------------------------
+
+
+def test_unknown_property_with_suggestion() -> None:
+    """An unknown property names the closest real one."""
+    exc = error(build_verb, "say", {"txt": "hi"})
+    assert str(exc) == "say: unknown property 'txt' (did you mean 'text'?)"
+    assert (exc.verb, exc.property) == ("say", "txt")
+
+
+def test_unknown_property_camel_case_suggestion() -> None:
+    """An unknown snake_case-looking key suggests the camelCase property."""
+    exc = error(normalize_verb, {"verb": "config", "notifyEventz": True})
+    assert str(exc) == "config: unknown property 'notifyEventz' (did you mean 'notifyEvents'?)"
+
+
+def test_unknown_nested_property() -> None:
+    """A nested unknown property is named by its path, without a suggestion."""
+    exc = error(build_verb, "dial", {"target": [{"type": "phone", "numbr": "1"}]})
+    assert str(exc) == "dial: unknown property 'target[0].numbr'"
+    assert exc.property == "target[0].numbr"
+
+
+def test_missing_required_property() -> None:
+    """A missing required property is named."""
+    exc = error(build_verb, "play", {})
+    assert str(exc) == "play: missing required property 'url'"
+    assert (exc.verb, exc.property) == ("play", "url")
+
+
+def test_wrong_type_list() -> None:
+    """A string where a list is needed says so."""
+    exc = error(build_verb, "gather", {"input": "speech"})
+    assert str(exc) == "gather: property 'input' should be a valid list"
+    assert exc.property == "input"
+
+
+def test_wrong_type_union() -> None:
+    """A value matching no union branch lists the alternatives."""
+    assert (
+        str(error(build_verb, "say", {"text": 3}))
+        == "say: property 'text' should be a valid string or a valid list"
+    )
+
+
+def test_wrong_enum_value() -> None:
+    """A value outside an enum lists the allowed values."""
+    assert str(error(build_verb, "dub", {"action": "bogus", "track": "t"})) == (
+        "dub: property 'action' should be 'addTrack', 'removeTrack', 'silenceTrack', "
+        "'playOnTrack' or 'sayOnTrack'"
+    )
+
+
+def test_unknown_verb_with_suggestion() -> None:
+    """An unknown verb names the closest known verb."""
+    exc = error(normalize_verb, {"verb": "sya", "text": "x"})
+    assert str(exc) == "unknown verb 'sya' (did you mean 'say'?)"
+    assert (exc.verb, exc.property) == ("sya", None)
+
+
+def test_unknown_verb_without_suggestion() -> None:
+    """An unknown verb with nothing close gets no hint."""
+    assert str(error(build_verb, "zzzzzz", {})) == "unknown verb 'zzzzzz'"
+
+
+def test_verb_error_is_value_error() -> None:
+    """VerbError is a ValueError and a JambonzLabError."""
+    exc = error(build_verb, "play", {})
+    assert isinstance(exc, ValueError)
+    assert isinstance(exc, JambonzLabError)
+
+
+def test_errors_are_one_line() -> None:
+    """Every validation message is a single line."""
+    for fn, arg in [
+        (build_verb, ("say", {"txt": 1})),
+        (build_verb, ("play", {})),
+        (build_verb, ("dial", {"target": "x", "timeout": "y"})),
+    ]:
+        assert "\n" not in str(error(fn, *arg))
+
+
+def test_several_problems_counted() -> None:
+    """Further problems on other properties are counted, not listed."""
+    assert str(error(build_verb, "dial", {"target": "x", "timeout": "y"})) == (
+        "dial: property 'target' should be a valid list (and 1 more problem)"
+    )
+
+
+# -- normalize_verb forms ---------------------------------------------------------------
+
+
+def test_verb_key_form() -> None:
+    """{"verb": "say", ...} validates to the wire dict."""
+    assert normalize_verb({"verb": "say", "text": "hi", "id": "s1"}) == {
+        "verb": "say",
+        "text": "hi",
+        "id": "s1",
+    }
+
+
+def test_wrapped_form() -> None:
+    """{"say": {...}} is accepted and sent as {"verb": "say", ...}."""
+    assert normalize_verb({"say": {"text": "hi"}}) == {"verb": "say", "text": "hi"}
+
+
+def test_colon_verb_wrapped_form() -> None:
+    """A colon verb in wrapped form keeps its JSON name."""
+    assert normalize_verb({"sip:decline": {"status": 486}}) == {"verb": "sip:decline", "status": 486}
+
+
+def test_verb_first_on_wire() -> None:
+    """'verb' is the first key of the wire dict."""
+    assert next(iter(normalize_verb({"say": {"text": "hi"}}))) == "verb"
+
+
+def test_underscore_key_kept() -> None:
+    """The '_' extra key jambonz allows is kept verbatim."""
+    verb = normalize_verb({"verb": "say", "text": "hi", "_": {"note": 1}})
+    assert verb == {"verb": "say", "text": "hi", "_": {"note": 1}}
+
+
+def test_snake_case_sent_camel_case() -> None:
+    """snake_case properties are accepted and sent camelCase."""
+    assert normalize_verb({"verb": "gather", "action_hook": "/g", "finish_on_key": "#"}) == {
+        "verb": "gather",
+        "actionHook": "/g",
+        "finishOnKey": "#",
+    }
+
+
+def test_exclude_unset_gather() -> None:
+    """No SDK defaults are added: a gather without input stays without input."""
+    assert normalize_verb({"verb": "gather", "actionHook": "/g"}) == {"verb": "gather", "actionHook": "/g"}
+    assert normalize_verb({"verb": "gather"}) == {"verb": "gather"}
+
+
+def test_not_a_mapping() -> None:
+    """A non-object verb is refused."""
+    assert str(error(normalize_verb, ["say"])) == "verb must be an object, not list"
+
+
+def test_no_verb_key() -> None:
+    """An object with several keys and no 'verb' is refused."""
+    exc = error(normalize_verb, {"text": "hi", "loop": 2})
+    assert str(exc) == "verb object has no 'verb' key"
+    assert exc.property == "verb"
+
+
+def test_verb_not_a_string() -> None:
+    """A non-string 'verb' value is refused."""
+    assert str(error(normalize_verb, {"verb": 3})) == "'verb' must be a string"
+
+
+def test_wrapped_properties_not_object() -> None:
+    """The wrapped form needs an object of properties."""
+    exc = error(normalize_verb, {"say": "hi"})
+    assert str(exc) == "say: properties must be an object"
+    assert exc.verb == "say"
+
+
+def test_normalize_verbs_ok() -> None:
+    """normalize_verbs validates each verb in order."""
+    assert normalize_verbs([{"say": {"text": "a"}}, {"verb": "hangup"}]) == [
+        {"verb": "say", "text": "a"},
+        {"verb": "hangup"},
+    ]
+
+
+def test_normalize_verbs_names_index() -> None:
+    """An error in a verb list names the index and keeps verb/property."""
+    exc = error(normalize_verbs, [{"verb": "say", "text": "hi"}, {"verb": "play"}])
+    assert str(exc) == "verb 1: play: missing required property 'url'"
+    assert (exc.verb, exc.property) == ("play", "url")
+
+
+# -- build_verb -------------------------------------------------------------------------
+
+
+def test_build_snake_case() -> None:
+    """build_verb takes snake_case keywords and sends camelCase."""
+    assert build_verb("gather", {"input": ["speech"], "action_hook": "/g"}) == {
+        "verb": "gather",
+        "input": ["speech"],
+        "actionHook": "/g",
+    }
+
+
+def test_build_drops_none() -> None:
+    """None values are treated as not set."""
+    assert build_verb("say", {"text": "hi", "loop": None}) == {"verb": "say", "text": "hi"}
+
+
+def test_build_method_name_to_json_verb() -> None:
+    """sip_decline is sent as sip:decline."""
+    assert build_verb("sip_decline", {"status": 486, "reason": "Busy"}) == {
+        "verb": "sip:decline",
+        "status": 486,
+        "reason": "Busy",
+    }
+
+
+def test_build_from_underscore() -> None:
+    """from_ stands for the 'from' property."""
+    assert build_verb("message", {"to": "+1", "from_": "+2"}) == {"verb": "message", "to": "+1", "from": "+2"}
+
+
+@pytest.mark.parametrize(
+    ("method", "vendor"),
+    [
+        ("openai_s2s", "openai"),
+        ("google_s2s", "google"),
+        ("deepgram_s2s", "deepgram"),
+        ("ultravox_s2s", "ultravox"),
+    ],
+)
+def test_s2s_shortcut_injects_vendor(method: str, vendor: str) -> None:
+    """The *_s2s shortcuts inject their vendor."""
+    assert build_verb(method, {"llm_options": {}}) == {"verb": method, "vendor": vendor, "llmOptions": {}}
+
+
+def test_s2s_shortcut_refuses_other_vendor() -> None:
+    """A shortcut refuses a conflicting vendor."""
+    assert str(error(build_verb, "openai_s2s", {"vendor": "google", "llmOptions": {}})) == (
+        "openai_s2s: property 'vendor' should be 'openai'"
+    )
+
+
+def test_verb_names() -> None:
+    """verb_names() lists JSON verb names, sorted."""
+    names = verb_names()
+    assert names == sorted(names)
+    assert {"say", "play", "gather", "sip:decline", "llm", "dub"} <= set(names)
+
+
+# -- generated VerbMethods --------------------------------------------------------------
+
+
+def test_verb_methods_match_registry() -> None:
+    """VerbMethods has exactly one public method per SDK registry verb."""
+    methods = {n for n, f in vars(VerbMethods).items() if inspect.isfunction(f) and not n.startswith("_")}
+    assert methods == {v.method_name for v in VERB_DEFS}
+
+
+@pytest.mark.parametrize("vdef", VERB_DEFS, ids=lambda v: v.method_name)
+def test_verb_method_signature(vdef: object) -> None:
+    """Each method takes spec positionally and only keyword properties plus **extra."""
+    sig = inspect.signature(getattr(VerbMethods, vdef.method_name))  # type: ignore[attr-defined]
+    params = list(sig.parameters.values())
+    assert [p.name for p in params[:2]] == ["self", "spec"]
+    assert params[1].kind is inspect.Parameter.POSITIONAL_ONLY
+    assert params[-1].kind is inspect.Parameter.VAR_KEYWORD
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[2:-1])
+
+
+@pytest.mark.parametrize("vdef", VERB_DEFS, ids=lambda v: v.method_name)
+def test_verb_method_validates_in_registry(vdef: object) -> None:
+    """Every registry method name is known to build_verb (no 'unknown verb')."""
+    try:
+        build_verb(vdef.method_name, {})  # type: ignore[attr-defined]
+    except VerbError as exc:
+        assert not str(exc).startswith("unknown verb"), str(exc)
+
+
+def test_verb_method_calls_verb_hook() -> None:
+    """A generated method hands its name, spec and keywords to _verb()."""
+
+    class Recorder(VerbMethods):
+        def _verb(self, method: str, spec: object, args: dict[str, object]) -> Recorder:
+            self.seen = (method, spec, args["text"], args["extra"])
+            return self
+
+    rec = Recorder()
+    assert rec.say(text="hi", foo=1) is rec
+    assert rec.seen == ("say", None, "hi", {"foo": 1})
+
+
+def test_generated_file_is_current() -> None:
+    """scripts/gen_verb_methods.py --check exits 0 (no schema drift)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_verb_methods.py"), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
