@@ -32,6 +32,9 @@ from .events import EventLog
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..sim import Caller, CallResult
+    from ..sim.clock import ClockName
+
 __all__ = ["Lab", "default_lab", "service", "start", "stop_all"]
 
 _registry_lock = threading.RLock()
@@ -119,6 +122,14 @@ class Lab:
     def session(self, call_sid: str) -> Session:
         """The session of ``call_sid`` (KeyError if unknown)."""
         return loop.run_sync(lambda: self.server.sessions[call_sid])
+
+    def call(
+        self, path: str = "/", caller: Caller | None = None, clock: ClockName = "virtual", **call_attrs: Any
+    ) -> CallResult:
+        """Place a simulated call to this lab's service at ``path`` (see :func:`jambonz_lab.sim.call`)."""
+        from ..sim import call
+
+        return call(self.url + path, caller, clock, **call_attrs)
 
     @property
     def events(self) -> pd.DataFrame:

@@ -1,0 +1,39 @@
+"""An embedded jambonz: a simulated feature server that calls your app.
+
+It plays jambonz against any jambonz WebSocket app — ours, or a Node app built
+with ``@jambonz/node-client-ws`` — following the feature server's rules
+(protocol doc §1–§6): subprotocol, 5 s acks, the verb stack, hooks and their
+payloads, commands, reconnects.
+
+Example::
+
+    from jambonz_lab import sim
+
+    result = sim.call(lab.url + "/echo", caller=sim.Caller.saying("hello", "goodbye"))
+    result.said, result.final_status, result.to_dataframe()
+"""
+
+from __future__ import annotations
+
+from .api import acall, call, load
+from .caller import Caller, DialOutcome, Digits, Silence, Speech, ToolCall
+from .clock import Clock
+from .engine import SimCall, SimOptions
+from .result import CallResult, TraceEntry
+
+__all__ = [
+    "CallResult",
+    "Caller",
+    "Clock",
+    "DialOutcome",
+    "Digits",
+    "SimCall",
+    "SimOptions",
+    "Silence",
+    "Speech",
+    "ToolCall",
+    "TraceEntry",
+    "acall",
+    "call",
+    "load",
+]

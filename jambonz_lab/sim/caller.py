@@ -1,0 +1,119 @@
+"""What the simulated caller does: says, presses, waits, hangs up; how dialled parties answer.
+
+Example::
+
+    caller = Caller(
+        inputs=[Speech("I'd like to book a car"), Digits("1234#"), Silence()],
+        hangup_after=60,
+        dial={"+15551234": DialOutcome("busy")},
+    )
+
+Each ``gather`` (or transcribe, or llm turn) takes the next input in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["Caller", "DialOutcome", "Digits", "Input", "Silence", "Speech", "ToolCall"]
+
+
+@dataclass(frozen=True)
+class Speech:
+    """The caller says ``text`` (``after`` seconds into the gather)."""
+
+    text: str
+    after: float = 1.0
+    confidence: float = 0.92
+    language: str = "en-US"
+
+
+@dataclass(frozen=True)
+class Digits:
+    """The caller presses ``digits`` (one key every ``interval`` seconds)."""
+
+    digits: str
+    after: float = 1.0
+    interval: float = 0.3
+
+
+@dataclass(frozen=True)
+class Silence:
+    """The caller says nothing: the gather times out."""
+
+
+Input = Speech | Digits | Silence
+
+
+@dataclass(frozen=True)
+class DialOutcome:
+    """How a dialled party answers.
+
+    Attributes:
+        result: ``answer``, ``busy``, ``no-answer`` or ``failed``.
+        ring: seconds of ringing before the outcome.
+        talk: seconds the answered party stays on before hanging up.
+        early_media: ring with SDP (``early-media``) instead of ``ringing``.
+    """
+
+    result: Literal["answer", "busy", "no-answer", "failed"] = "answer"
+    ring: float = 2.0
+    talk: float = 10.0
+    early_media: bool = False
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call the simulated LLM makes during an ``llm`` verb."""
+
+    name: str
+    args: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Caller:
+    """A scripted caller (and the world around the call).
+
+    Attributes:
+        inputs: what the caller says or presses, one per gather, in order;
+            when they run out, gathers time out.
+        hangup_after: seconds into the call when the caller hangs up
+            (``None``: stays until the app ends the call or ``time_limit``).
+        time_limit: the most a call may last (jambonz's timeLimit).
+        dial: outcome per dialled number/URI; ``"*"`` for any other.
+        tool_calls: tool calls the LLM makes, in order, during ``llm`` verbs.
+        name, number: the caller's display name and number (``from``).
+    """
+
+    inputs: list[Input] = field(default_factory=list)
+    hangup_after: float | None = None
+    time_limit: float = 3600.0
+    dial: dict[str, DialOutcome] = field(default_factory=dict)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    name: str = "Alice"
+    number: str = "+14155550100"
+
+    @classmethod
+    def saying(cls, *texts: str, **kw: object) -> Caller:
+        """A caller who says each text in turn."""
+        return cls(inputs=[Speech(t) for t in texts], **kw)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_steps(cls, steps: Iterable[tuple[str, str]], **kw: object) -> Caller:
+        """From ``("speech", text)`` / ``("dtmf", digits)`` / ``("silence", "")`` pairs (the CLI)."""
+        inputs: list[Input] = []
+        for kind, value in steps:
+            if kind == "speech":
+                inputs.append(Speech(value))
+            elif kind == "dtmf":
+                inputs.append(Digits(value))
+            elif kind == "silence":
+                inputs.append(Silence())
+            else:
+                raise ValueError(f"unknown caller step {kind!r}: use speech, dtmf or silence")
+        return cls(inputs=inputs, **kw)  # type: ignore[arg-type]
+
+    def outcome(self, target: str) -> DialOutcome:
+        return self.dial.get(target) or self.dial.get("*") or DialOutcome()

@@ -1,0 +1,782 @@
+"""The simulated feature server's side of one call (protocol doc §1–§6).
+
+:class:`SimCall` connects to a jambonz WebSocket app the way jambonz does
+(subprotocol ``ws.jambonz.org``, Basic auth, 1.5 s handshake, ``#rc``/``#rp``
+retries with jambonz's backoff), sends ``session:new``, then runs the verb
+stack: each verb is executed by a runner from :mod:`jambonz_lab.sim.verbs`,
+hooks are sent and their acks awaited (5 s), commands from the app are
+applied as the feature server applies them, and the socket is re-opened with
+``session:reconnect`` when the app drops it.
+
+Runs on one asyncio loop (the lab's, see :mod:`jambonz_lab.sim.api`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import logging
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urldefrag
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
+
+from ..exceptions import VerbError
+from ..protocol import MAX_APP_FRAME, SUBPROTOCOL
+from ..protocol.snake import snake_keys
+from ..protocol.verbs import normalize_verbs
+from .caller import Caller, Input, Silence
+from .clock import Clock
+from .result import CallResult, TraceEntry
+
+__all__ = ["AckTimeout", "Hangup", "SimCall", "SimOptions"]
+
+log = logging.getLogger("jambonz_lab.sim")
+
+#: verbs feature-server 0.9.8 can run (make_task.js); the rest of the schemas are v10+
+FS_VERBS = frozenset(
+    "say play gather dial hangup pause redirect config listen stream transcribe conference enqueue "
+    "dequeue leave llm s2s openai_s2s microsoft_s2s google_s2s elevenlabs_s2s deepgram_s2s "
+    "voiceagent_s2s ultravox_s2s dialogflow lex rasa message sip:decline sip:refer sip:request tag "
+    "dtmf answer alert dub rest:dial".split()
+)
+BACKOFF = (0.5, 1.0, 2.0, 4.0, 6.0, 8.0)
+_base58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+class Hangup(Exception):
+    """The call ends now (``by``: ``caller`` or ``jambonz``)."""
+
+    def __init__(self, by: str, sip_status: int = 200, reason: str = "OK") -> None:
+        super().__init__(by)
+        self.by = by
+        self.sip_status = sip_status
+        self.reason = reason
+
+
+class AckTimeout(Exception):
+    """No ack within the response timeout (jambonz rejects with a string)."""
+
+
+class SimOptions:
+    """Timing and limits of the simulated feature server (jambonz's defaults)."""
+
+    def __init__(
+        self,
+        *,
+        ack_timeout: float = 5.0,
+        handshake_timeout: float = 1.5,
+        max_frame: int = MAX_APP_FRAME,
+        idle_wait: float = 1.0,
+        username: str | None = None,
+        password: str | None = None,
+        seed: int | None = 0,
+    ) -> None:
+        self.ack_timeout = ack_timeout
+        self.handshake_timeout = handshake_timeout
+        self.max_frame = max_frame
+        #: virtual clock only: real seconds to wait for a command while idle before
+        #: jumping to the caller's hangup (an app that pushes later is too late)
+        self.idle_wait = idle_wait
+        self.username = username
+        self.password = password
+        self.seed = seed
+
+
+class SimCall:
+    """One simulated inbound call against ``url``."""
+
+    def __init__(
+        self,
+        url: str,
+        caller: Caller | None = None,
+        clock: Clock | None = None,
+        options: SimOptions | None = None,
+        **attrs: Any,
+    ) -> None:
+        self.url, fragment = urldefrag(url)
+        self.retries, self.policies = _hash_params(fragment)
+        self.caller = caller or Caller()
+        self.clock = clock or Clock("virtual")
+        self.options = options or SimOptions()
+        self.rng = random.Random(self.options.seed)
+        self.call_sid: str = attrs.pop("call_sid", None) or str(uuid.UUID(int=self.rng.getrandbits(128)))
+        self.attrs = attrs
+        self.result = CallResult(self.call_sid)
+        self.stack: deque[dict[str, Any]] = deque()
+        self.answered = False
+        self.answer_at: float | None = None
+        self.status = "trying"
+        self.sip_status, self.sip_reason = 100, "Trying"
+        self.customer_data: dict[str, Any] | None = None
+        self.notify_events = False
+        self.config: dict[str, Any] = {}
+        self.session_started = False  # the session:new ack was processed
+        self.payload = self._session_new_payload()
+        self._inputs: Iterator[Input] = iter(self.caller.inputs)
+        self._msgids = itertools.count()
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._held: list[str] = []  # frames waiting for the reconnect ack
+        self._ready = asyncio.Event()  # socket open and not re-syncing
+        self._graceful = False  # the app closed with 1000
+        self._connections = 0
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._verb_task: asyncio.Task[None] | None = None
+        self._replaced = False
+        self._ended: Hangup | None = None
+        self._new_ack: asyncio.Future[Any] | None = None
+        self.listeners: dict[str, Callable[[dict[str, Any]], None]] = {}
+
+    # -- facts ------------------------------------------------------------------------
+
+    def next_input(self) -> Input:
+        return next(self._inputs, Silence())
+
+    def deadline(self) -> tuple[float, str]:
+        """When the call ends by itself, and who ends it."""
+        limit = self.caller.time_limit
+        hang = self.caller.hangup_after
+        if hang is not None and hang <= limit:
+            return hang, "caller"
+        return limit, "jambonz"
+
+    def call_info(self) -> dict[str, Any]:
+        """The toJSON() shape of the call (most hooks and call:status)."""
+        info: dict[str, Any] = {
+            "call_sid": self.call_sid,
+            "direction": "inbound",
+            "from": self.payload["from"],
+            "to": self.payload["to"],
+            "call_id": self.payload["call_id"],
+            "sbc_callid": self.payload["sbc_callid"],
+            "sip_status": self.sip_status,
+            "sip_reason": self.sip_reason,
+            "call_status": self.status,
+            "account_sid": self.payload["account_sid"],
+            "trace_id": self.payload["trace_id"],
+            "application_sid": self.payload["application_sid"],
+            "fs_sip_address": "10.0.1.30:5070",
+            "originating_sip_ip": self.payload["originating_sip_ip"],
+            "originating_sip_trunk_name": self.payload["originating_sip_trunk_name"],
+        }
+        if self.customer_data is not None:
+            info["customerData"] = self.customer_data
+        info["fs_public_ip"] = "203.0.113.30"
+        return info
+
+    def raw_info(self) -> dict[str, Any]:
+        """The raw CallInfo shape (transcriptionHook, conference wait hooks)."""
+        keys = (
+            "direction",
+            "trace_id",
+            "caller_name",
+            "call_sid",
+            "account_sid",
+            "application_sid",
+            "from",
+            "to",
+            "call_id",
+            "sbc_callid",
+            "originating_sip_ip",
+            "originating_sip_trunk_name",
+            "local_sip_address",
+        )
+        info = {k: self.payload[k] for k in keys}
+        info.update(
+            {
+                "has_recording": False,
+                "sip_status": self.sip_status,
+                "sip_reason": self.sip_reason,
+                "call_status": self.status,
+            }
+        )
+        return info
+
+    def _session_new_payload(self) -> dict[str, Any]:
+        r = self.rng
+
+        def hexid(n: int) -> str:
+            return "".join(r.choice("0123456789abcdef") for _ in range(n))
+
+        def sid() -> str:
+            return str(uuid.UUID(int=r.getrandbits(128)))
+
+        caller, to = self.caller.number, self.attrs.pop("to", "+16175550199")
+        frm = self.attrs.pop("from_", None) or self.attrs.pop("from", None) or caller
+        call_id = f"{hexid(8)}-{hexid(4)}-{hexid(4)}-{hexid(4)}-{hexid(12)}"
+        sbc = f"{hexid(16)}@203.0.113.10"
+        account, app = sid(), sid()
+        headers = {
+            "via": f"SIP/2.0/UDP 10.0.1.20:5060;rport=5060;branch=z9hG4bK{hexid(8)};received=10.0.1.20",
+            "max-forwards": "70",
+            "from": f'"{self.caller.name}" <sip:{frm}@203.0.113.10>;tag={hexid(6)}',
+            "to": f"<sip:{to}@203.0.113.20>",
+            "call-id": call_id,
+            "cseq": "1001 INVITE",
+            "contact": "<sip:10.0.1.20:5060>",
+            "content-type": "application/sdp",
+            "X-Account-Sid": account,
+            "X-CID": sbc,
+            "X-Forwarded-For": "198.51.100.7",
+            "X-Originating-Carrier": "AcmeCarrier",
+            "X-Application-Sid": app,
+        }
+        headers.update(self.attrs.pop("sip_headers", {}))
+        body = (
+            "v=0\r\no=- 4711 4711 IN IP4 10.0.1.20\r\ns=-\r\nc=IN IP4 10.0.1.20\r\nt=0 0\r\n"
+            "m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+        )
+        raw = (
+            f"INVITE sip:{to}@10.0.1.30:5070 SIP/2.0\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "\r\n"
+            + body
+        )
+        payload: dict[str, Any] = {
+            "sip": {
+                "headers": headers,
+                "raw": raw,
+                "body": body,
+                "method": "INVITE",
+                "version": "2.0",
+                "uri": f"sip:{to}@10.0.1.30:5070",
+                "payload": [{"type": "application/sdp", "content": body}],
+            },
+            "direction": "inbound",
+            "trace_id": hexid(32),
+            "has_recording": False,
+            "caller_name": self.caller.name,
+            "call_sid": self.call_sid,
+            "account_sid": account,
+            "application_sid": app,
+            "from": frm,
+            "to": to,
+            "call_id": call_id,
+            "sip_status": 100,
+            "sip_reason": "Trying",
+            "call_status": "trying",
+            "sbc_callid": sbc,
+            "originating_sip_ip": "198.51.100.7",
+            "originating_sip_trunk_name": "AcmeCarrier",
+            "local_sip_address": "10.0.1.30:5070",
+            "public_ip": "203.0.113.30",
+            "service_provider_sid": sid(),
+            "defaults": {
+                "synthesizer": {"vendor": "google", "language": "en-US", "voice": "en-US-Standard-C"},
+                "recognizer": {"vendor": "google", "language": "en-US"},
+            },
+        }
+        env = self.attrs.pop("env_vars", None)
+        if env:
+            payload["env_vars"] = dict(env)
+        payload.update(self.attrs)
+        return payload
+
+    # -- trace ------------------------------------------------------------------------
+
+    def trace(
+        self, direction: str, kind: str, msgid: str | None, payload: Any, note: str | None = None
+    ) -> None:
+        self.result.trace.append(
+            TraceEntry(self.clock.now(), time.time(), direction, kind, msgid, payload, note)
+        )
+
+    def note(self, kind: str, note: str, payload: Any = None) -> None:
+        self.trace("sim", kind, None, payload, note)
+
+    def heard(self, kind: str, what: str) -> None:
+        self.result.heard.append((kind, what))
+
+    def error(self, text: str) -> None:
+        self.result.errors.append(text)
+
+    # -- time -------------------------------------------------------------------------
+
+    async def sleep(self, seconds: float) -> None:
+        """A wait of the call itself (a verb's duration); the caller may hang up meanwhile."""
+        seconds = max(0.0, seconds)
+        end, by = self.deadline()
+        now = self.clock.now()
+        if now + seconds >= end:
+            await self._pass(end - now)
+            raise Hangup(by)
+        await self._pass(seconds)
+
+    async def _pass(self, seconds: float) -> None:
+        if self.clock.virtual:
+            self.clock.advance(seconds)
+            await asyncio.sleep(0)
+        else:
+            await asyncio.sleep(max(0.0, seconds))
+
+    async def wait_real(self, fut: asyncio.Future[Any], timeout: float) -> Any:
+        """Wait for the app (real time in both clocks; virtual time moves by what passed)."""
+        t0 = time.monotonic()
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        finally:
+            self.clock.advance(time.monotonic() - t0)
+
+    # -- messages -----------------------------------------------------------------------
+
+    def new_msgid(self) -> str:
+        n = next(self._msgids)
+        return "".join(self.rng.choice(_base58) for _ in range(18)) + f"{n:04d}"
+
+    def _envelope(self, kind: str, data: Any, hook: str | None, msgid: str) -> dict[str, Any]:
+        msg: dict[str, Any] = {"type": kind, "msgid": msgid, "call_sid": self.call_sid}
+        if hook is not None:
+            msg["hook"] = hook
+        msg["data"] = snake_keys(data)
+        return msg
+
+    async def notify(self, kind: str, data: Any, hook: str | None = None) -> None:
+        """Send a message that wants no ack."""
+        if self._graceful:
+            return
+        msg = self._envelope(kind, data, hook, self.new_msgid())
+        await self._send(msg)
+
+    async def request(
+        self, kind: str, data: Any, hook: str | None = None, *, timeout: float | None = None
+    ) -> Any:
+        """Send a message that wants an ack; return the ack's ``data`` (``None`` if absent).
+
+        Raises:
+            AckTimeout: no ack in time (or the socket dropped and jambonz abandoned it).
+        """
+        if self._graceful:
+            return None  # jambonz discards everything after a 1000 close
+        msgid = self.new_msgid()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[msgid] = fut
+        if kind == "session:new":
+            self._new_ack = fut
+        await self._send(self._envelope(kind, data, hook, msgid))
+        try:
+            return await self.wait_real(fut, self.options.ack_timeout if timeout is None else timeout)
+        except TimeoutError:
+            self.note("ack-timeout", f"timeout from far end for msgid {msgid}", {"type": kind, "hook": hook})
+            raise AckTimeout(msgid) from None
+        finally:
+            self._pending.pop(msgid, None)
+
+    async def hook(
+        self, hook: str | None, data: dict[str, Any], *, kind: str = "verb:hook"
+    ) -> list[dict[str, Any]]:
+        """An awaited hook: returns the valid ack verbs ([] = carry on). Raises AckTimeout."""
+        if not hook:
+            return []
+        if hook.startswith(("http://", "https://")):
+            self.note("http-hook", f"{hook} is an HTTP webhook; not sent on the socket")
+            return []
+        verbs = await self.request(kind, data, hook)
+        return self.accept_verbs(verbs, f"ack to {hook}")
+
+    async def notify_hook(self, hook: str | None, data: dict[str, Any]) -> None:
+        """A hook jambonz does not wait for (partial results, status hooks): acks ignored."""
+        if not hook:
+            return
+        task = asyncio.get_running_loop().create_task(self._unawaited(hook, data))
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def _unawaited(self, hook: str, data: dict[str, Any]) -> None:
+        try:
+            await self.request("verb:hook", data, hook)
+        except AckTimeout:
+            pass
+
+    def accept_verbs(self, verbs: Any, where: str) -> list[dict[str, Any]]:
+        """Validate verbs from an ack or command; invalid ones are dropped and reported."""
+        if verbs is None:
+            return []
+        if not isinstance(verbs, list):
+            self.note("ignored", f"{where}: data is not an array; ignored")
+            return []
+        try:
+            checked = normalize_verbs(verbs)
+        except VerbError as exc:
+            self.note("invalid-verbs", f"{where}: {exc}; dropped")
+            self.error(f"{where}: {exc}")
+            return []
+        unknown = [v["verb"] for v in checked if v["verb"] not in FS_VERBS]
+        if unknown:
+            self.note("invalid-verbs", f"{where}: invalid jambonz verb {unknown[0]!r}; dropped")
+            self.error(f"{where}: invalid jambonz verb {unknown[0]!r}")
+            return []
+        return checked
+
+    async def send_status(
+        self, status: str, sip_status: int | None = None, reason: str | None = None, **extra: Any
+    ) -> None:
+        self.status = status
+        if sip_status is not None:
+            self.sip_status, self.sip_reason = sip_status, reason or self.sip_reason
+        await self.notify("call:status", {**self.call_info(), **extra})
+
+    async def verb_status(self, event: str, verb: dict[str, Any], **extra: Any) -> None:
+        if self.notify_events:
+            data = {"event": event, "name": verb["verb"], **extra}
+            if "id" in verb:
+                data["id"] = verb["id"]
+            await self.notify("verb:status", data)
+
+    async def jambonz_error(self, data: dict[str, Any]) -> None:
+        await self.notify("jambonz:error", data)
+        self.error(str(data.get("msg")) + (f": {data['details']}" if data.get("details") else ""))
+
+    # -- transport -------------------------------------------------------------------------
+
+    async def _send(self, msg: dict[str, Any]) -> None:
+        text = json.dumps(msg)
+        self.trace("sent", msg["type"], msg.get("msgid"), msg)
+        if not self._ready.is_set() and msg["type"] != "session:reconnect":
+            self._held.append(text)
+            return
+        await self._write(text)
+
+    async def _write(self, text: str) -> None:
+        ws = self._ws
+        if ws is None:
+            return
+        try:
+            await ws.send(text)
+        except websockets.ConnectionClosed:
+            pass
+
+    async def connect(self) -> None:
+        """Open a socket with jambonz's retry policy (up to 1 + rc attempts)."""
+        headers = {"User-Agent": "jambonz"}
+        if self.options.username is not None:
+            token = base64.b64encode(f"{self.options.username}:{self.options.password or ''}".encode())
+            headers["Authorization"] = "Basic " + token.decode()
+        attempt = 0
+        while True:
+            try:
+                ws = await websockets.connect(
+                    self.url,
+                    subprotocols=[Subprotocol(SUBPROTOCOL)],
+                    additional_headers=headers,
+                    open_timeout=self.options.handshake_timeout,
+                    max_size=None,
+                    ping_interval=None,
+                    compression=None,
+                )
+            except Exception as exc:  # what jambonz's retry policy sees
+                if attempt >= self.retries or not _retryable(exc, self.policies):
+                    raise
+                delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                self.note("connect-retry", f"{type(exc).__name__}: {exc}; retry in {delay:g} s")
+                await self._pass(delay)
+                attempt += 1
+                continue
+            if ws.subprotocol != SUBPROTOCOL:
+                await ws.close()
+                raise ConnectionError("Server sent no subprotocol")
+            self._ws = ws
+            self._connections += 1
+            self._reader = asyncio.get_running_loop().create_task(self._read(ws))
+            return
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for frame in ws:
+                self._on_frame(frame)
+                if self._ws is not ws:
+                    return
+        except websockets.ConnectionClosed:
+            pass
+        if self._ws is ws:
+            self._on_close(ws.close_code)
+
+    def _on_frame(self, frame: str | bytes) -> None:
+        text = frame.decode(errors="replace") if isinstance(frame, bytes) else frame
+        if len(text.encode()) > self.options.max_frame:
+            self.note("frame-too-large", f"app frame of {len(text.encode())} bytes; closing with 1009")
+            self.error("app sent a frame over 24 KiB (closed 1009)")
+            ws = self._ws
+            if ws is not None:
+                asyncio.get_running_loop().create_task(ws.close(1009, "message too big"))
+            return
+        try:
+            msg = json.loads(text)
+            assert isinstance(msg, dict), "message is not an object"
+            kind = msg.get("type")
+            assert kind in ("ack", "command"), f"invalid type {kind!r}"
+            if kind == "ack":
+                assert isinstance(msg.get("msgid"), str), "ack has no msgid"
+            else:
+                assert isinstance(msg.get("command"), str), "command has no command"
+                if msg["command"] not in ("llm:tool-output", "tts:flush", "tts:clear"):
+                    assert "data" in msg, f"{msg['command']} has no data"
+        except (ValueError, AssertionError) as exc:
+            self.trace("received", "invalid", None, text[:2000], str(exc))
+            asyncio.get_running_loop().create_task(
+                self.jambonz_error({"msg": "InvalidMessage", "details": str(exc), "content": text[:2000]})
+            )
+            return
+        self.trace("received", msg["type"] if msg["type"] == "ack" else msg["command"], msg.get("msgid"), msg)
+        if msg["type"] == "ack":
+            fut = self._pending.get(msg["msgid"])
+            if fut is None or fut.done():
+                self.note("ack-discarded", f"ack to unknown msgid {msg['msgid']}, discarding")
+                return
+            fut.set_result(msg.get("data"))
+            return
+        if not self.session_started:
+            self.note("command-lost", f"{msg['command']} before the session:new ack was processed; lost")
+            return
+        from .commands import apply_command
+
+        apply_command(self, msg)
+
+    def _on_close(self, code: int | None) -> None:
+        self._ready.clear()
+        self._ws = None
+        if code == 1000:
+            self._graceful = True
+            self.note("app-closed", "app closed with 1000; jambonz stops sending for this call")
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_result(None)
+            self._wake.set()
+            return
+        self.note("socket-closed", f"socket closed with {code}; reconnecting")
+        if self._ended is not None:
+            return
+        for msgid, fut in list(self._pending.items()):
+            if self.session_started and not fut.done():
+                self.note("abandoned", f"abandoning msgid {msgid} since socket is closed")
+                fut.set_exception(AckTimeout(msgid))
+        if self._connections < self.retries:
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+        else:
+            self.note("no-reconnect", f"{self._connections} connections made; no more reconnects")
+
+    async def _reconnect(self) -> None:
+        attempt = 0
+        while self._ended is None:
+            delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+            await self._pass(delay)
+            try:
+                await self.connect()
+                break
+            except Exception as exc:  # noqa: BLE001 - each failure schedules a longer wait
+                self.note("reconnect-failed", f"{type(exc).__name__}: {exc}")
+                attempt += 1
+                if attempt > 2 * len(BACKOFF):
+                    self._end_now(Hangup("jambonz"))
+                    return
+        if self._ended is not None:
+            return
+        try:
+            data = await self.request("session:reconnect", self.payload, timeout=self.options.ack_timeout)
+        except AckTimeout:
+            self.error("session:reconnect not acked; call hung up")
+            self._end_now(Hangup("jambonz"))
+            return
+        new = self._new_ack
+        if not self.session_started and new is not None and not new.done():
+            new.set_result(data)  # jambonz re-keys the unacked session:new to the reconnect
+        self._ready.set()
+        held, self._held = self._held, []
+        for text in held:
+            await self._write(text)
+
+    def _end_now(self, hangup: Hangup) -> None:
+        if self._ended is None:
+            self._ended = hangup
+        self.kill_current()
+        self._wake.set()
+
+    # -- the verb stack -----------------------------------------------------------------
+
+    def replace_stack(self, verbs: list[dict[str, Any]], *, kill: bool = True) -> None:
+        self.stack = deque(verbs)
+        if kill:
+            self.kill_current()
+        self._wake.set()
+
+    def append_stack(self, verbs: list[dict[str, Any]]) -> None:
+        self.stack.extend(verbs)
+        self._wake.set()
+
+    def kill_current(self) -> None:
+        task = self._verb_task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            self._replaced = True
+            task.cancel()
+
+    def end(self, by: str = "jambonz", sip_status: int = 200, reason: str = "OK") -> None:
+        """End the call from a command (``call:status completed``)."""
+        self._end_now(Hangup(by, sip_status, reason))
+
+    async def answer(self) -> None:
+        if not self.answered:
+            self.answered = True
+            self.answer_at = self.clock.now()
+            await self.send_status("in-progress", 200, "OK")
+
+    # -- run ----------------------------------------------------------------------------
+
+    async def run(self) -> CallResult:
+        """Place the call and play it out; returns its :class:`CallResult`."""
+        from . import verbs as runners
+
+        try:
+            await self.connect()
+        except Exception as exc:  # noqa: BLE001 - connect failure rejects the call
+            return self._reject(f"cannot connect: {type(exc).__name__}: {exc}", close=False)
+        self._ready.set()
+        try:
+            data = await self.request("session:new", self.payload)
+        except AckTimeout:
+            return await self._reject_closing("session:new not acked in time")
+        if self._graceful:
+            return self._reject("app closed the socket before acking session:new", close=False)
+        if not isinstance(data, list):
+            return await self._reject_closing("must be array")
+        if not data:
+            return await self._reject_closing("no application provided")
+        verbs = self.accept_verbs(data, "session:new ack")
+        if not verbs:
+            return await self._reject_closing("invalid verbs in the session:new ack")
+        self.stack = deque(verbs)
+        self.session_started = True
+        await self.send_status("trying", 100, "Trying")
+        try:
+            await self._loop(runners.run_verb)
+        finally:
+            await self._finish()
+        return self.result
+
+    async def _loop(self, run_verb: Callable[[SimCall, dict[str, Any]], Any]) -> None:
+        while self._ended is None:
+            if not self.stack:
+                if not await self._idle():
+                    return
+                continue
+            verb = self.stack.popleft()
+            self._replaced = False
+            self._verb_task = asyncio.get_running_loop().create_task(run_verb(self, verb))
+            try:
+                await self._verb_task
+            except asyncio.CancelledError:
+                if not self._replaced and self._ended is None:
+                    raise
+                self.note(
+                    "killed",
+                    f"{verb['verb']} killed (replaced)"
+                    if self._ended is None
+                    else f"{verb['verb']} ended by hangup",
+                )
+            except Hangup as hangup:
+                self._ended = hangup
+            except Exception as exc:  # a simulator bug must not hide the app's behaviour
+                log.exception("simulator failed running %s", verb.get("verb"))
+                self.note(
+                    "sim-error", f"simulator failed running {verb.get('verb')}: {type(exc).__name__}: {exc}"
+                )
+                self.error(f"simulator failed running {verb.get('verb')}: {exc}")
+            finally:
+                self._verb_task = None
+            if self._graceful and not self.stack:
+                self._ended = self._ended or Hangup("jambonz")
+
+    async def _idle(self) -> bool:
+        """Empty stack: wait for a redirect command; False when the call ended meanwhile."""
+        self._wake.clear()
+        end, by = self.deadline()
+        remaining = max(0.0, end - self.clock.now())
+        self.note("idle", "verb stack empty; waiting for commands")
+        wait = min(remaining, self.options.idle_wait) if self.clock.virtual else remaining
+        try:
+            await self.wait_real(asyncio.ensure_future(self._wake.wait()), wait)
+        except TimeoutError:
+            if self.clock.virtual:
+                self.clock.advance(max(0.0, end - self.clock.now()))
+            self._ended = Hangup(by)
+            return False
+        return self._ended is None and (bool(self.stack) or not self._graceful)
+
+    async def _finish(self) -> None:
+        ended = self._ended or Hangup("jambonz")
+        if self.answered:
+            duration = round(self.clock.now() - (self.answer_at or 0.0))
+            extra: dict[str, Any] = {"call_termination_by": ended.by, "duration": duration}
+            if ended.by == "caller":
+                extra["headers"] = {"reason": "Q.850;cause=16"}
+            if self.status not in ("completed", "failed"):
+                await self.send_status("completed", **extra)
+            self.result.duration = duration
+        elif self.status not in ("failed", "completed", "no-answer"):
+            if ended.by == "caller":
+                await self.send_status("no-answer", 487, "Request Terminated", call_termination_by="caller")
+            else:
+                self.sip_status, self.sip_reason = 603, "Decline"
+                self.note("unanswered", "session ended before answer; INVITE answered 603")
+                self.status = "failed"
+        self.result.final_status = self.status
+        self.result.sip_status = self.sip_status
+        self.result.termination_by = ended.by
+        await self._close(1000)
+
+    async def _close(self, code: int) -> None:
+        self._ended = self._ended or Hangup("jambonz")
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.close(code)
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    def _reject(self, reason: str, *, close: bool) -> CallResult:
+        self.status = "failed"
+        self.sip_status, self.sip_reason = 480, "Temporarily Unavailable"
+        self.note("rejected", f"call rejected with 480 (X-Reason: {reason})")
+        self.error(reason)
+        self.result.final_status = "failed"
+        self.result.sip_status = 480
+        self.result.termination_by = "jambonz"
+        return self.result
+
+    async def _reject_closing(self, reason: str) -> CallResult:
+        result = self._reject(reason, close=True)
+        await self._close(1001)
+        return result
+
+
+def _hash_params(fragment: str) -> tuple[int, set[str]]:
+    params = dict(p.split("=", 1) for p in fragment.split("&") if "=" in p)
+    try:
+        rc = abs(int(params.get("rc", "5"))) or 5
+    except ValueError:
+        rc = 5
+    policies = {p.strip() for p in params.get("rp", "ct").split(",") if p.strip()}
+    return min(rc, 5), policies
+
+
+def _retryable(exc: Exception, policies: set[str]) -> bool:
+    if "all" in policies:
+        return True
+    if isinstance(exc, websockets.InvalidStatus):
+        code = exc.response.status_code
+        return f"{code // 100}xx" in policies
+    if isinstance(exc, TimeoutError):  # a handshake timeout has no error code: only rp=all
+        return False
+    if isinstance(exc, ConnectionRefusedError | ConnectionResetError | ConnectionAbortedError):
+        return "ct" in policies
+    return False

@@ -1,0 +1,84 @@
+"""Verb runners of the simulated feature server.
+
+Each runner is ``async def run(call, verb) -> None`` registered with
+:func:`runner`; it does to the call what jambonz does (durations on the
+call's clock, what the caller hears, hooks with the payloads of protocol doc
+§4.3) and raises :class:`~jambonz_lab.sim.engine.Hangup` when the call ends.
+:func:`run_verb` adds what every verb shares: ``verb:status`` events, the
+implicit answer of verbs that need media, and preconditions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..engine import SimCall
+
+__all__ = ["NEEDS_MEDIA", "RUNNERS", "run_verb", "runner"]
+
+Runner = Callable[["SimCall", dict[str, Any]], Awaitable[None]]
+RUNNERS: dict[str, Runner] = {}
+
+#: verbs that answer an unanswered call unless earlyMedia (protocol doc §4.2)
+NEEDS_MEDIA = frozenset(
+    "say play gather transcribe listen llm dialogflow lex rasa conference enqueue dequeue dtmf answer".split()
+)
+NEEDS_ANSWERED = frozenset({"hangup", "sip:request", "sip:refer"})
+S2S_VENDORS = {
+    "openai_s2s": "openai",
+    "microsoft_s2s": "microsoft",
+    "google_s2s": "google",
+    "elevenlabs_s2s": "elevenlabs",
+    "deepgram_s2s": "deepgram",
+    "voiceagent_s2s": "voiceagent",
+    "ultravox_s2s": "ultravox",
+}
+CONFIG_ANSWERS = ("bargeIn", "record", "listen", "stream", "amd", "transcribe", "boostAudioSignal")
+
+
+def runner(*names: str) -> Callable[[Runner], Runner]:
+    def register(fn: Runner) -> Runner:
+        for name in names:
+            RUNNERS[name] = fn
+        return fn
+
+    return register
+
+
+def canonical(verb: dict[str, Any]) -> dict[str, Any]:
+    """Apply jambonz's synonyms: stream → listen, s2s shortcuts → llm with vendor."""
+    name = verb["verb"]
+    if name == "stream":
+        return {**verb, "verb": "listen"}
+    if name == "s2s":
+        return {**verb, "verb": "llm"}
+    if name in S2S_VENDORS:
+        return {**verb, "verb": "llm", "vendor": verb.get("vendor", S2S_VENDORS[name])}
+    return verb
+
+
+async def run_verb(call: SimCall, verb: dict[str, Any]) -> None:
+    verb = canonical(verb)
+    name = verb["verb"]
+    await call.verb_status("starting", verb)
+    if name in NEEDS_ANSWERED and not call.answered:
+        call.note("skipped", f"{name} needs an answered call; skipped")
+        return
+    if name == "sip:decline" and call.answered:
+        call.note("skipped", "sip:decline needs an unanswered call; skipped")
+        return
+    wants_media = name in NEEDS_MEDIA or (name == "config" and any(k in verb for k in CONFIG_ANSWERS))
+    if wants_media and not verb.get("earlyMedia"):
+        await call.answer()
+    fn = RUNNERS.get(name)
+    if fn is None:
+        call.note("not-simulated", f"{name}: the simulator does not run this verb")
+        call.error(f"{name}: not simulated")
+    else:
+        await fn(call, verb)
+    await call.verb_status("finished", verb)
+
+
+from . import ai, basic, dial, media, rooms  # noqa: E402,F401  (registers the runners)

@@ -1,0 +1,3 @@
+"""Verb runners: rooms (see jambonz_lab.sim.verbs)."""
+
+from __future__ import annotations
