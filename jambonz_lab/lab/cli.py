@@ -1,8 +1,14 @@
 """``jambonz-lab``: the command line.
 
-``jambonz-lab serve FILE [--host H] [--port P]`` imports FILE, which declares
-services with :func:`jambonz_lab.service`, serves them until SIGINT or
-SIGTERM, then shuts down cleanly.
+* ``jambonz-lab serve FILE [--host H] [--port P]`` imports FILE, which declares
+  services with :func:`jambonz_lab.service`, serves them until SIGINT or
+  SIGTERM, then shuts down cleanly.
+* ``jambonz-lab call URL [--speech TEXT]... [--dtmf DIGITS]... [--silence]...
+  [--hangup-after S] [--clock virtual|real] [--format table|json]`` places one
+  simulated inbound call to any jambonz WebSocket app and prints its trace;
+  exit status 0 when the call completed normally, 1 with a one-line reason
+  otherwise.
+* ``jambonz-lab demo`` serves the bundled demo app and calls it.
 """
 
 from __future__ import annotations
@@ -14,8 +20,12 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .runtime import default_lab, start
+
+if TYPE_CHECKING:
+    from ..sim import CallResult, TraceEntry
 
 __all__ = ["main"]
 
@@ -43,6 +53,78 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _call(args: argparse.Namespace) -> int:
+    from ..sim import Caller, call
+
+    caller = Caller.from_steps(args.steps or [], hangup_after=args.hangup_after)
+    result = call(args.url, caller, args.clock)
+    _print_trace(result, args.format)
+    return _verdict(result)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ..sim import Caller, Digits, Speech, call
+    from . import demo
+
+    lab = start()
+    try:
+        demo.install(lab.service(demo.PATH))
+        caller = Caller(inputs=[Speech("I would like a coffee"), Digits("42#"), Speech("goodbye")])
+        print(f"demo app at {lab.url}{demo.PATH}; calling it with a scripted caller ({args.clock} clock)\n")
+        result = call(lab.url + demo.PATH, caller, args.clock)
+        _print_trace(result, args.format)
+        return _verdict(result)
+    finally:
+        lab.stop()
+
+
+def _verdict(result: CallResult) -> int:
+    if result.ok:
+        return 0
+    reason = result.errors[0] if result.errors else f"final status {result.final_status}"
+    print(f"jambonz-lab: call {result.final_status} (SIP {result.sip_status}): {reason}", file=sys.stderr)
+    return 1
+
+
+def _print_trace(result: CallResult, fmt: str) -> None:
+    if fmt == "json":
+        print(result.to_jsonl())
+        return
+    arrows = {"sent": "jambonz → app", "received": "app → jambonz", "sim": "jambonz"}
+    print(f"{'t (s)':>7}  {'who':<14} {'what':<20} detail")
+    for e in result.trace:
+        print(f"{e.t:7.2f}  {arrows.get(e.direction, e.direction):<14} {e.type:<20} {_detail(e)}")
+    print("\ncaller heard:" + ("" if result.heard else " nothing"))
+    for kind, text in result.heard:
+        print(f"  {kind}: {text}")
+    print(
+        f"final status: {result.final_status} (SIP {result.sip_status}), {result.duration:g} s, "
+        f"ended by {result.termination_by}"
+    )
+
+
+def _detail(e: TraceEntry) -> str:
+    if e.note:
+        return e.note
+    msg = e.payload if isinstance(e.payload, dict) else {}
+    data = msg.get("data")
+    if e.type in ("ack", "redirect") and isinstance(data, list):
+        return ", ".join(str(v.get("verb")) for v in data if isinstance(v, dict)) or "(no verbs)"
+    if e.type == "ack":
+        return "(no verbs)"
+    parts = []
+    if msg.get("hook"):
+        parts.append(str(msg["hook"]))
+    if isinstance(data, dict):
+        for key in ("call_status", "reason", "digits", "event", "event_type"):
+            if key in data:
+                parts.append(f"{key}={data[key]}")
+        if isinstance(data.get("speech"), dict):
+            alts = data["speech"].get("alternatives") or [{}]
+            parts.append(f"transcript={alts[0].get('transcript')!r}")
+    return " ".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jambonz-lab", description="jambonz WebSocket apps in Python")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,10 +132,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("file", help="a Python file that calls jambonz_lab.service(...)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=3000, help="port (default 3000; 0 picks one)")
+    one = sub.add_parser("call", help="place one simulated call to a jambonz WebSocket app")
+    one.add_argument("url", help="the app's ws:// or wss:// URL, e.g. ws://127.0.0.1:3000/echo")
+    _caller_args(one)
+    demo = sub.add_parser("demo", help="serve the bundled demo app and call it")
+    demo.add_argument("--clock", choices=("virtual", "real"), default="virtual")
+    demo.add_argument("--format", choices=("table", "json"), default="table")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    return 2  # pragma: no cover - argparse refuses other commands
+    if args.command == "call":
+        return _call(args)
+    return _demo(args)
+
+
+def _caller_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--speech",
+        dest="steps",
+        action="append",
+        type=lambda s: ("speech", s),
+        metavar="TEXT",
+        help="the caller says TEXT at the next gather (repeatable, in order)",
+    )
+    p.add_argument(
+        "--dtmf",
+        dest="steps",
+        action="append",
+        type=lambda s: ("dtmf", s),
+        metavar="DIGITS",
+        help="the caller presses DIGITS at the next gather (repeatable, in order)",
+    )
+    p.add_argument(
+        "--silence",
+        dest="steps",
+        action="append_const",
+        const=("silence", ""),
+        help="the caller says nothing at the next gather",
+    )
+    p.add_argument(
+        "--hangup-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="the caller hangs up after SECONDS (default: when the app ends the call)",
+    )
+    p.add_argument("--clock", choices=("virtual", "real"), default="virtual")
+    p.add_argument("--format", choices=("table", "json"), default="table")
 
 
 if __name__ == "__main__":

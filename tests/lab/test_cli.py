@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -89,3 +90,49 @@ def test_serve_refuses_a_file_without_services(tmp_path: Path) -> None:
         timeout=30,
     )
     assert out.returncode == 2 and "declares no service" in out.stderr
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jambonz_lab.lab.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_call_prints_the_trace_and_exits_0_when_completed() -> None:
+    port = free_port()
+    proc = serve("echo.py", port)
+    try:
+        out = cli(
+            "call", f"ws://127.0.0.1:{port}/echo", "--speech", "hello", "--dtmf", "7#", "--speech", "goodbye"
+        )
+    finally:
+        stop(proc)
+    assert out.returncode == 0, out.stderr
+    assert "reason=speechDetected transcript='hello'" in out.stdout
+    assert "say: You pressed 7." in out.stdout
+    assert "final status: completed (SIP 200)" in out.stdout
+
+
+def test_call_json_is_one_object_per_line() -> None:
+    port = free_port()
+    proc = serve("hello.py", port)
+    try:
+        out = cli("call", f"ws://127.0.0.1:{port}/hello", "--format", "json")
+    finally:
+        stop(proc)
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert lines[0]["type"] == "session:new" and lines[0]["direction"] == "sent"
+    assert {"t", "direction", "type", "msgid", "note", "payload"} <= set(lines[0])
+
+
+def test_call_to_nothing_exits_1_with_one_line() -> None:
+    out = cli("call", "ws://127.0.0.1:9/x#rc=1")
+    assert out.returncode == 1
+    assert out.stderr.strip().count("\n") == 0 and "cannot connect" in out.stderr
+
+
+def test_demo_runs_the_bundled_app() -> None:
+    out = cli("demo")
+    assert out.returncode == 0, out.stderr
+    assert "You said: I would like a coffee" in out.stdout
+    assert "final status: completed" in out.stdout
