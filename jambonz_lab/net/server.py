@@ -68,6 +68,8 @@ class ServerOptions:
         handler_threads: worker threads for plain-function handlers.
         max_frame: largest frame the app may send (jambonz's 24 KiB).
         max_incoming: largest frame accepted from jambonz.
+        backlog: pending TCP connections the listener queues (a burst of
+            calls beyond it waits for SYN retransmits, ~1 s each).
     """
 
     grace: float = 1.0
@@ -76,6 +78,7 @@ class ServerOptions:
     handler_threads: int = 32
     max_frame: int = MAX_APP_FRAME
     max_incoming: int = 16 * 1024 * 1024
+    backlog: int = 1024
 
     def __post_init__(self) -> None:
         self.default_verbs = normalize_verbs(self.default_verbs)
@@ -168,7 +171,7 @@ class AppServer:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=self.options.backlog)
         try:
             await site.start()
         except OSError as exc:
