@@ -71,6 +71,11 @@ def apply_command(call: SimCall, msg: dict[str, Any]) -> None:
         _config(call, data)
     elif name in ("record", "dub", "boostAudioSignal", "media:path", "conf:participant-action", "llm:update"):
         call.note("command", f"{name} {data!r}")
+    elif name in ("tts:tokens", "tts:flush", "tts:clear"):
+        from .verbs.ai import tts_stream
+
+        tts_stream(call)
+        call.listeners[name](msg)
     elif name == "tag":
         call.note("invalid-command", "tag is not a WebSocket command in jambonz 0.9.8; use the tag verb")
     else:

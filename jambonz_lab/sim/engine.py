@@ -80,6 +80,7 @@ class SimOptions:
         username: str | None = None,
         password: str | None = None,
         seed: int | None = 0,
+        tool_timeout: float = 5.0,
     ) -> None:
         self.ack_timeout = ack_timeout
         self.handshake_timeout = handshake_timeout
@@ -90,6 +91,8 @@ class SimOptions:
         self.username = username
         self.password = password
         self.seed = seed
+        #: real seconds an llm verb waits for the app's llm:tool-output
+        self.tool_timeout = tool_timeout
 
 
 class SimCall:
@@ -386,17 +389,26 @@ class SimCall:
         return self.accept_verbs(verbs, f"ack to {hook}")
 
     async def notify_hook(self, hook: str | None, data: dict[str, Any]) -> None:
-        """A hook jambonz does not wait for (partial results, status hooks): acks ignored."""
-        if not hook:
+        """A hook jambonz does not wait for (partial results, status hooks): sent now, acks ignored."""
+        if not hook or self._graceful:
             return
-        task = asyncio.get_running_loop().create_task(self._unawaited(hook, data))
+        msgid = self.new_msgid()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[msgid] = fut
+        await self._send(self._envelope("verb:hook", data, hook, msgid))  # before whatever follows it
+        task = asyncio.get_running_loop().create_task(self._unawaited(hook, msgid, fut))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
-    async def _unawaited(self, hook: str, data: dict[str, Any]) -> None:
-        try:
-            await self.request("verb:hook", data, hook)
+    async def _unawaited(self, hook: str, msgid: str, fut: asyncio.Future[Any]) -> None:
+        try:  # in the background: the call's clock does not wait for this ack
+            await asyncio.wait_for(asyncio.shield(fut), self.options.ack_timeout)
+        except TimeoutError:
+            what = {"type": "verb:hook", "hook": hook}
+            self.note("ack-timeout", f"timeout from far end for msgid {msgid}", what)
         except AckTimeout:
             pass
+        finally:
+            self._pending.pop(msgid, None)
 
     def accept_verbs(self, verbs: Any, where: str) -> list[dict[str, Any]]:
         """Validate verbs from an ack or command; invalid ones are dropped and reported."""
@@ -499,7 +511,7 @@ class SimCall:
         except websockets.ConnectionClosed:
             pass
         if self._ws is ws:
-            self._on_close(ws.close_code)
+            self._on_close(_close_code(ws))
 
     def _on_frame(self, frame: str | bytes) -> None:
         text = frame.decode(errors="replace") if isinstance(frame, bytes) else frame
@@ -551,7 +563,7 @@ class SimCall:
             for fut in self._pending.values():
                 if not fut.done():
                     fut.set_result(None)
-            self._wake.set()
+            # no wake-up: an idle call stays in dead air until the caller hangs up or timeLimit (§1.5)
             return
         self.note("socket-closed", f"socket closed with {code}; reconnecting")
         if self._ended is not None:
@@ -590,10 +602,9 @@ class SimCall:
         new = self._new_ack
         if not self.session_started and new is not None and not new.done():
             new.set_result(data)  # jambonz re-keys the unacked session:new to the reconnect
+        while self._held:  # held frames first, in order; new ones keep queueing meanwhile
+            await self._write(self._held.pop(0))
         self._ready.set()
-        held, self._held = self._held, []
-        for text in held:
-            await self._write(text)
 
     def _end_now(self, hangup: Hangup) -> None:
         if self._ended is None:
@@ -702,32 +713,41 @@ class SimCall:
         remaining = max(0.0, end - self.clock.now())
         self.note("idle", "verb stack empty; waiting for commands")
         wait = min(remaining, self.options.idle_wait) if self.clock.virtual else remaining
+        waiter = asyncio.ensure_future(self._wake.wait())
         try:
-            await self.wait_real(asyncio.ensure_future(self._wake.wait()), wait)
+            await self.wait_real(waiter, wait)
         except TimeoutError:
             if self.clock.virtual:
                 self.clock.advance(max(0.0, end - self.clock.now()))
             self._ended = Hangup(by)
             return False
+        finally:
+            waiter.cancel()
         return self._ended is None and (bool(self.stack) or not self._graceful)
+
+    async def send_final_status(self, ended: Hangup) -> None:
+        """The call's own last ``call:status`` (once): completed, or no-answer if the caller gave up."""
+        if self.status in ("completed", "failed", "no-answer"):
+            return
+        if self.answered:
+            extra: dict[str, Any] = {"call_termination_by": ended.by, "duration": self._duration()}
+            if ended.by == "caller":
+                extra["headers"] = {"reason": "Q.850;cause=16"}
+            await self.send_status("completed", **extra)
+        elif ended.by == "caller":
+            await self.send_status("no-answer", 487, "Request Terminated", call_termination_by="caller")
+
+    def _duration(self) -> int:
+        return round(self.clock.now() - (self.answer_at or 0.0)) if self.answered else 0
 
     async def _finish(self) -> None:
         ended = self._ended or Hangup("jambonz")
-        if self.answered:
-            duration = round(self.clock.now() - (self.answer_at or 0.0))
-            extra: dict[str, Any] = {"call_termination_by": ended.by, "duration": duration}
-            if ended.by == "caller":
-                extra["headers"] = {"reason": "Q.850;cause=16"}
-            if self.status not in ("completed", "failed"):
-                await self.send_status("completed", **extra)
-            self.result.duration = duration
-        elif self.status not in ("failed", "completed", "no-answer"):
-            if ended.by == "caller":
-                await self.send_status("no-answer", 487, "Request Terminated", call_termination_by="caller")
-            else:
-                self.sip_status, self.sip_reason = 603, "Decline"
-                self.note("unanswered", "session ended before answer; INVITE answered 603")
-                self.status = "failed"
+        await self.send_final_status(ended)
+        if not self.answered and self.status not in ("failed", "completed", "no-answer"):
+            self.sip_status, self.sip_reason = 603, "Decline"
+            self.note("unanswered", "session ended before answer; INVITE answered 603")
+            self.status = "failed"
+        self.result.duration = self._duration()
         self.result.final_status = self.status
         self.result.sip_status = self.sip_status
         self.result.termination_by = ended.by
@@ -742,6 +762,9 @@ class SimCall:
             await ws.close(code)
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
+        for fut in self._pending.values():  # unawaited hooks still out: the call is over
+            if not fut.done():
+                fut.set_result(None)
 
     def _reject(self, reason: str, *, close: bool) -> CallResult:
         self.status = "failed"
@@ -769,6 +792,17 @@ def _hash_params(fragment: str) -> tuple[int, set[str]]:
     return min(rc, 5), policies
 
 
+def _close_code(ws: ClientConnection) -> int | None:
+    """The code that closed the socket: ours when we started the closing handshake.
+
+    (An aiohttp app answers any close frame with 1000; jambonz's ws client reports its own 1009.)
+    """
+    proto = ws.protocol
+    if proto.close_sent is not None and proto.close_rcvd_then_sent is not True:
+        return proto.close_sent.code
+    return ws.close_code
+
+
 def _retryable(exc: Exception, policies: set[str]) -> bool:
     if "all" in policies:
         return True
@@ -779,4 +813,6 @@ def _retryable(exc: Exception, policies: set[str]) -> bool:
         return False
     if isinstance(exc, ConnectionRefusedError | ConnectionResetError | ConnectionAbortedError):
         return "ct" in policies
+    if isinstance(exc, websockets.InvalidMessage) and isinstance(exc.__cause__, EOFError | ConnectionError):
+        return "ct" in policies  # dropped before the HTTP response: Node's "socket hang up", ECONNRESET
     return False

@@ -59,10 +59,24 @@ def canonical(verb: dict[str, Any]) -> dict[str, Any]:
     return verb
 
 
+#: the task names jambonz reports in verb:status for llm vendors (protocol doc §5)
+LLM_STATUS_NAMES = {
+    "openai": "Llm_OpenAI_s2s",
+    "google": "Llm_Google_s2s",
+    "elevenlabs": "Llm_Elevenlabs_s2s",
+    "ultravox": "Llm_Ultravox_s2s",
+    "voiceagent": "Llm_VoiceAgent_s2s",
+    "deepgram": "Llm_VoiceAgent_s2s",
+}
+
+
 async def run_verb(call: SimCall, verb: dict[str, Any]) -> None:
     verb = canonical(verb)
     name = verb["verb"]
-    await call.verb_status("starting", verb)
+    reported = (
+        {**verb, "verb": LLM_STATUS_NAMES.get(str(verb.get("vendor")), name)} if name == "llm" else verb
+    )
+    await call.verb_status("starting", reported)
     if name in NEEDS_ANSWERED and not call.answered:
         call.note("skipped", f"{name} needs an answered call; skipped")
         return
@@ -78,7 +92,7 @@ async def run_verb(call: SimCall, verb: dict[str, Any]) -> None:
         call.error(f"{name}: not simulated")
     else:
         await fn(call, verb)
-    await call.verb_status("finished", verb)
+    await call.verb_status("finished", reported)
 
 
 from . import ai, basic, dial, media, rooms  # noqa: E402,F401  (registers the runners)

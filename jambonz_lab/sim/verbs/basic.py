@@ -110,7 +110,8 @@ async def redirect(call: SimCall, verb: dict[str, Any]) -> None:
     except AckTimeout:
         call.error("session:redirect not acked: the call is hung up")
         raise Hangup("jambonz") from None
-    call.replace_stack(verbs, kill=False)
+    if verbs:  # an empty ack carries on with the stack
+        call.replace_stack(verbs, kill=False)
 
 
 @runner("gather")

@@ -1,3 +1,157 @@
-"""Verb runners: media (see jambonz_lab.sim.verbs)."""
+"""transcribe, listen (and stream), message, dtmf, alert, dub.
+
+transcribe
+    Takes the caller's inputs in order: each :class:`~jambonz_lab.sim.caller.Speech`
+    becomes, ``after`` seconds later, a transcriptionHook (awaited) with the raw
+    CallInfo and ``speech`` (the shape of gather's ``speech``). Ack verbs replace
+    the stack and end the transcribe. The first Silence or Digits input (or
+    none left) ends the transcripts; jambonz's transcribe then keeps running
+    until it is killed, so the verb waits until the caller hangs up (or a
+    ``redirect`` replaces it). translationHook: not simulated (no translation
+    engine), noted.
+
+listen / stream
+    No audio server: the ``url`` is noted. ``playBeep`` plays a 0.5 s tone first.
+    The stream runs ``maxLength`` seconds, or without it until hangup or a
+    replace. With ``finishOnKey`` (or ``passDtmf``) listen takes the caller's
+    next input: the keys of a Digits input are pressed one every ``interval``
+    from ``after``; the finish key ends the stream then and is reported as
+    ``digits`` (jambonz reports the finish key itself). The actionHook gets
+    ``digits?`` and ``dial_call_duration`` (whole seconds streamed: jambonz sets
+    it whenever the stream started, also outside a dial).
+
+message
+    The SMS is noted; the actionHook gets ``message_status:"success"``,
+    ``carrier`` (the verb's, else the call's carrier) and ``carrier_message_id``.
+
+dtmf
+    The caller hears ``("dtmf", digits)``; the verb lasts as jambonz waits:
+    ``len(digits) * (duration + 250) + 750`` ms (``duration`` default 500).
+
+alert
+    Noted (jambonz writes an application alert for the account).
+
+dub
+    The action and track are noted; what is played on a track (``sayOnTrack`` /
+    ``playOnTrack``, or ``addTrack`` with ``say`` / ``play``) is heard as
+    ``("dub", text or url)``. It runs in the background: the verb takes no time.
+"""
 
 from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from ..caller import Digits, Speech
+from ..engine import AckTimeout
+from . import runner
+from .basic import action_hook, hook_url, speech_result
+from .rooms import wait_for_end
+
+if TYPE_CHECKING:
+    from ..engine import SimCall
+
+BEEP = "tone_stream://L=1;%(500, 0, 1500)"
+BEEP_SECONDS = 0.5
+
+
+@runner("transcribe")
+async def transcribe(call: SimCall, verb: dict[str, Any]) -> None:
+    hook = hook_url(verb.get("transcriptionHook"))
+    if verb.get("translationHook"):
+        call.note("not-simulated", "translationHook: no translation is simulated")
+    while True:
+        said = call.next_input()
+        if not isinstance(said, Speech):
+            if isinstance(said, Digits):
+                call.note("ignored-input", f"transcribe does not take digits: {said.digits!r}")
+            break
+        await call.sleep(said.after)
+        if not hook:
+            call.note("transcription", f"transcribed {said.text!r}; no transcriptionHook")
+            continue
+        try:
+            verbs = await call.hook(hook, {**call.raw_info(), "speech": speech_result(said, said.text)})
+        except AckTimeout:
+            continue
+        if verbs:
+            call.replace_stack(verbs, kill=False)
+            return
+    call.note("transcribe", "no more speech; transcribing until the call ends")
+    await wait_for_end(call)
+
+
+@runner("listen")
+async def listen(call: SimCall, verb: dict[str, Any]) -> None:
+    call.note(
+        "listen",
+        f"audio streamed to {verb.get('url')} (mixType {verb.get('mixType', 'mono')}, "
+        f"sampleRate {verb.get('sampleRate', 8000)}); no audio server is simulated",
+    )
+    if verb.get("transcribe"):
+        call.note("not-simulated", "listen: nested transcribe not simulated")
+    if verb.get("playBeep"):
+        call.heard("play", BEEP)
+        await call.sleep(BEEP_SECONDS)
+    started = call.clock.now()
+    max_length = float(verb.get("maxLength") or 0)
+    finish = verb.get("finishOnKey")
+    results: dict[str, Any] = {}
+    pressed_at: float | None = None
+    if finish or verb.get("passDtmf"):
+        heard_input = call.next_input()
+        if isinstance(heard_input, Digits):
+            keys = heard_input.digits
+            if verb.get("passDtmf"):
+                call.note("listen", f"dtmf {keys!r} forwarded to the audio socket")
+            if finish and finish in keys:
+                pressed_at = heard_input.after + heard_input.interval * keys.index(finish)
+        elif isinstance(heard_input, Speech):
+            call.note("listen", f"caller said {heard_input.text!r} into the stream")
+    if pressed_at is not None and (max_length <= 0 or pressed_at < max_length):
+        await call.sleep(pressed_at)
+        results["digits"] = finish
+    elif max_length > 0:
+        await call.sleep(max_length)
+    else:
+        await wait_for_end(call)
+    results["dial_call_duration"] = int(call.clock.now() - started)
+    await action_hook(call, verb, results)
+
+
+@runner("message")
+async def message(call: SimCall, verb: dict[str, Any]) -> None:
+    carrier = str(verb.get("carrier") or call.payload["originating_sip_trunk_name"])
+    sms = f"SMS from {verb.get('from')} to {verb.get('to')} via {carrier}"
+    call.note("message", f"{sms}: {verb.get('text')!r}")
+    result = {
+        "message_status": "success",
+        "carrier": carrier,
+        "carrier_message_id": str(uuid.UUID(int=call.rng.getrandbits(128))),
+    }
+    await action_hook(call, verb, result)
+
+
+@runner("dtmf")
+async def dtmf(call: SimCall, verb: dict[str, Any]) -> None:
+    digits = str(verb["dtmf"])
+    duration = int(verb.get("duration") or 500)
+    call.heard("dtmf", digits)
+    await call.sleep((len(digits) * (duration + 250) + 750) / 1000)
+
+
+@runner("alert")
+async def alert(call: SimCall, verb: dict[str, Any]) -> None:
+    call.note("alert", f"application alert written: {verb.get('message')!r}")
+
+
+@runner("dub")
+async def dub(call: SimCall, verb: dict[str, Any]) -> None:
+    action, track = verb.get("action"), verb.get("track")
+    call.note("dub", f"{action} on track {track!r}")
+    say, play = verb.get("say"), verb.get("play")
+    if action == "sayOnTrack" or (action == "addTrack" and say and not play):
+        text = say.get("text") if isinstance(say, dict) else say
+        call.heard("dub", str(text or ""))
+    elif action == "playOnTrack" or (action == "addTrack" and play):
+        call.heard("dub", str(play or ""))
