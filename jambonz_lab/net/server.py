@@ -25,6 +25,7 @@ import inspect
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -89,7 +90,12 @@ class ServerOptions:
 
 
 class Connection:
-    """One WebSocket from jambonz (loop thread only)."""
+    """One WebSocket from jambonz (loop thread only).
+
+    Frames are queued by :meth:`write` and written in order by :meth:`flush`,
+    which a handler task awaits right after the handler (no extra task switch
+    for coroutine handlers); otherwise a flush task is started.
+    """
 
     def __init__(self, server: AppServer, ws: web.WebSocketResponse, service: Service, path: str) -> None:
         self.server = server
@@ -98,31 +104,51 @@ class Connection:
         self.path = path
         self.session: Session | None = None
         self.early: list[Message] = []  # messages before the session opened
-        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        self._out: deque[str] = deque()
+        self._flushing = False
+        self._kicked = False
+        self._close_code: int | None = None
 
     def write(self, session: Session, outs: list[Outgoing]) -> None:
         for out in outs:
-            self._outbox.put_nowait(out.text)
+            self._out.append(out.text)
             self.server.record_out(session, out)
+        self._kick()
 
     def close(self, code: int) -> None:
-        self._outbox.put_nowait(None)
-        self.server.spawn(self.ws.close(code=code))
-
-    async def _write_loop(self) -> None:
-        while True:
-            text = await self._outbox.get()
-            if text is None or self.ws.closed:
-                return
-            try:
-                await self.ws.send_str(text)
-            except (ConnectionError, RuntimeError) as exc:
-                log.info("write failed on %s: %s", self.path, exc)
-                return
+        """Close with ``code`` once the frames queued before have been written."""
+        self._close_code = code
+        self._kick()
 
     def finish(self) -> None:
-        self._outbox.put_nowait(None)
+        """The socket is gone: drop what was not written."""
+        self._out.clear()
+
+    def _kick(self) -> None:
+        if not self._kicked and not self._flushing:
+            self._kicked = True
+            asyncio.get_running_loop().call_soon(self._start)
+
+    def _start(self) -> None:
+        self._kicked = False
+        if not self._flushing and (self._out or self._close_code is not None):
+            self.server.spawn(self.flush())
+
+    async def flush(self) -> None:
+        """Write the queued frames in order; one writer at a time, any task may call it."""
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            while self._out and not self.ws.closed:
+                await self.ws.send_str(self._out.popleft())
+            if self._close_code is not None and not self.ws.closed:
+                await self.ws.close(code=self._close_code)
+        except (ConnectionError, RuntimeError) as exc:
+            log.info("write failed on %s: %s", self.path, exc)
+            self._out.clear()
+        finally:
+            self._flushing = False
 
 
 class AppServer:
@@ -139,6 +165,7 @@ class AppServer:
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: set[Connection] = set()
+        self._watch: dict[tuple[str, str], tuple[float, Session, Message]] = {}
         self._runner: web.AppRunner | None = None
         self.host: str | None = None
         self.port: int | None = None
@@ -183,18 +210,20 @@ class AppServer:
         self.port = int(addresses[0][1]) if addresses else port
         self.host = host
         self._runner = runner
+        self.spawn(self._sweep())
         log.info("serving on %s:%s", host, self.port)
         return self.port
 
     async def stop(self) -> None:
         """Close every socket with 1001 (jambonz reconnects) and stop listening."""
         for conn in list(self._connections):
-            conn.finish()
             if not conn.ws.closed:
                 await conn.ws.close(code=1001, message=b"server going away")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        for task in list(self._tasks):
+            task.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -217,8 +246,9 @@ class AppServer:
                 headers={"Upgrade": "websocket"},
                 text=f"{service.path} is a jambonz WebSocket endpoint (subprotocol {SUBPROTOCOL})\n",
             )
+        # no permessage-deflate: jambonz frames are small and compressing them costs more CPU than it saves
         ws = web.WebSocketResponse(
-            protocols=(SUBPROTOCOL,), max_msg_size=self.options.max_incoming, autoping=True
+            protocols=(SUBPROTOCOL,), max_msg_size=self.options.max_incoming, autoping=True, compress=False
         )
         await ws.prepare(request)
         if ws.ws_protocol != SUBPROTOCOL:
@@ -307,7 +337,8 @@ class AppServer:
     def _dispatch(self, session: Session, msg: Message) -> None:
         handlers = session._deliver(msg)
         if msg.needs_ack:
-            asyncio.get_running_loop().call_later(self.options.ack_warning, self._ack_late, session, msg)
+            deadline = asyncio.get_running_loop().time() + self.options.ack_warning
+            self._watch[(session.call_sid, msg.msgid)] = (deadline, session, msg)
         self.run_handlers(session, handlers, msg, msgid=msg.msgid if msg.needs_ack else None)
 
     def _closed(self, conn: Connection, code: int | None) -> None:
@@ -343,6 +374,19 @@ class AppServer:
             msgid=msgid,
         )
 
+    async def _sweep(self) -> None:
+        """Report hooks still not acked after ``ack_warning`` (one sweeper, not a timer per hook)."""
+        running = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(0.5, self.options.ack_warning / 4))
+            now = running.time()
+            for key, (deadline, session, msg) in list(self._watch.items()):
+                if not session._call.is_pending(msg.msgid):
+                    del self._watch[key]
+                elif deadline <= now:
+                    del self._watch[key]
+                    self._ack_late(session, msg)
+
     def _ack_late(self, session: Session, msg: Message) -> None:
         if session._call.is_pending(msg.msgid):
             what = msg.hook or msg.type
@@ -366,21 +410,28 @@ class AppServer:
             if msgid and auto_ack:
                 self._auto_ack(session, msgid)
             return
-        self.spawn(self._run_all(session, handlers, arg, msgid, auto_ack))
+        # one task per event, in a context where reply() knows which hook it answers
+        ctx = contextvars.copy_context()
+        if msgid:
+            ctx.run(current_hook.set, (session, msgid))
+        task = asyncio.get_running_loop().create_task(
+            self._run_all(session, handlers, arg, msgid, auto_ack), context=ctx
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _run_all(
         self, session: Session, handlers: list[Handler], arg: Any, msgid: str | None, auto_ack: bool
     ) -> None:
         running = asyncio.get_running_loop()
         for handler in handlers:
-            ctx = contextvars.copy_context()
-            if msgid:
-                ctx.run(current_hook.set, (session, msgid))
             try:
                 if is_coroutine_handler(handler):
-                    await running.create_task(handler(arg), context=ctx)
+                    await handler(arg)
+                    await session._conn.flush()  # its replies leave now, from this task
                 else:
-                    result = await running.run_in_executor(self._pool, ctx.run, handler, arg)
+                    run = contextvars.copy_context().run  # this task's context, hook included
+                    result = await running.run_in_executor(self._pool, run, handler, arg)
                     if inspect.isawaitable(result):
                         if inspect.iscoroutine(result):
                             result.close()

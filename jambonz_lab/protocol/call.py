@@ -145,7 +145,10 @@ class CallProtocol:
         return head + list(self._pending.values())
 
     def is_pending(self, msgid: str) -> bool:
-        return any(p.msgid == msgid for p in self.pending())
+        if msgid in self._pending:
+            return True
+        initial = self._initial
+        return initial is not None and initial.msgid == msgid and self.state is not CallState.DETACHED
 
     def acked_by(self, msgid: str) -> AckedBy | None:
         done = self._done.get(msgid)

@@ -258,6 +258,27 @@ class TestHooks:
             assert time.monotonic() - t0 < 0.5
 
 
+    def test_a_hook_not_acked_in_time_is_reported_before_jambonz_gives_up(self) -> None:
+        lab = jl.start(ack_warning=0.3)
+        try:
+
+            @lab.service("/").on("session:new")
+            def new(session: jl.Session) -> None:
+                session.on("/slow", lambda msg: time.sleep(1.0))
+                session.answer().send()
+
+            with FakeJambonz(lab.url) as fj:
+                fj.session_new()
+                fj.recv()
+                msgid = fj.hook("/slow")
+                wait_until(lambda: lab_rows(lab, "ack-late"))
+                assert fj.recv()["msgid"] == msgid  # still acked, after the handler
+            row = lab_rows(lab, "ack-late")[0]
+            assert row["msgid"] == msgid and "jambonz gives up at 5 s" in str(row["note"])
+        finally:
+            lab.stop()
+
+
 class TestRobustness:
     def test_bad_frames_are_recorded_and_the_socket_keeps_working(self, lab: jl.Lab) -> None:
         lab.service("/").on("session:new", lambda s: s.answer().send())
