@@ -29,12 +29,14 @@ def reference_app(lab: jl.Lab, sync: bool) -> None:
         session.hangup().reply()
 
     if sync:
+
         @svc.on("session:new")
         def new(session: jl.Session) -> None:
             session.on("/first", lambda m: first(m, session))
             session.on("/second", lambda m: second(m, session))
             session.say(text="Welcome").gather(input=["speech"], actionHook="/first", timeout=5).send()
     else:
+
         @svc.on("session:new")
         async def anew(session: jl.Session) -> None:
             async def on_first(m: jl.Message) -> None:
@@ -59,8 +61,9 @@ def main() -> None:
     caller = sim.Caller.saying("a coffee please", "thanks")
     sim.load(lab.url + "/flow", calls=20, concurrency=20, caller=caller, progress=False)  # warm-up
     cpu0, t0 = time.process_time(), time.perf_counter()
-    results = sim.load(lab.url + "/flow", calls=args.calls, concurrency=args.concurrency, caller=caller,
-                       progress=False)
+    results = sim.load(
+        lab.url + "/flow", calls=args.calls, concurrency=args.concurrency, caller=caller, progress=False
+    )
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     lab.stop()
     ok = sum(r.ok for r in results)
@@ -68,10 +71,14 @@ def main() -> None:
     durations = [r.duration for r in results]
     kind = "sync (worker threads)" if args.sync_handlers else "async (loop)"
     print(f"python {platform.python_version()}, {platform.machine()}, handlers: {kind}")
-    print(f"{'calls':>6} {'conc':>5} {'ok':>5} {'wall s':>7} {'cpu s':>6} {'calls/s':>8} {'cpu ms/call':>11} "
-          f"{'acks':>6} {'median call (virtual s)':>24}")
-    print(f"{args.calls:>6} {args.concurrency:>5} {ok:>5} {wall:7.2f} {cpu:6.2f} {args.calls / wall:8.0f} "
-          f"{1000 * cpu / args.calls:11.2f} {verbs:>6} {statistics.median(durations):>24.1f}")
+    print(
+        f"{'calls':>6} {'conc':>5} {'ok':>5} {'wall s':>7} {'cpu s':>6} {'calls/s':>8} {'cpu ms/call':>11} "
+        f"{'acks':>6} {'median call (virtual s)':>24}"
+    )
+    print(
+        f"{args.calls:>6} {args.concurrency:>5} {ok:>5} {wall:7.2f} {cpu:6.2f} {args.calls / wall:8.0f} "
+        f"{1000 * cpu / args.calls:11.2f} {verbs:>6} {statistics.median(durations):>24.1f}"
+    )
     print(f"target: <= 10 s on one core -> {'met' if cpu <= 10 and wall <= 10 else 'NOT met'}")
 
 

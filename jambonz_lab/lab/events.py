@@ -1,20 +1,26 @@
 """The event log: every message both ways and every lab event, as rows.
 
-Rows are appended on the loop thread (a list append, nothing else); readers in
-any thread get a pandas DataFrame built once per change and cached.
+Rows are appended on the loop thread (a list append of a plain tuple, with the
+frame kept as JSON text: nothing the garbage collector has to scan); readers
+in any thread get dicts or a pandas DataFrame, built once per change and cached.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import TYPE_CHECKING, Any
+
+from ..net.server import RECORD_FIELDS
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["COLUMNS", "EventLog"]
 
-COLUMNS = ("ts", "call_sid", "direction", "type", "msgid", "hook", "verbs", "payload", "note", "path")
+COLUMNS = RECORD_FIELDS
+_PAYLOAD = COLUMNS.index("payload")
+_CALL = COLUMNS.index("call_sid")
 
 
 class EventLog:
@@ -27,39 +33,49 @@ class EventLog:
     """
 
     def __init__(self) -> None:
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
         self._frame: pd.DataFrame | None = None
         self._frame_len = -1
 
-    def record(self, row: dict[str, Any]) -> None:
-        """Append one row (loop thread)."""
-        with self._lock:
-            self._rows.append(row)
+    def record(self, row: tuple[Any, ...]) -> None:
+        """Append one row (loop thread); fields in :data:`COLUMNS` order, payload as JSON text."""
+        self._rows.append(row)  # list.append is atomic; readers copy under the lock
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def rows(self, call_sid: str | None = None) -> list[dict[str, Any]]:
-        """A copy of the rows, optionally of one call. Any thread."""
+        """The rows as dicts (payload parsed), optionally of one call. Any thread."""
+        return [_as_dict(r) for r in self._select(call_sid)]
+
+    def _select(self, call_sid: str | None) -> list[tuple[Any, ...]]:
         with self._lock:
-            rows = list(self._rows)
-        return rows if call_sid is None else [r for r in rows if r["call_sid"] == call_sid]
+            rows = self._rows[:]
+        return rows if call_sid is None else [r for r in rows if r[_CALL] == call_sid]
 
     def to_dataframe(self, call_sid: str | None = None) -> pd.DataFrame:
-        """The rows as a DataFrame (``ts`` as UTC datetimes). Any thread."""
+        """The rows as a DataFrame (``ts`` as UTC datetimes, payload parsed). Any thread."""
         import pandas as pd
 
-        with self._lock:
-            n = len(self._rows)
-            if call_sid is None and self._frame is not None and self._frame_len == n:
-                return self._frame
-            rows = self._rows[:n]
-        if call_sid is not None:
-            rows = [r for r in rows if r["call_sid"] == call_sid]
+        n = len(self._rows)
+        if call_sid is None and self._frame is not None and self._frame_len == n:
+            return self._frame
+        rows = self._select(call_sid) if call_sid is not None else self._select(None)[:n]
         frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
+        frame["payload"] = [_parse(p) for p in frame["payload"]]
         frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
         if call_sid is None:
             with self._lock:
                 self._frame, self._frame_len = frame, n
         return frame
+
+
+def _parse(text: Any) -> Any:
+    return json.loads(text) if isinstance(text, str) else text
+
+
+def _as_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    out = dict(zip(COLUMNS, row, strict=True))
+    out["payload"] = _parse(out["payload"])
+    return out

@@ -47,11 +47,14 @@ from ..protocol import (
 from ..protocol.verbs import normalize_verbs
 from .session import Closed, Handler, Service, Session, current_hook, is_coroutine_handler
 
-__all__ = ["AppServer", "Connection", "ServerOptions"]
+__all__ = ["RECORD_FIELDS", "AppServer", "Connection", "ServerOptions"]
 
 log = logging.getLogger("jambonz_lab.server")
 
-Record = Callable[[dict[str, Any]], None]
+#: what the server reports for every frame and lab event, as a plain tuple (plain tuples of
+#: strings and numbers are not tracked by the garbage collector, so a long history costs no GC time)
+RECORD_FIELDS = ("ts", "call_sid", "direction", "type", "msgid", "hook", "verbs", "payload", "note", "path")
+Record = Callable[[tuple[Any, ...]], None]
 
 
 @dataclass
@@ -279,7 +282,7 @@ class AppServer:
             preview = raw[:500] if isinstance(raw, str) else repr(raw[:100])
             self.record_lab(sid, "bad-frame", str(exc), payload={"raw": preview})
             return
-        self.record_in(conn, msg)
+        self.record_in(conn, msg, raw if isinstance(raw, str) else raw.decode(errors="replace"))
         try:
             if session is None:
                 self._open(conn, msg)
@@ -462,62 +465,37 @@ class AppServer:
 
     # -- recording -------------------------------------------------------------------------
 
-    def record_in(self, conn: Connection, msg: Message) -> None:
-        if self._record is None:
-            return
-        sid = conn.session.call_sid if conn.session else (msg.call_sid or msg.leg_sid)
-        self._record(
-            {
-                "ts": time.time(),
-                "call_sid": sid,
-                "direction": "in",
-                "type": msg.type.value,
-                "msgid": msg.msgid,
-                "hook": msg.hook,
-                "verbs": 0,
-                "payload": msg.data,
-                "note": None,
-                "path": conn.path,
-            }
-        )
+    def record_in(self, conn: Connection, msg: Message, raw: str) -> None:
+        if self._record is not None:
+            sid = conn.session.call_sid if conn.session else (msg.call_sid or msg.leg_sid)
+            self._record(
+                (time.time(), sid, "in", msg.type.value, msg.msgid, msg.hook, 0, raw, None, conn.path)
+            )
 
     def record_out(self, session: Session, out: Outgoing) -> None:
-        if self._record is None:
-            return
-        self._record(
-            {
-                "ts": time.time(),
-                "call_sid": session.call_sid,
-                "direction": "out",
-                "type": out.kind,
-                "msgid": out.acks,
-                "hook": None,
-                "verbs": out.verbs,
-                "payload": out.message,
-                "note": "auto" if out.auto else None,
-                "path": session._conn.path,
-            }
-        )
+        if self._record is not None:
+            note = "auto" if out.auto else None
+            self._record(
+                (
+                    time.time(),
+                    session.call_sid,
+                    "out",
+                    out.kind,
+                    out.acks,
+                    None,
+                    out.verbs,
+                    out.text,
+                    note,
+                    session._conn.path,
+                )
+            )
 
     def record_lab(
         self, call_sid: str | None, kind: str, note: str, *, msgid: str | None = None, payload: Any = None
     ) -> None:
-        if self._record is None:
-            return
-        self._record(
-            {
-                "ts": time.time(),
-                "call_sid": call_sid,
-                "direction": "lab",
-                "type": kind,
-                "msgid": msgid,
-                "hook": None,
-                "verbs": 0,
-                "payload": payload,
-                "note": note,
-                "path": None,
-            }
-        )
+        if self._record is not None:
+            text = None if payload is None else json.dumps(payload, default=str)
+            self._record((time.time(), call_sid, "lab", kind, msgid, None, 0, text, note, None))
 
 
 def _check_env_schema(schema: Mapping[str, Any]) -> None:

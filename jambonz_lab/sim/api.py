@@ -9,6 +9,10 @@ Example::
     result.heard          # [("say", "Say something"), ("say", "You said: hello"), ...]
     result.to_dataframe()
 
+    # a REST-originated call: the callee is busy; no session:new is ever sent
+    result = sim.call(url, sim.Caller(answer=sim.DialOutcome("busy")), direction="outbound", tag={"id": 7})
+    result.final_status, result.sip_status   # ("busy", 486)
+
 Threads: the call runs on the lab's loop thread (:mod:`jambonz_lab.loop`);
 ``call`` waits for it from any other thread, ``acall`` is awaited from a
 coroutine (a notebook cell's loop, or the lab's own).
@@ -17,21 +21,28 @@ coroutine (a notebook cell's loop, or the lab's own).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from .. import loop
 from .caller import Caller
 from .clock import Clock, ClockName
-from .engine import SimCall, SimOptions
+from .engine import Direction, SimCall, SimOptions
 from .result import CallResult
 
 __all__ = ["acall", "call", "load"]
 
 
 def _sim(
-    url: str, caller: Caller | None, clock: ClockName, options: SimOptions | None, attrs: dict[str, Any]
+    url: str,
+    caller: Caller | None,
+    clock: ClockName,
+    options: SimOptions | None,
+    attrs: dict[str, Any],
+    direction: Direction = "inbound",
+    tag: Mapping[str, Any] | None = None,
 ) -> SimCall:
-    return SimCall(url, caller, Clock(clock), options, **attrs)
+    return SimCall(url, caller, Clock(clock), options, direction=direction, tag=tag, **attrs)
 
 
 def call(
@@ -41,19 +52,31 @@ def call(
     *,
     options: SimOptions | None = None,
     timeout: float = 600.0,
+    direction: Direction = "inbound",
+    tag: Mapping[str, Any] | None = None,
     **call_attrs: Any,
 ) -> CallResult:
-    """Place one simulated inbound call to the app at ``url`` and wait for its end.
+    """Place one simulated call to the app at ``url`` and wait for its end.
 
     Args:
         url: the app's ws:// URL (``#rc=..&rp=..`` honoured).
         caller: what the caller does (default: silent, hangs up at the time limit).
+            On an outbound call it is the party being called: ``caller.answer``
+            (a :class:`DialOutcome`) says how it answers, ``caller.number`` is the ``to``.
         clock: ``virtual`` (fast, deterministic) or ``real``.
         options: timeouts and auth (:class:`SimOptions`).
-        **call_attrs: override payload fields (``call_sid``, ``to``, ``env_vars``,
-            ``sip_headers``, …).
+        timeout: real seconds to wait for the call to end.
+        direction: ``inbound`` (a call to the app's number: ``session:new`` first), or
+            ``outbound``: a REST-originated call (createCall) — ``call:status`` trying →
+            ringing/early-media → in-progress arrive first, without a top-level
+            ``call_sid``; ``session:new`` only after the callee answered, and never if
+            it is busy / does not answer / fails (protocol doc §2.2, §2.7).
+        tag: outbound only: the createCall ``tag``, sent as ``customerData``.
+        **call_attrs: override payload fields (``call_sid``, ``to``, ``from_``,
+            ``env_vars``, ``sip_headers`` (inbound), ``ring_timeout`` (outbound:
+            createCall's ``timeout``, default 60 s of ringing), …).
     """
-    sim = _sim(url, caller, clock, options, call_attrs)
+    sim = _sim(url, caller, clock, options, call_attrs, direction, tag)
     return loop.submit(sim.run()).result(timeout)
 
 
@@ -63,10 +86,12 @@ async def acall(
     clock: ClockName = "virtual",
     *,
     options: SimOptions | None = None,
+    direction: Direction = "inbound",
+    tag: Mapping[str, Any] | None = None,
     **call_attrs: Any,
 ) -> CallResult:
-    """The awaitable twin of :func:`call`."""
-    sim = _sim(url, caller, clock, options, call_attrs)
+    """The awaitable twin of :func:`call` (same ``direction``, ``tag`` and call attributes)."""
+    sim = _sim(url, caller, clock, options, call_attrs, direction, tag)
     if loop.in_loop_thread():
         return await sim.run()
     return await asyncio.wrap_future(loop.submit(sim.run()))
@@ -81,10 +106,14 @@ def load(
     *,
     options: SimOptions | None = None,
     progress: bool = True,
+    direction: Direction = "inbound",
+    tag: Mapping[str, Any] | None = None,
 ) -> list[CallResult]:
     """Place ``calls`` calls, ``concurrency`` at a time; results in call order.
 
     A tqdm progress bar shows completed calls (``progress=False`` to hide it).
+    ``direction="outbound"`` (with an optional ``tag``) makes them REST-originated
+    calls, as in :func:`call`.
     """
     if calls < 0 or concurrency < 1:
         raise ValueError("calls must be >= 0 and concurrency >= 1")
@@ -99,7 +128,7 @@ def load(
         async def one(i: int) -> CallResult:
             async with gate:
                 seeded = SimOptions(**{**base, "seed": (base["seed"] or 0) + i})
-                result = await _sim(url, caller, clock, seeded, {}).run()
+                result = await _sim(url, caller, clock, seeded, {}, direction, tag).run()
             done[0] += 1
             return result
 

@@ -1,5 +1,8 @@
 """What the simulated caller does: says, presses, waits, hangs up; how dialled parties answer.
 
+For a REST-originated call (``sim.call(..., direction="outbound")``) the
+``Caller`` is the person being called: ``answer`` says how they pick up.
+
 Example::
 
     caller = Caller(
@@ -84,7 +87,14 @@ class Caller:
         time_limit: the most a call may last (jambonz's timeLimit).
         dial: outcome per dialled number/URI; ``"*"`` for any other.
         tool_calls: tool calls the LLM makes, in order, during ``llm`` verbs.
-        name, number: the caller's display name and number (``from``).
+        name, number: the caller's display name and number (``from``); on an
+            outbound call ``number`` is the callee's (``to``).
+        answer: outbound (REST-originated) calls only: how this party answers
+            jambonz's call — after ``ring`` seconds (default 2) ``answer``, or
+            ``busy`` (486), ``no-answer`` (487) or ``failed`` (503), with
+            ``early_media`` for a 183 instead of a 180. ``talk`` does not apply:
+            the answered call lasts until ``hangup_after`` / ``time_limit``, both
+            counted from the INVITE.
     """
 
     inputs: list[Input] = field(default_factory=list)
@@ -94,6 +104,7 @@ class Caller:
     tool_calls: list[ToolCall] = field(default_factory=list)
     name: str = "Alice"
     number: str = "+14155550100"
+    answer: DialOutcome = field(default_factory=DialOutcome)
 
     @classmethod
     def saying(cls, *texts: str, **kw: object) -> Caller:

@@ -8,6 +8,11 @@ hooks are sent and their acks awaited (5 s), commands from the app are
 applied as the feature server applies them, and the socket is re-opened with
 ``session:reconnect`` when the app drops it.
 
+``direction="outbound"`` places a REST-originated call instead (protocol doc
+§2.2, §2.7, §6.11): the first ``call:status`` opens the socket, ``trying`` →
+``ringing``/``early-media`` → ``in-progress`` arrive without a top-level
+``call_sid``, and ``session:new`` is only sent once the callee answered.
+
 Runs on one asyncio loop (the lab's, see :mod:`jambonz_lab.sim.api`).
 """
 
@@ -22,8 +27,8 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal
 from urllib.parse import urldefrag
 
 import websockets
@@ -38,7 +43,7 @@ from .caller import Caller, Input, Silence
 from .clock import Clock
 from .result import CallResult, TraceEntry
 
-__all__ = ["AckTimeout", "Hangup", "SimCall", "SimOptions"]
+__all__ = ["AckTimeout", "Direction", "Hangup", "SimCall", "SimOptions"]
 
 log = logging.getLogger("jambonz_lab.sim")
 
@@ -50,6 +55,8 @@ FS_VERBS = frozenset(
     "dtmf answer alert dub rest:dial".split()
 )
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 6.0, 8.0)
+REST_RING_TIMEOUT = 60.0  # createCall ``timeout`` default: jambonz CANCELs an unanswered REST call
+Direction = Literal["inbound", "outbound"]
 _base58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
@@ -96,7 +103,13 @@ class SimOptions:
 
 
 class SimCall:
-    """One simulated inbound call against ``url``."""
+    """One simulated call against ``url``: inbound, or REST-originated (``direction="outbound"``).
+
+    For an outbound call ``caller`` is the party being called: ``caller.answer``
+    says how it answers, ``caller.number`` is the ``to``; ``tag`` is the REST
+    createCall ``tag`` (``customerData`` in every payload); the call attribute
+    ``ring_timeout`` is createCall's ``timeout`` (default 60 s of ringing).
+    """
 
     def __init__(
         self,
@@ -104,8 +117,15 @@ class SimCall:
         caller: Caller | None = None,
         clock: Clock | None = None,
         options: SimOptions | None = None,
+        *,
+        direction: Direction = "inbound",
+        tag: Mapping[str, Any] | None = None,
         **attrs: Any,
     ) -> None:
+        if direction not in ("inbound", "outbound"):
+            raise ValueError(f"direction must be 'inbound' or 'outbound', not {direction!r}")
+        if tag is not None and direction != "outbound":
+            raise ValueError("tag is the REST createCall tag: only for direction='outbound'")
         self.url, fragment = urldefrag(url)
         self.retries, self.policies = _hash_params(fragment)
         self.caller = caller or Caller()
@@ -114,6 +134,7 @@ class SimCall:
         self.rng = random.Random(self.options.seed)
         self.call_sid: str = attrs.pop("call_sid", None) or str(uuid.UUID(int=self.rng.getrandbits(128)))
         self.attrs = attrs
+        self.direction: Direction = direction
         self.result = CallResult(self.call_sid)
         self.stack: deque[dict[str, Any]] = deque()
         self.answered = False
@@ -124,7 +145,18 @@ class SimCall:
         self.notify_events = False
         self.config: dict[str, Any] = {}
         self.session_started = False  # the session:new ack was processed
-        self.payload = self._session_new_payload()
+        self.ring_timeout = REST_RING_TIMEOUT
+        self._env_vars: dict[str, Any] | None = None
+        if direction == "inbound":
+            self.payload = self._session_new_payload()
+            self.facts = self.payload  # what call_info() / raw_info() are made of
+        else:
+            self.facts = self._outbound_facts()
+            self.payload = {}  # nothing cached for session:reconnect until session:new is sent
+            if tag is not None:
+                self.customer_data = dict(tag)  # jambonz's CallInfo takes the tag at creation
+        # the top-level call_sid is set by the socket's session:new (absent on pre-answer REST statuses)
+        self._top_call_sid = direction == "inbound"
         self._inputs: Iterator[Input] = iter(self.caller.inputs)
         self._msgids = itertools.count()
         self._ws: ClientConnection | None = None
@@ -157,23 +189,30 @@ class SimCall:
 
     def call_info(self) -> dict[str, Any]:
         """The toJSON() shape of the call (most hooks and call:status)."""
+        facts = self.facts
         info: dict[str, Any] = {
             "call_sid": self.call_sid,
-            "direction": "inbound",
-            "from": self.payload["from"],
-            "to": self.payload["to"],
-            "call_id": self.payload["call_id"],
-            "sbc_callid": self.payload["sbc_callid"],
-            "sip_status": self.sip_status,
-            "sip_reason": self.sip_reason,
-            "call_status": self.status,
-            "account_sid": self.payload["account_sid"],
-            "trace_id": self.payload["trace_id"],
-            "application_sid": self.payload["application_sid"],
-            "fs_sip_address": "10.0.1.30:5070",
-            "originating_sip_ip": self.payload["originating_sip_ip"],
-            "originating_sip_trunk_name": self.payload["originating_sip_trunk_name"],
+            "direction": self.direction,
+            "from": facts["from"],
+            "to": facts["to"],
+            "call_id": facts["call_id"],
         }
+        if "sbc_callid" in facts:  # none on a REST outbound call
+            info["sbc_callid"] = facts["sbc_callid"]
+        info.update(
+            {
+                "sip_status": self.sip_status,
+                "sip_reason": self.sip_reason,
+                "call_status": self.status,
+                "account_sid": facts["account_sid"],
+                "trace_id": facts["trace_id"],
+                "application_sid": facts["application_sid"],
+                "fs_sip_address": "10.0.1.30:5070",
+            }
+        )
+        for key in ("originating_sip_ip", "originating_sip_trunk_name"):  # inbound only
+            if key in facts:
+                info[key] = facts[key]
         if self.customer_data is not None:
             info["customerData"] = self.customer_data
         info["fs_public_ip"] = "203.0.113.30"
@@ -196,7 +235,7 @@ class SimCall:
             "originating_sip_trunk_name",
             "local_sip_address",
         )
-        info = {k: self.payload[k] for k in keys}
+        info = {k: self.facts[k] for k in keys if k in self.facts}
         info.update(
             {
                 "has_recording": False,
@@ -287,6 +326,50 @@ class SimCall:
         payload.update(self.attrs)
         return payload
 
+    def _outbound_facts(self) -> dict[str, Any]:
+        """A REST-created call's CallInfo: ``to`` is the callee (``caller.number``), no SIP of its own."""
+        r = self.rng
+
+        def hexid(n: int) -> str:
+            return "".join(r.choice("0123456789abcdef") for _ in range(n))
+
+        def sid() -> str:
+            return str(uuid.UUID(int=r.getrandbits(128)))
+
+        to = self.attrs.pop("to", None) or self.caller.number
+        frm = self.attrs.pop("from_", None) or self.attrs.pop("from", None) or "+16175550199"
+        self.ring_timeout = float(self.attrs.pop("ring_timeout", REST_RING_TIMEOUT))
+        env = self.attrs.pop("env_vars", None)
+        self._env_vars = dict(env) if env else None
+        facts: dict[str, Any] = {
+            "direction": "outbound",
+            "trace_id": hexid(32),
+            "has_recording": False,
+            "caller_name": "",
+            "call_sid": self.call_sid,
+            "account_sid": sid(),
+            "application_sid": sid(),
+            "from": frm,
+            "to": to,
+            "call_id": f"{hexid(8)}-{hexid(4)}-{hexid(4)}-{hexid(4)}-{hexid(12)}",
+            "local_sip_address": "10.0.1.30:5070",
+            "public_ip": "203.0.113.30",
+        }
+        facts.update(self.attrs)
+        return facts
+
+    def _outbound_session_new(self) -> dict[str, Any]:
+        """REST-outbound ``session:new`` data: toJSON() + ``defaults`` + ``env_vars?`` (doc §2.2)."""
+        data = self.call_info()
+        synthesizer = {"vendor": "google", "language": "en-US", "voice": "en-US-Standard-C", "label": None}
+        data["defaults"] = {
+            "synthesizer": synthesizer,
+            "recognizer": {"vendor": "google", "language": "en-US", "label": None},
+        }
+        if self._env_vars:
+            data["env_vars"] = dict(self._env_vars)
+        return data
+
     # -- trace ------------------------------------------------------------------------
 
     def trace(
@@ -339,7 +422,9 @@ class SimCall:
         return "".join(self.rng.choice(_base58) for _ in range(18)) + f"{n:04d}"
 
     def _envelope(self, kind: str, data: Any, hook: str | None, msgid: str) -> dict[str, Any]:
-        msg: dict[str, Any] = {"type": kind, "msgid": msgid, "call_sid": self.call_sid}
+        msg: dict[str, Any] = {"type": kind, "msgid": msgid}
+        if self._top_call_sid:
+            msg["call_sid"] = self.call_sid
         if hook is not None:
             msg["hook"] = hook
         msg["data"] = snake_keys(data)
@@ -646,6 +731,8 @@ class SimCall:
         """Place the call and play it out; returns its :class:`CallResult`."""
         from . import verbs as runners
 
+        if self.direction == "outbound":
+            return await self._run_outbound(runners.run_verb)
         try:
             await self.connect()
         except Exception as exc:  # noqa: BLE001 - connect failure rejects the call
@@ -672,6 +759,71 @@ class SimCall:
         finally:
             await self._finish()
         return self.result
+
+    async def _run_outbound(self, run_verb: Callable[[SimCall, dict[str, Any]], Any]) -> CallResult:
+        """A REST-originated call (doc §2.7): ring the callee; session:new only once it answered."""
+        try:
+            await self.connect()  # opened by the first call:status
+        except Exception as exc:  # noqa: BLE001 - jambonz only logs it; the messages are lost
+            self.note("connect-failed", f"cannot connect: {type(exc).__name__}: {exc}; messages are lost")
+            self.error(f"cannot connect: {type(exc).__name__}: {exc}")
+        else:
+            self._ready.set()
+        await self.send_status("trying", 100, "Trying")
+        failure = await self._ring()
+        if failure is not None:
+            status, sip_status, reason, by = failure
+            await self.send_status(status, sip_status, reason)
+            self.result.final_status = status
+            self.result.sip_status = sip_status
+            self.result.termination_by = by
+            await self._close(1000)
+            return self.result
+        self.answered = True
+        self.answer_at = self.clock.now()
+        await self.send_status("in-progress", 200, "OK")
+        self.payload = self._outbound_session_new()
+        self._top_call_sid = True
+        data: Any = None
+        if self._ws is None and not self._graceful:
+            self.note("no-app", "no socket for session:new; the call stays answered with no app")
+        else:
+            try:
+                data = await self.request("session:new", self.payload)
+            except AckTimeout:  # unlike inbound (480), the answered call stays up with no app (doc §1.6)
+                self.note("no-app", "session:new not acked; the call stays answered with no app")
+                self.error("session:new not acked in time")
+        self.stack = deque(self.accept_verbs(data, "session:new ack"))
+        self.session_started = True
+        try:
+            await self._loop(run_verb)
+        finally:
+            await self._finish()
+        return self.result
+
+    async def _ring(self) -> tuple[str, int, str, str] | None:
+        """Ring the callee (``caller.answer``): None once answered, else (status, sip, reason, by)."""
+        from .verbs.dial import FAILURES
+
+        outcome = self.caller.answer
+        try:
+            if outcome.ring > 0:  # provisional: no reason of its own, so sip_reason stays "Trying"
+                if outcome.early_media:
+                    await self.send_status("early-media", 183)
+                else:
+                    await self.send_status("ringing", 180)
+            if outcome.ring >= self.ring_timeout:
+                await self.sleep(self.ring_timeout)
+                self.note("ring-timeout", f"no answer within {self.ring_timeout:g} s; jambonz cancels")
+                return "no-answer", 487, "Request Terminated", "jambonz"
+            await self.sleep(outcome.ring)
+        except Hangup as ended:
+            self.note("cancelled", "the call ended while ringing; jambonz cancels")
+            return "no-answer", 487, "Request Terminated", ended.by
+        if outcome.result == "answer":
+            return None
+        status, sip_status, reason = FAILURES[outcome.result]
+        return status, sip_status, reason, "caller"
 
     async def _loop(self, run_verb: Callable[[SimCall, dict[str, Any]], Any]) -> None:
         while self._ended is None:

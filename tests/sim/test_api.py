@@ -51,7 +51,7 @@ def test_real_clock_takes_real_time(lab: jl.Lab) -> None:
     echo_app(lab)
     t0 = time.monotonic()
     result = lab.call("/echo", sim.Caller(hangup_after=0.6), clock="real")
-    assert 0.5 < time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 >= 0.55  # the caller really waited
     assert result.termination_by == "caller"
 
 
