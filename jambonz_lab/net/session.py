@@ -16,6 +16,7 @@ wait for the loop to take it, so their errors (:exc:`FrameTooLarge`,
 from __future__ import annotations
 
 import contextvars
+import copy
 import inspect
 import logging
 import threading
@@ -185,7 +186,7 @@ class Session(VerbMethods):
     def queued(self) -> list[dict[str, Any]]:
         """A copy of the verbs composed but not sent yet."""
         with self._qlock:
-            return [dict(v) for v in self._queue]
+            return copy.deepcopy(self._queue)
 
     def pending(self) -> list[str]:
         """msgids jambonz waits an ack for, oldest first."""

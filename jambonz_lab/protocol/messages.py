@@ -215,8 +215,13 @@ def parse(frame: str | bytes) -> Message:
         hook=hook if isinstance(hook, str) else None,
         data=data,
         b3=b3 if isinstance(b3, str) else None,
-        size=len(frame.encode()) if isinstance(frame, str) else len(frame),
+        size=_utf8_len(frame),
     )
+
+
+def _utf8_len(text: str) -> int:
+    """UTF-8 size without encoding when the text is ASCII (nearly always)."""
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def encode(message: Mapping[str, Any], *, limit: int = MAX_APP_FRAME, call_sid: str | None = None) -> str:
@@ -226,7 +231,7 @@ def encode(message: Mapping[str, Any], *, limit: int = MAX_APP_FRAME, call_sid: 
         FrameTooLarge: the UTF-8 encoding is larger than ``limit`` bytes.
     """
     text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-    size = len(text.encode())
+    size = _utf8_len(text)
     if size > limit:
         what = message.get("command") or message.get("type")
         raise FrameTooLarge(

@@ -19,6 +19,7 @@ The SDK models are imported lazily, on the first validation, so that
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -115,6 +116,27 @@ def normalize_verbs(verbs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _validate(json_verb: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate through the SDK model; the same verb composed again is served from a small cache."""
+    try:
+        key = json_verb + json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        key = None  # not JSON: the model will say what is wrong
+    if key is not None and (hit := _cache.get(key)) is not None:
+        return dict(hit)  # top level copied; nested values are only ever read
+    wire = _validate_uncached(json_verb, payload)
+    if key is not None:
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = wire
+        return dict(wire)
+    return wire
+
+
+_CACHE_SIZE = 512
+_cache: dict[str, dict[str, Any]] = {}
+
+
+def _validate_uncached(json_verb: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     from pydantic import ValidationError
 
     model = _model(json_verb)
