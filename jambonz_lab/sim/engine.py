@@ -785,7 +785,7 @@ class SimCall:
         self.payload = self._outbound_session_new()
         self._top_call_sid = True
         data: Any = None
-        if self._ws is None and not self._graceful:
+        if self._connections == 0:  # the app could not be reached at all
             self.note("no-app", "no socket for session:new; the call stays answered with no app")
         else:
             try:

@@ -23,7 +23,10 @@ ports that refuse, drop, or never answer the upgrade.
 10     leg addressing                                         TestCommands.test_commands_address_a_leg;
                                                               B-leg call:status on the parent socket:
                                                               test_node_peer.py::test_dial_replies_on_the_dial_result
-11     REST-originated calls                                  not simulated: SimCall places inbound calls only
+11     REST-originated calls                                  test_outbound.py (all): TestAnswered (statuses
+                                                              before session:new without top-level call_sid,
+                                                              payload shape, early media), TestNotAnswered,
+                                                              TestUnackedSessionNew
 12     snake-casing except verbatim subtrees                  TestSnakeCase (all)
 13     message ordering                                       TestSequence.test_canonical_inbound_sequence,
                                                               test_verb_status_starting_precedes_in_progress,
