@@ -33,9 +33,10 @@ from .exceptions import (
     VerbError,
     WaitTimeout,
 )
-from .lab import EventLog, Lab, default_lab, service, start, stop_all
+from .lab import EventLog, Lab, default_lab, read_log, service, start, stop_all
 from .net import Closed, ServerOptions, Service, Session
 from .protocol import CallState, Message, MessageType
+from .waiting import Waiter
 
 __version__ = "0.1.0"
 
@@ -62,8 +63,10 @@ __all__ = [
     "SessionClosed",
     "VerbError",
     "WaitTimeout",
+    "Waiter",
     "__version__",
     "default_lab",
+    "read_log",
     "service",
     "start",
     "stop_all",

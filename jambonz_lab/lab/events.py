@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..net.server import RECORD_FIELDS
+from . import views
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,6 +39,8 @@ class EventLog:
         self._lock = threading.Lock()
         self._frame: pd.DataFrame | None = None
         self._frame_len = -1
+        self._flat: pd.DataFrame | None = None
+        self._flat_len = -1
 
     def record(self, row: tuple[Any, ...]) -> None:
         """Append one row (loop thread); fields in :data:`COLUMNS` order, payload as JSON text."""
@@ -69,6 +73,54 @@ class EventLog:
             with self._lock:
                 self._frame, self._frame_len = frame, n
         return frame
+
+    # -- views ---------------------------------------------------------------------------
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """Every row, with the common payload fields as columns and ``ack_ms``."""
+        n = len(self._rows)
+        if self._flat is not None and self._flat_len == n:
+            return self._flat
+        flat = views.flatten(self.to_dataframe())
+        self._flat, self._flat_len = flat, n
+        return flat
+
+    @property
+    def calls(self) -> pd.DataFrame:
+        """One row per call (see :func:`jambonz_lab.lab.views.calls`)."""
+        return views.calls(self.events)
+
+    @property
+    def hooks(self) -> pd.DataFrame:
+        """One row per message that wanted an ack, with its ack latency."""
+        return views.hooks(self.events)
+
+    @property
+    def statuses(self) -> pd.DataFrame:
+        """Every ``call:status``."""
+        return views.statuses(self.events)
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def write_jsonl(self, row: tuple[Any, ...], sink: TextIO) -> None:
+        """Append one row to an open JSON-lines file (loop thread)."""
+        sink.write(json.dumps(dict(zip(COLUMNS, row, strict=True)), separators=(",", ":")) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> EventLog:
+        """Load a log written with ``start(log_path=...)`` (JSON lines)."""
+        log = cls()
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    raise ValueError(f"{path}:{n}: not a JSON line; is this a jambonz_lab log?") from None
+                log._rows.append(tuple(item.get(c) for c in COLUMNS))
+        return log
 
 
 def _parse(text: Any) -> Any:

@@ -20,13 +20,16 @@ running on the lab's loop (start/stop wait for the loop).
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import loop
 from ..exceptions import ServerError
 from ..net import AppServer, ServerOptions, Service, Session
+from ..waiting import Waiter
 from .events import EventLog
 
 if TYPE_CHECKING:
@@ -35,7 +38,9 @@ if TYPE_CHECKING:
     from ..sim import Caller, CallResult
     from ..sim.clock import ClockName
 
-__all__ = ["Lab", "default_lab", "service", "start", "stop_all"]
+__all__ = ["Lab", "default_lab", "read_log", "service", "start", "stop_all"]
+
+log = logging.getLogger("jambonz_lab.lab")
 
 _registry_lock = threading.RLock()
 _running: dict[tuple[str, int], Lab] = {}
@@ -49,13 +54,46 @@ class Lab:
     and ``port`` tell where jambonz should connect.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, log_path: str | Path | None = None, **options: Any
+    ) -> None:
         self.host = host
         self.requested_port = port
         self.log = EventLog()
-        self.server = AppServer(ServerOptions(**options), record=self.log.record)
+        self.log_path = Path(log_path) if log_path is not None else None
+        self._sink: TextIO | None = None
+        self._subscribers: list[Callable[[tuple[Any, ...]], None]] = []
+        self.server = AppServer(ServerOptions(**options), record=self._on_record)
+        self.server.events_of = self.log.to_dataframe
         self.running = False
         self._stopped = False
+
+    def _on_record(self, row: tuple[Any, ...]) -> None:
+        """Every frame and lab event (loop thread): log it, persist it, tell the subscribers."""
+        self.log.record(row)
+        if self._sink is not None:
+            try:
+                self.log.write_jsonl(row, self._sink)
+            except OSError as exc:
+                log.error("cannot write %s: %s; persistence stopped", self.log_path, exc)
+                self._sink = None
+        for fn in self._subscribers:
+            try:
+                fn(row)
+            except Exception:  # a widget's failure must not touch the socket
+                log.exception("event subscriber %r failed", fn)
+
+    def subscribe(self, fn: Callable[[tuple[Any, ...]], None]) -> Callable[[], None]:
+        """Call ``fn(row)`` on the loop thread for every new event-log row; returns an unsubscribe.
+
+        ``fn`` must be quick and must not block (widgets use it to update themselves).
+        """
+        loop.run_sync(self._subscribers.append, fn)
+        return lambda: loop.run_sync(self._unsubscribe, fn)
+
+    def _unsubscribe(self, fn: Callable[[tuple[Any, ...]], None]) -> None:
+        if fn in self._subscribers:
+            self._subscribers.remove(fn)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -65,6 +103,8 @@ class Lab:
             return self
         if self._stopped:
             raise ServerError("this lab was stopped; call jambonz_lab.start() for a new one")
+        if self.log_path is not None:
+            self._sink = open(self.log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed in stop()
         loop.submit(self.server.start(self.host, self.requested_port)).result(loop.STEP_TIMEOUT)
         self.running = True
         with _registry_lock:
@@ -85,6 +125,9 @@ class Lab:
             loop.submit(self.server.stop()).result(timeout)
         except TimeoutError:
             pass
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            loop.run_sync(sink.close)
 
     # -- facts --------------------------------------------------------------------------
 
@@ -131,10 +174,38 @@ class Lab:
 
         return call(self.url + path, caller, clock, **call_attrs)
 
+    def wait_for_session(self, path: str | None = None, timeout: float = 30.0) -> Waiter[Session]:
+        """Wait for the next call (under ``path``, or any); ``await`` it or ``.result()``.
+
+        Example::
+
+            session = await lab.wait_for_session("/echo")
+        """
+        what = f"a call on {path}" if path else "a call"
+        waiter: Waiter[Session] = Waiter(what, timeout)
+        loop.run_sync(self.server.wait_for_session, path, waiter)
+        return waiter
+
     @property
     def events(self) -> pd.DataFrame:
-        """Every message both ways and every lab event, as a DataFrame."""
-        return self.log.to_dataframe()
+        """Every message both ways and every lab event, one row each (payload fields flattened,
+        ``ack_ms`` on acks). Built on demand, cached until the next event."""
+        return self.log.events
+
+    @property
+    def calls(self) -> pd.DataFrame:
+        """One row per call: from/to, start, answer, end, duration, final status, hooks, errors."""
+        return self.log.calls
+
+    @property
+    def hooks(self) -> pd.DataFrame:
+        """One row per message that wanted an ack, with ``ack_ms`` and whether it was automatic."""
+        return self.log.hooks
+
+    @property
+    def statuses(self) -> pd.DataFrame:
+        """Every ``call:status`` (A- and B-legs)."""
+        return self.log.statuses
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped" if self._stopped else "not started"
@@ -142,13 +213,17 @@ class Lab:
         return f"<Lab {self.url} {state}, {counts}>"
 
 
-def start(host: str = "127.0.0.1", port: int = 0, **options: Any) -> Lab:
+def start(
+    host: str = "127.0.0.1", port: int = 0, *, log_path: str | Path | None = None, **options: Any
+) -> Lab:
     """Start a lab (an app server on the lab's loop thread) and make it the default.
 
     Args:
         host: the address to bind; loopback unless you mean otherwise.
         port: 0 lets the OS pick. A lab already running on the same port is
             stopped and replaced (re-running a cell is safe).
+        log_path: append every event to this JSON-lines file too, so a kernel
+            restart loses nothing (:func:`read_log` loads it back).
         **options: :class:`~jambonz_lab.net.ServerOptions` fields (``grace``,
             ``default_verbs``, ``ack_warning``, ``handler_threads``, …).
 
@@ -161,7 +236,7 @@ def start(host: str = "127.0.0.1", port: int = 0, **options: Any) -> Lab:
             old = _running.get((host, port))
             if old is not None:
                 old.stop()
-        lab = Lab(host, port, **options)
+        lab = Lab(host, port, log_path=log_path, **options)
         if _default is not None and not _default.running and not _default._stopped:
             lab.server.services.update(_default.server.services)
         lab.start()
@@ -181,6 +256,11 @@ def default_lab() -> Lab:
 def service(path: str = "/", *, env_vars: Mapping[str, Any] | None = None) -> Service:
     """Declare a service on the default lab (see :meth:`Lab.service`)."""
     return default_lab().service(path, env_vars=env_vars)
+
+
+def read_log(path: str | Path) -> EventLog:
+    """Load a log written with ``start(log_path=...)``: ``.events``, ``.calls``, ``.hooks``, ``.statuses``."""
+    return EventLog.read(path)
 
 
 def stop_all() -> None:

@@ -45,6 +45,7 @@ from ..protocol import (
     parse,
 )
 from ..protocol.verbs import normalize_verbs
+from ..waiting import Waiter
 from .session import Closed, Handler, Service, Session, current_hook, is_coroutine_handler
 
 __all__ = ["RECORD_FIELDS", "AppServer", "Connection", "ServerOptions"]
@@ -169,6 +170,9 @@ class AppServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: set[Connection] = set()
         self._watch: dict[tuple[str, str], tuple[float, Session, Message]] = {}
+        self._session_waiters: list[tuple[str | None, Waiter[Session]]] = []
+        #: the event log of one call as a DataFrame (set by the lab that owns this server)
+        self.events_of: Callable[[str], Any] | None = None
         self._runner: web.AppRunner | None = None
         self.host: str | None = None
         self.port: int | None = None
@@ -310,6 +314,7 @@ class AppServer:
         session.messages.append(msg)
         conn.session = session
         self.sessions[session.call_sid] = session
+        self._announce(session, conn.path)
         session._write(outs)
         if call.opening_ack_owed:
             asyncio.get_running_loop().call_later(
@@ -354,7 +359,27 @@ class AppServer:
         if abandoned:
             note += f"; {len(abandoned)} ack(s) abandoned"
         self.record_lab(session.call_sid, "close", note)
-        self.run_handlers(session, session._handlers_for("close"), Closed(code, final))
+        closed = Closed(code, final)
+        session._resolve(("close",), closed)
+        if session.closed:
+            session._fail_waiters()
+        self.run_handlers(session, session._handlers_for("close"), closed)
+
+    def wait_for_session(self, path: str | None, waiter: Waiter[Session]) -> None:
+        """Resolve ``waiter`` with the next session opened under ``path`` (loop thread)."""
+        waiter.arm()
+        self._session_waiters.append((path, waiter))
+
+    def _announce(self, session: Session, path: str) -> None:
+        keep: list[tuple[str | None, Waiter[Session]]] = []
+        for want, waiter in self._session_waiters:
+            if waiter.done:
+                continue
+            if want is None or path == want or path.startswith(want.rstrip("/") + "/"):
+                waiter.resolve(session)
+            else:
+                keep.append((want, waiter))
+        self._session_waiters = keep
 
     # -- timers ---------------------------------------------------------------------------
 

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
 from .. import loop
-from ..exceptions import FrameTooLarge
+from ..exceptions import FrameTooLarge, SessionClosed
 from ..protocol import CallProtocol, CallState, Message, MessageType, Outgoing, TtsQueue, VerbMethods
 from ..protocol import commands as cmd
 from ..protocol.verbs import build_verb, normalize_verbs
+from ..waiting import Waiter
 
 if TYPE_CHECKING:
     from .server import AppServer, Connection
@@ -166,6 +167,7 @@ class Session(VerbMethods):
         self._qlock = threading.Lock()
         self._handlers = _Handlers()
         self._tts = TtsQueue()
+        self._waiters: list[tuple[str, Waiter[Any]]] = []
 
     # -- facts ----------------------------------------------------------------------
 
@@ -187,6 +189,13 @@ class Session(VerbMethods):
         """A copy of the verbs composed but not sent yet."""
         with self._qlock:
             return copy.deepcopy(self._queue)
+
+    @property
+    def events(self) -> Any:
+        """This call's rows of the lab's event log, as a pandas DataFrame."""
+        if self._server.events_of is None:
+            raise RuntimeError("this session's server keeps no event log")
+        return self._server.events_of(self.call_sid)
 
     def pending(self) -> list[str]:
         """msgids jambonz waits an ack for, oldest first."""
@@ -404,6 +413,59 @@ class Session(VerbMethods):
         """
         return self._handlers.on("Session", event, handler)
 
+    def wait_for(self, event: str, timeout: float = 30.0) -> Waiter[Any]:
+        """Wait for the next hook (``"/echo"``) or event type (``"call:status"``, ``"close"``).
+
+        Returns a :class:`~jambonz_lab.waiting.Waiter`: ``await`` it in an async
+        cell, or call ``.result()``. It yields the :class:`~jambonz_lab.Message`
+        (a :class:`Closed` for ``"close"``). A hook nobody handles is acked
+        automatically before the waiter sees it; push verbs with :meth:`send`.
+
+        Raises (from the waiter):
+            WaitTimeout: nothing matching within ``timeout`` seconds.
+            SessionClosed: the call ended first.
+
+        Any thread may call it; the match happens on the loop thread.
+        """
+        waiter: Waiter[Any] = Waiter(f"{event} on call {self.call_sid}", timeout, call_sid=self.call_sid)
+        loop.run_sync(self._add_waiter, event, waiter)
+        return waiter
+
+    def _add_waiter(self, event: str, waiter: Waiter[Any]) -> None:
+        if self.closed and event != "close":
+            waiter.fail(
+                SessionClosed(
+                    f"call {self.call_sid} has ended; {event} will not come", call_sid=self.call_sid
+                )
+            )
+            return
+        waiter.arm()
+        self._waiters.append((event, waiter))
+
+    def _resolve(self, keys: tuple[str | None, ...], value: Any) -> None:
+        """Hand ``value`` to the waiters for any of ``keys`` (loop thread)."""
+        if not self._waiters:
+            return
+        keep = []
+        for event, waiter in self._waiters:
+            if waiter.done:
+                continue
+            if event in keys:
+                waiter.resolve(value)
+            else:
+                keep.append((event, waiter))
+        self._waiters = keep
+
+    def _fail_waiters(self) -> None:
+        for event, waiter in self._waiters:
+            if event != "close":
+                waiter.fail(
+                    SessionClosed(
+                        f"call {self.call_sid} ended while waiting for {event}", call_sid=self.call_sid
+                    )
+                )
+        self._waiters = [(e, w) for e, w in self._waiters if e == "close" and not w.done]
+
     def close(self, code: int = 1000) -> None:
         """Close the call's socket (1000: jambonz stops sending for this call)."""
         loop.run_sync(self._close_now, code)
@@ -429,6 +491,7 @@ class Session(VerbMethods):
             self._tts_commands(self._tts.on_result(msg.data))
         elif msg.type is MessageType.TTS_STREAMING_EVENT:
             self._tts_commands(self._tts.on_event(str(msg.data.get("event_type", ""))))
+        self._resolve((msg.hook, msg.type.value), msg)
         return self._handlers.get(msg.hook, msg.type.value)
 
     def _handlers_for(self, event: str) -> list[Handler]:

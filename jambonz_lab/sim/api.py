@@ -127,7 +127,8 @@ def load(
 
         async def one(i: int) -> CallResult:
             async with gate:
-                seeded = SimOptions(**{**base, "seed": (base["seed"] or 0) + i})
+                seed = None if base["seed"] is None else base["seed"] + i
+                seeded = SimOptions(**{**base, "seed": seed})
                 result = await _sim(url, caller, clock, seeded, {}, direction, tag).run()
             done[0] += 1
             return result

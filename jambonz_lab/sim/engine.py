@@ -55,6 +55,9 @@ FS_VERBS = frozenset(
     "dtmf answer alert dub rest:dial".split()
 )
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 6.0, 8.0)
+#: calls without an explicit seed take 0, 1, 2, … in order: a script replays identically,
+#: and no two calls of a process share a call_sid
+_SEEDS = itertools.count()
 REST_RING_TIMEOUT = 60.0  # createCall ``timeout`` default: jambonz CANCELs an unanswered REST call
 Direction = Literal["inbound", "outbound"]
 _base58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -86,7 +89,7 @@ class SimOptions:
         idle_wait: float = 1.0,
         username: str | None = None,
         password: str | None = None,
-        seed: int | None = 0,
+        seed: int | None = None,
         tool_timeout: float = 5.0,
     ) -> None:
         self.ack_timeout = ack_timeout
@@ -131,7 +134,8 @@ class SimCall:
         self.caller = caller or Caller()
         self.clock = clock or Clock("virtual")
         self.options = options or SimOptions()
-        self.rng = random.Random(self.options.seed)
+        seed = self.options.seed if self.options.seed is not None else next(_SEEDS)
+        self.rng = random.Random(seed)
         self.call_sid: str = attrs.pop("call_sid", None) or str(uuid.UUID(int=self.rng.getrandbits(128)))
         self.attrs = attrs
         self.direction: Direction = direction

@@ -66,9 +66,11 @@ def test_acall_is_awaitable_from_another_loop(lab: jl.Lab) -> None:
 
 def test_same_seed_same_call(lab: jl.Lab) -> None:
     echo_app(lab)
-    a = lab.call("/echo", sim.Caller.saying("bye"))
-    b = lab.call("/echo", sim.Caller.saying("bye"))
-    assert a.call_sid == b.call_sid
+    a = sim.call(lab.url + "/echo", sim.Caller.saying("bye"), options=sim.SimOptions(seed=7))
+    b = sim.call(lab.url + "/echo", sim.Caller.saying("bye"), options=sim.SimOptions(seed=7))
+    c = lab.call("/echo", sim.Caller.saying("bye"))
+    d = lab.call("/echo", sim.Caller.saying("bye"))
+    assert a.call_sid == b.call_sid and c.call_sid != d.call_sid
     assert [e.type for e in a.trace] == [e.type for e in b.trace]
 
 

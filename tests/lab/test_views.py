@@ -1,0 +1,84 @@
+"""The event log's views (events, calls, hooks, statuses) and its persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jambonz_lab as jl
+from jambonz_lab import sim
+
+
+def echo(lab: jl.Lab) -> None:
+    @lab.service("/").on("session:new")
+    def new(session: jl.Session) -> None:
+        @session.on("/g")
+        def heard(msg: jl.Message) -> None:
+            session.say(text=f"heard {msg.transcript or msg.digits}").hangup().reply()
+
+        session.gather(input=["speech", "digits"], actionHook="/g", finishOnKey="#").send()
+
+
+def test_views_after_simulated_calls(lab: jl.Lab) -> None:
+    echo(lab)
+    lab.call("/", sim.Caller.saying("a blue car"))
+    lab.call("/", sim.Caller(inputs=[sim.Digits("42#")]))
+    ev = lab.events
+    spoken = ev[(ev["type"] == "verb:hook")].iloc[0]
+    assert (spoken["reason"], spoken["transcript"], spoken["confidence"]) == (
+        "speechDetected",
+        "a blue car",
+        0.92,
+    )
+    assert ev[(ev["type"] == "verb:hook")].iloc[1]["digits"] == "42"
+    acks = ev[(ev["direction"] == "out") & (ev["type"] == "ack")]
+    assert acks["ack_ms"].notna().all() and (acks["ack_ms"] >= 0).all()
+
+    calls = lab.calls
+    assert len(calls) == 2
+    assert calls["final_status"].tolist() == ["completed", "completed"]
+    assert calls["hooks"].tolist() == [1, 1] and calls["errors"].tolist() == [0, 0]
+    assert calls["from"].tolist() == ["+14155550100", "+14155550100"]
+    assert calls["duration_s"].notna().all()
+
+    hooks = lab.hooks
+    assert hooks["type"].tolist() == ["session:new", "verb:hook", "session:new", "verb:hook"]
+    assert hooks["auto"].tolist() == [False, False, False, False]
+    assert hooks["hook"].tolist()[1] == "/g"
+
+    statuses = lab.statuses
+    assert statuses["call_status"].tolist() == ["trying", "in-progress", "completed"] * 2
+
+
+def test_session_events_are_that_calls_rows(lab: jl.Lab) -> None:
+    echo(lab)
+    result = lab.call("/", sim.Caller.saying("x"))
+    df = lab.session(result.call_sid).events
+    assert set(df["call_sid"]) == {result.call_sid}
+    assert df["type"].iloc[0] == "session:new"
+
+
+def test_log_path_persists_and_read_log_restores_the_views(tmp_path: Path) -> None:
+    path = tmp_path / "calls.jsonl"
+    lab = jl.start(log_path=path)
+    try:
+        echo(lab)
+        lab.call("/", sim.Caller.saying("persist me"))
+    finally:
+        lab.stop()
+    restored = jl.read_log(path)
+    assert restored.calls["final_status"].tolist() == ["completed"]
+    assert "persist me" in restored.events["transcript"].dropna().tolist()
+    assert len(restored.events) == len(path.read_text().splitlines())
+
+
+def test_subscribers_see_rows_on_the_loop_thread(lab: jl.Lab) -> None:
+    import threading
+
+    seen: list[tuple[str, str]] = []
+    unsubscribe = lab.subscribe(lambda row: seen.append((threading.current_thread().name, row[3])))
+    echo(lab)
+    lab.call("/", sim.Caller.saying("x"))
+    unsubscribe()
+    n = len(seen)
+    lab.call("/", sim.Caller.saying("y"))
+    assert seen[0] == ("jambonz-lab-loop", "session:new") and len(seen) == n
