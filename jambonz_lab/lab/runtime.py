@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .. import loop
 from ..exceptions import ServerError
 from ..net import AppServer, ServerOptions, Service, Session
+from ..protocol.verbs import prewarm
 from ..waiting import Waiter
 from .events import EventLog
 
@@ -103,6 +104,7 @@ class Lab:
             return self
         if self._stopped:
             raise ServerError("this lab was stopped; call jambonz_lab.start() for a new one")
+        prewarm()  # verb models load in the background; start() returns once listening
         if self.log_path is not None:
             self._sink = open(self.log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed in stop()
         loop.submit(self.server.start(self.host, self.requested_port)).result(loop.STEP_TIMEOUT)

@@ -58,6 +58,9 @@ RECORD_FIELDS = ("ts", "call_sid", "direction", "type", "msgid", "hook", "verbs"
 Record = Callable[[tuple[Any, ...]], None]
 
 
+DEFAULT_VERBS = [{"verb": "answer"}]
+
+
 @dataclass
 class ServerOptions:
     """How the app server behaves.
@@ -78,7 +81,7 @@ class ServerOptions:
     """
 
     grace: float = 1.0
-    default_verbs: list[dict[str, Any]] = field(default_factory=lambda: [{"verb": "answer"}])
+    default_verbs: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_VERBS))
     ack_warning: float = 4.0
     handler_threads: int = 32
     max_frame: int = MAX_APP_FRAME
@@ -86,7 +89,8 @@ class ServerOptions:
     backlog: int = 1024
 
     def __post_init__(self) -> None:
-        self.default_verbs = normalize_verbs(self.default_verbs)
+        if self.default_verbs != DEFAULT_VERBS:  # the default is valid; don't load the SDK for it
+            self.default_verbs = normalize_verbs(self.default_verbs)
         if not self.default_verbs:
             raise ValueError("default_verbs must hold at least one verb (jambonz rejects an empty ack)")
         if self.grace < 0 or self.grace >= 5:

@@ -51,6 +51,18 @@ def _model(json_verb: str) -> Any:
     return verb_model(json_verb)
 
 
+def prewarm() -> None:
+    """Load the SDK's models on a background thread (their import can take a second in a
+    Jupyter environment, where jsonschema's format checkers build grammars at import)."""
+    import threading
+
+    def load() -> None:
+        _registry()
+        _model("say")
+
+    threading.Thread(target=load, name="jambonz-lab-prewarm", daemon=True).start()
+
+
 def verb_names() -> list[str]:
     """Every JSON verb name the SDK models know (``say``, ``sip:decline``, …)."""
     from jambonz_sdk._models._registry import all_verb_models
