@@ -5,6 +5,9 @@ from collections.abc import Iterator
 import pytest
 
 import jambonz_lab as jl
+from jambonz_lab.protocol.verbs import load_models
+
+load_models()  # as `jambonz-lab serve` does: tests assert first acks, which must not race the SDK import
 
 
 @pytest.fixture

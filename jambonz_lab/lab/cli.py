@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..protocol.verbs import load_models
 from .runtime import default_lab, start
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"jambonz-lab: no such file: {path}", file=sys.stderr)
         return 2
+    load_models()  # before listening: the first call must not wait for the SDK's import
     declared = default_lab()
     runpy.run_path(str(path), run_name="__jambonz_lab__")
     if not declared.server.services:
@@ -66,6 +68,7 @@ def _demo(args: argparse.Namespace) -> int:
     from ..sim import Caller, Digits, Speech, call
     from . import demo
 
+    load_models()
     lab = start()
     try:
         demo.install(lab.service(demo.PATH))

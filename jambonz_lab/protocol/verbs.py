@@ -21,22 +21,36 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from ..exceptions import VerbError
 
-__all__ = ["build_verb", "normalize_verb", "normalize_verbs", "verb_names"]
+__all__ = [
+    "build_verb",
+    "load_models",
+    "prewarm",
+    "schema_dir",
+    "normalize_verb",
+    "normalize_verbs",
+    "verb_names",
+]
 
 # pydantic puts union branch names into error locations; they are not property names.
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "any"}
 
 
+_sdk_lock = threading.Lock()  # the SDK's package import is not safe to run from two threads at once
+
+
 @cache
 def _registry() -> dict[str, tuple[str, dict[str, Any]]]:
     """method name -> (json verb, injected properties), from the SDK's verb registry."""
-    from jambonz_sdk.verb_registry import VERB_DEFS
+    with _sdk_lock:
+        from jambonz_sdk.verb_registry import VERB_DEFS
 
     out: dict[str, tuple[str, dict[str, Any]]] = {}
     for vdef in VERB_DEFS:
@@ -46,28 +60,41 @@ def _registry() -> dict[str, tuple[str, dict[str, Any]]]:
 
 @cache
 def _model(json_verb: str) -> Any:
-    from jambonz_sdk._models._registry import verb_model
+    with _sdk_lock:
+        from jambonz_sdk._models._registry import verb_model
 
-    return verb_model(json_verb)
+        return verb_model(json_verb)
+
+
+def load_models() -> None:
+    """Load the SDK's verb models now (idempotent; the first time can take a second in a
+    Jupyter environment, where jsonschema's format checkers build grammars at import)."""
+    _registry()
+    _model("say")
 
 
 def prewarm() -> None:
-    """Load the SDK's models on a background thread (their import can take a second in a
-    Jupyter environment, where jsonschema's format checkers build grammars at import)."""
-    import threading
-
-    def load() -> None:
-        _registry()
-        _model("say")
-
-    threading.Thread(target=load, name="jambonz-lab-prewarm", daemon=True).start()
+    """:func:`load_models` on a background thread, so that ``start()`` returns at once."""
+    threading.Thread(target=load_models, name="jambonz-lab-prewarm", daemon=True).start()
 
 
 def verb_names() -> list[str]:
     """Every JSON verb name the SDK models know (``say``, ``sip:decline``, …)."""
-    from jambonz_sdk._models._registry import all_verb_models
+    with _sdk_lock:
+        from jambonz_sdk._models._registry import all_verb_models
 
-    return sorted(all_verb_models())
+        return sorted(all_verb_models())
+
+
+def schema_dir() -> Path:
+    """The folder of the SDK's bundled JSON Schemas (``verbs/``, ``components/``, …).
+
+    Import the SDK only through this module: its package import must not run on two threads at once.
+    """
+    with _sdk_lock:
+        import jambonz_sdk
+
+        return Path(jambonz_sdk.__file__).resolve().parent / "schema"
 
 
 def build_verb(method: str, props: Mapping[str, Any]) -> dict[str, Any]:
