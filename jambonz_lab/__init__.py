@@ -34,6 +34,7 @@ from .exceptions import (
     WaitTimeout,
 )
 from .lab import EventLog, Lab, default_lab, read_log, service, start, stop_all
+from .lab.widgets import card, composer, panel  # light: widget libraries load on first call
 from .net import Closed, ServerOptions, Service, Session
 from .protocol import CallState, Message, MessageType
 from .waiting import Waiter
@@ -65,7 +66,10 @@ __all__ = [
     "WaitTimeout",
     "Waiter",
     "__version__",
+    "card",
+    "composer",
     "default_lab",
+    "panel",
     "read_log",
     "service",
     "start",

@@ -35,6 +35,7 @@ from .events import EventLog
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
     from ..sim import Caller, CallResult
     from ..sim.clock import ClockName
@@ -66,6 +67,8 @@ class Lab:
         self._subscribers: list[Callable[[tuple[Any, ...]], None]] = []
         self.server = AppServer(ServerOptions(**options), record=self._on_record)
         self.server.events_of = self.log.to_dataframe
+        self.server.timeline_of = self.timeline
+        self.server.save_of = self._save_call
         self.running = False
         self._stopped = False
 
@@ -179,9 +182,14 @@ class Lab:
     def wait_for_session(self, path: str | None = None, timeout: float = 30.0) -> Waiter[Session]:
         """Wait for the next call (under ``path``, or any); ``await`` it or ``.result()``.
 
+        Only calls that open after this method returns count: to catch a simulated call,
+        create the waiter first, then place the call.
+
         Example::
 
-            session = await lab.wait_for_session("/echo")
+            next_call = lab.wait_for_session("/echo")
+            ...                                   # a call comes in
+            session = await next_call
         """
         what = f"a call on {path}" if path else "a call"
         waiter: Waiter[Session] = Waiter(what, timeout)
@@ -208,6 +216,44 @@ class Lab:
     def statuses(self) -> pd.DataFrame:
         """Every ``call:status`` (A- and B-legs)."""
         return self.log.statuses
+
+    def timeline(self, call_sid: str | None = None) -> Figure:
+        """A picture of the messages of every call (or of ``call_sid``): swim-lanes over time.
+
+        Returns a ``matplotlib.figure.Figure`` that shows inline in a notebook
+        (see :func:`jambonz_lab.lab.timeline.draw`). Needs matplotlib. Any thread but the loop's.
+
+        Example::
+
+            lab.timeline()                       # every call
+            lab.timeline(sid).savefig("call.png")
+        """
+        from .timeline import draw
+
+        events = self.events
+        if call_sid is not None:
+            events = events[events["call_sid"] == call_sid]
+            if len(events) == 0:
+                raise KeyError(f"no events for call {call_sid!r}")
+            return draw(events, title=None)
+        calls = events["call_sid"].dropna().nunique()
+        return draw(events, title=f"{calls} call(s)" if calls != 1 else None)
+
+    def _save_call(self, call_sid: str, path: str) -> int:
+        """Write one call's rows as JSON lines (``Session.save``); any thread but the loop's."""
+        rows = self.log._select(call_sid)
+        if not rows:
+            raise KeyError(f"no events for call {call_sid!r}")
+        with open(path, "w", encoding="utf-8") as sink:
+            for row in rows:
+                self.log.write_jsonl(row, sink)
+        return len(rows)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """In a notebook the lab shows as its live panel (widget libraries are imported only here)."""
+        from .widgets import lab_bundle
+
+        return lab_bundle(self, **kwargs)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped" if self._stopped else "not started"

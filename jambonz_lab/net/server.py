@@ -177,6 +177,10 @@ class AppServer:
         self._session_waiters: list[tuple[str | None, Waiter[Session]]] = []
         #: the event log of one call as a DataFrame (set by the lab that owns this server)
         self.events_of: Callable[[str], Any] | None = None
+        #: a timeline Figure of one call (set by the lab that owns this server)
+        self.timeline_of: Callable[[str], Any] | None = None
+        #: write one call's event-log rows to a JSON-lines file, returns the row count (set by the lab)
+        self.save_of: Callable[[str, str], int] | None = None
         self._runner: web.AppRunner | None = None
         self.host: str | None = None
         self.port: int | None = None

@@ -19,6 +19,7 @@ import contextvars
 import copy
 import inspect
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -196,6 +197,32 @@ class Session(VerbMethods):
         if self._server.events_of is None:
             raise RuntimeError("this session's server keeps no event log")
         return self._server.events_of(self.call_sid)
+
+    def timeline(self) -> Any:
+        """A picture of this call's messages (a matplotlib ``Figure``; see ``Lab.timeline``).
+
+        Example::
+
+            session.timeline().savefig("call.png")
+        """
+        if self._server.timeline_of is None:
+            raise RuntimeError("this session's server keeps no event log")
+        return self._server.timeline_of(self.call_sid)
+
+    def save(self, path: str | os.PathLike[str]) -> int:
+        """Write this call's event-log rows to ``path`` as JSON lines; returns the row count.
+
+        The file replays the call against a changed app (``jambonz_lab.sim.replay``)
+        and loads back with ``jambonz_lab.read_log``. Any thread but the loop's.
+
+        Example::
+
+            session.save("echo-v1.jsonl")
+            report = sim.replay("echo-v1.jsonl", lab.url + "/echo")
+        """
+        if self._server.save_of is None:
+            raise RuntimeError("this session's server keeps no event log")
+        return self._server.save_of(self.call_sid, os.fspath(path))
 
     def pending(self) -> list[str]:
         """msgids jambonz waits an ack for, oldest first."""

@@ -19,6 +19,7 @@ from .api import acall, call, load
 from .caller import Caller, DialOutcome, Digits, Silence, Speech, ToolCall
 from .clock import Clock
 from .engine import SimCall, SimOptions
+from .replay import Divergence, ReplayReport, areplay, replay
 from .result import CallResult, TraceEntry
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "Clock",
     "DialOutcome",
     "Digits",
+    "Divergence",
+    "ReplayReport",
     "SimCall",
     "SimOptions",
     "Silence",
@@ -34,6 +37,8 @@ __all__ = [
     "ToolCall",
     "TraceEntry",
     "acall",
+    "areplay",
     "call",
     "load",
+    "replay",
 ]

@@ -1,0 +1,239 @@
+"""The widget hub of a lab: call models fed by ``lab.subscribe``, cards and the panel, flushed in batches.
+
+One :class:`Hub` per lab, created at the first ``card()`` / ``panel()``. It subscribes once
+to the lab's event log (rows arrive on the loop thread), keeps a :class:`CallModel` per
+recent call, marks what changed, and at most every :data:`FLUSH_EVERY` seconds writes the
+changes into the widgets inside ``hold_sync()`` — so several traits leave in one message,
+and the loop thread is the only writer of every widget trait (notebook-design A.5, B.2).
+
+Bounded everywhere: models and panel cards for the newest :data:`PANEL_SIZE` calls (plus
+the calls whose card you asked for with ``card()``), event tails of 20.
+
+Threads: every method here runs on the loop thread, except :meth:`Hub.of`, which any
+thread but the loop's may call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from ... import loop
+from ...net.server import RECORD_FIELDS
+from ._model import CallModel, is_error
+
+if TYPE_CHECKING:
+    from ...net import Session
+    from ..runtime import Lab
+    from ._card import SessionCard
+    from ._panel import LabPanel
+
+__all__ = ["FLUSH_EVERY", "PANEL_SIZE", "Hub"]
+
+log = logging.getLogger("jambonz_lab.widgets")
+
+#: seconds between two widget flushes, at most
+FLUSH_EVERY = 0.15
+#: calls shown in the panel (list and cards), newest first
+PANEL_SIZE = 20
+
+_ATTR = "_jambonz_lab_widget_hub"
+
+
+class Hub:
+    """Models, cards and the panel of one lab (loop thread)."""
+
+    def __init__(self, lab: Lab) -> None:
+        loop.require_loop_thread()
+        self.lab = lab
+        self.models: OrderedDict[str, CallModel] = OrderedDict()
+        self.cards: dict[str, SessionCard] = {}
+        self.panel: LabPanel | None = None
+        self.errors = 0
+        self._dirty: set[str] = set()
+        self._panel_dirty = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_flush = -1.0
+        self._to_close: list[SessionCard] = []
+        self._seed()
+        self.unsubscribe = lab.subscribe(self._on_row)  # on the loop thread: a plain append
+
+    @classmethod
+    def of(cls, lab: Lab) -> Hub:
+        """The lab's hub, created (and subscribed) at first use. Any thread but the loop's is best."""
+
+        def get() -> Hub:
+            hub = getattr(lab, _ATTR, None)
+            if not isinstance(hub, Hub):
+                hub = cls(lab)
+                setattr(lab, _ATTR, hub)
+            return hub
+
+        return loop.run_sync(get)
+
+    def _seed(self) -> None:
+        """Models of the newest calls, and the error count, from the rows logged so far."""
+        rows = self.lab.log._select(None)  # the raw tuples: no JSON parsing for other calls' rows
+        sessions = self.lab.server.sessions
+        for sid in list(sessions)[-PANEL_SIZE:]:
+            self.models[sid] = CallModel(sid)
+        for row in rows:
+            if is_error(row[2], row[3]):
+                self.errors += 1
+            model = self.models.get(row[1])
+            if model is not None:
+                model.apply(row)
+
+    # -- rows in ------------------------------------------------------------------------
+
+    def _on_row(self, row: tuple[Any, ...]) -> None:
+        """One event-log row (loop thread, via lab.subscribe): update a model, mark it dirty."""
+        sid = row[1]
+        if is_error(row[2], row[3]):
+            self.errors += 1
+            self._panel_dirty = True
+        model = self.models.get(sid) if isinstance(sid, str) else None
+        if model is None and isinstance(sid, str) and sid not in self.lab.server.sessions:
+            model = self.models[sid] = CallModel(sid)  # a new call (its first row comes before its session)
+            self._evict()
+        if model is not None:
+            model.apply(row)
+            self._dirty.add(sid)
+            self._panel_dirty = True
+        if self._dirty or self._panel_dirty:
+            self._schedule()
+
+    def touch(self, call_sid: str | None = None) -> None:
+        """Mark a card (or only the panel) for the next flush, e.g. after a queue change."""
+        if call_sid is not None:
+            self._dirty.add(call_sid)
+        self._panel_dirty = True
+        self._schedule()
+
+    def _evict(self) -> None:
+        """Drop the oldest calls beyond the panel's window, except those with a pinned card."""
+        excess = len(self.models) - PANEL_SIZE
+        if excess <= 0:
+            return
+        for sid in list(self.models)[:excess]:
+            card = self.cards.get(sid)
+            if card is not None and card.pinned and not card.closed:
+                continue
+            del self.models[sid]
+            self._dirty.discard(sid)
+            if card is not None:
+                del self.cards[sid]
+                self._to_close.append(card)  # after the panel stopped showing it
+
+    # -- flushing -----------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            return
+        running = loop.get_loop()
+        delay = max(0.0, self._last_flush + FLUSH_EVERY - running.time())
+        self._timer = running.call_later(delay, self._flush)
+
+    def _flush(self) -> None:
+        """Write every change since the last flush into the widgets (loop thread)."""
+        self._timer = None
+        self._last_flush = loop.get_loop().time()
+        dirty, self._dirty = self._dirty, set()
+        try:
+            for sid in dirty:
+                card = self.cards.get(sid)
+                model = self.models.get(sid)
+                if card is None or model is None:
+                    continue
+                if card.closed:
+                    del self.cards[sid]
+                    continue
+                card._sync(self._card_state(model, card))
+            if self._panel_dirty:
+                self._panel_dirty = False
+                panel = self.panel
+                if panel is not None and panel.closed:
+                    self.panel = panel = None
+                if panel is not None:
+                    panel._sync(self._panel_state(), self._panel_cards())
+        except Exception:  # a widget failure must not stop the loop
+            log.exception("widget update failed")
+        finally:
+            closing, self._to_close = self._to_close, []
+            for card in closing:
+                if self.panel is None or card not in self.panel.cards:
+                    card.close()
+
+    def _card_state(self, model: CallModel, card: SessionCard | None = None) -> dict[str, Any]:
+        state = model.state()
+        session = self.lab.server.sessions.get(model.call_sid)
+        if card is not None and session is not None:
+            card._session = session  # a redirect opens a new session object for the same call
+        state["live"] = session is not None and not session.closed
+        state["state"] = session.state.value if session is not None else ""
+        state["queued"] = len(session.queued) if session is not None else 0
+        return state
+
+    def _panel_state(self) -> dict[str, Any]:
+        sessions = self.lab.server.sessions
+        newest = list(self.models.values())[-PANEL_SIZE:][::-1]
+        listed = []
+        for model in newest:
+            row = model.summary()
+            session = sessions.get(model.call_sid)
+            row["live"] = session is not None and not session.closed
+            listed.append(row)
+        url = self.lab.url
+        return {
+            "url": url,
+            "running": bool(self.lab.running),
+            "services": [{"path": p, "url": url + p} for p in self.lab.server.services],
+            "calls": len(sessions),
+            "live": sum(1 for s in sessions.values() if not s.closed),
+            "errors": self.errors,
+            "sessions": listed,
+        }
+
+    def _panel_cards(self) -> list[SessionCard]:
+        sids = list(self.models)[-PANEL_SIZE:][::-1]
+        return [self.card(sid) for sid in sids]
+
+    # -- widgets --------------------------------------------------------------------------
+
+    def card(self, call_sid: str, *, pinned: bool = False) -> SessionCard:
+        """The call's card, created on first use (loop thread)."""
+        from ._card import SessionCard
+
+        card = self.cards.get(call_sid)
+        if card is None or card.closed:
+            model = self.models.get(call_sid) or self._adopt(call_sid)
+            session = self.lab.server.sessions.get(call_sid)
+            card = SessionCard(session, self, **self._card_state(model))
+            self.cards[call_sid] = card
+        if pinned:
+            card.pinned = True
+        return card
+
+    def _adopt(self, call_sid: str) -> CallModel:
+        """A model for an older call (out of the panel's window): built from its logged rows."""
+        model = CallModel(call_sid)
+        for row in self.lab.log.rows(call_sid):
+            model.apply(tuple(row[c] for c in RECORD_FIELDS))
+        self.models[call_sid] = model
+        self.models.move_to_end(call_sid, last=False)  # keep the panel's newest-first window
+        return model
+
+    def get_panel(self) -> LabPanel:
+        """The lab's panel, created on first use (loop thread)."""
+        from ._panel import LabPanel
+
+        if self.panel is None or self.panel.closed:
+            self.panel = LabPanel(self, **self._panel_state())
+            self.panel._sync(self._panel_state(), self._panel_cards())
+        return self.panel
+
+    def session_card(self, session: Session) -> SessionCard:
+        """The pinned card of ``session`` (loop thread)."""
+        return self.card(session.call_sid, pinned=True)

@@ -1,0 +1,164 @@
+"""The lab panel: the URL to give jambonz, the services, the counts, and a card per recent call.
+
+Example::
+
+    import jambonz_lab as jl
+
+    lab = jl.start()
+    lab                  # the last line of a cell: shows this panel (or jl.panel(lab))
+
+The panel is an ipywidgets ``VBox`` (class ``jl-panel``) holding a :class:`PanelHeader`
+anywidget (``panel.js`` / ``panel.css``) and the :class:`~.card.SessionCard` of the newest
+calls, newest first (at most 20). Everything in it is written on the lab's loop thread
+by the lab's widget hub, at most every 150 ms.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+import ipywidgets  # type: ignore[import-untyped]
+import traitlets
+
+from ... import loop
+from ._card import SessionCard, _asset
+
+if TYPE_CHECKING:
+    from ._hub import Hub
+
+__all__ = ["LabPanel", "PanelHeader"]
+
+log = logging.getLogger("jambonz_lab.widgets")
+
+
+class PanelHeader(anywidget.AnyWidget):
+    """The top of the lab panel; its traits are the panel's state (loop thread writes them).
+
+    Attributes:
+        url: ``ws://host:port`` (append a service path for jambonz's call hook).
+        running: the lab listens.
+        services: ``[{"path", "url"}]``, one per declared service.
+        calls, live, errors: how many calls the lab has seen, how many are live,
+            how many errors were logged.
+        sessions: the newest calls, newest first (at most 20):
+            ``{call_sid, from, to, caller_name, direction, status, live, hooks, errors}``.
+    """
+
+    _esm = _asset("panel.js")
+    _css = _asset("panel.css")
+
+    url = traitlets.Unicode("").tag(sync=True)
+    running = traitlets.Bool(False).tag(sync=True)
+    services = traitlets.List(traitlets.Dict()).tag(sync=True)
+    calls = traitlets.Int(0).tag(sync=True)
+    live = traitlets.Int(0).tag(sync=True)
+    errors = traitlets.Int(0).tag(sync=True)
+    sessions = traitlets.List(traitlets.Dict()).tag(sync=True)
+
+    def __repr__(self) -> str:
+        return f"<PanelHeader {self.url} calls={self.calls} live={self.live} errors={self.errors}>"
+
+
+class LabPanel(ipywidgets.VBox):  # type: ignore[misc]
+    """The lab at a glance, live. Get it with :func:`jambonz_lab.panel` or by displaying the lab.
+
+    Read its state from any thread through the properties (``url``, ``services``,
+    ``calls``, ``live``, ``errors``, ``sessions``, ``cards``); the loop thread is the
+    only writer.
+
+    Example::
+
+        p = jl.panel(lab)
+        p.url, p.calls, p.live, p.errors
+        p.cards[0].status          # the newest call's card
+    """
+
+    def __init__(self, hub: Hub, **header: Any) -> None:
+        """Built by the widget hub on the loop thread; use :func:`jambonz_lab.panel`."""
+        self.header = PanelHeader(**header)
+        self.cards_box = ipywidgets.VBox(layout=ipywidgets.Layout(width="100%"))
+        self.cards_box.add_class("jl-cards")
+        super().__init__([self.header, self.cards_box], layout=ipywidgets.Layout(width="100%"))
+        self.add_class("jl-panel")
+        self._hub = hub
+
+    # -- state (any thread reads) ---------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return str(self.header.url)
+
+    @property
+    def services(self) -> list[dict[str, Any]]:
+        return list(self.header.services)
+
+    @property
+    def calls(self) -> int:
+        return int(self.header.calls)
+
+    @property
+    def live(self) -> int:
+        return int(self.header.live)
+
+    @property
+    def errors(self) -> int:
+        return int(self.header.errors)
+
+    @property
+    def sessions(self) -> list[dict[str, Any]]:
+        return list(self.header.sessions)
+
+    @property
+    def cards(self) -> list[SessionCard]:
+        """The cards shown, newest call first."""
+        return list(self.cards_box.children)
+
+    @property
+    def closed(self) -> bool:
+        return self.comm is None
+
+    # -- loop side ------------------------------------------------------------------------
+
+    def _sync(self, header: dict[str, Any], cards: list[SessionCard]) -> None:
+        """Write what changed (loop thread): the header's traits in one message, then the cards."""
+        loop.require_loop_thread()
+        changed = {k: v for k, v in header.items() if getattr(self.header, k) != v}
+        if changed:
+            with self.header.hold_sync():
+                for key, value in changed.items():
+                    setattr(self.header, key, value)
+        if tuple(cards) != tuple(self.cards_box.children):
+            self.cards_box.children = tuple(cards)
+
+    def close(self) -> None:
+        """Close the panel and its header (cards stay: they belong to their sessions)."""
+        self.header.close()
+        self.cards_box.close()
+        super().close()
+
+    # -- display --------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        data = super()._repr_mimebundle_(**kwargs)
+        if isinstance(data, dict):
+            data = {**data, "text/html": self._static_html()}
+        return data
+
+    def _static_html(self) -> str:
+        """What viewers without widget support show: escaped text only."""
+        e = html.escape
+        rows = "".join(
+            f"<li><code>{e(str(s.get('call_sid', ''))[:8])}</code> {e(str(s.get('status') or '…'))} "
+            f"{e(str(s.get('from') or '?'))} → {e(str(s.get('to') or '?'))}</li>"
+            for s in self.header.sessions
+        )
+        return (
+            f'<div class="jl-static-panel">jambonz call hook: <code>{e(self.url)}</code>'
+            f"<br>calls {self.calls} · live {self.live} · errors {self.errors}<ul>{rows}</ul></div>"
+        )
+
+    def __repr__(self) -> str:
+        return f"<LabPanel {self.url} calls={self.calls} live={self.live} errors={self.errors}>"

@@ -1,0 +1,110 @@
+// The session card of jambonz_lab (anywidget ES module, no build step).
+//
+// DOM contract (browser tests rely on it): root `.jl-card[data-call-sid]`, status `.jl-status`,
+// caller name `.jl-caller`, buttons `button.jl-hangup` / `button.jl-mute` / `button.jl-send`,
+// latest events `.jl-events > li`. Every value from the call (names, numbers, transcripts) is
+// set with textContent or setAttribute: caller-controlled strings are data, never markup.
+
+const TRAITS = [
+  "call_sid", "from_", "to", "caller_name", "direction", "status", "statuses", "verbs",
+  "events", "hooks", "errors", "live", "state", "queued", "muted", "error",
+];
+
+function make(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function render({ model, el }) {
+  const root = make("div", "jl-card");
+
+  const header = make("div", "jl-header");
+  const status = make("span", "jl-status");
+  const caller = make("span", "jl-caller");
+  const route = make("span", "jl-route");
+  const sid = make("code", "jl-sid");
+  header.append(status, caller, route, sid);
+
+  const facts = make("div", "jl-facts");
+  const counters = make("span", "jl-counters");
+  const verbs = make("span", "jl-verbs");
+  facts.append(counters, verbs);
+
+  const buttons = make("div", "jl-buttons");
+  const hangup = make("button", "jl-hangup", "Hang up");
+  const mute = make("button", "jl-mute", "Mute");
+  const send = make("button", "jl-send", "Send queued");
+  for (const b of [hangup, mute, send]) b.type = "button";
+  buttons.append(hangup, mute, send);
+
+  const error = make("div", "jl-error");
+  const events = make("ol", "jl-events");
+  root.append(header, facts, buttons, error, events);
+  el.append(root);
+
+  hangup.addEventListener("click", () => model.send({ action: "hangup" }));
+  mute.addEventListener("click", () => model.send({ action: model.get("muted") ? "unmute" : "mute" }));
+  send.addEventListener("click", () => model.send({ action: "send" }));
+
+  function update() {
+    const callSid = model.get("call_sid") || "";
+    root.setAttribute("data-call-sid", callSid);
+    const st = model.get("status") || "";
+    status.textContent = st || "…";
+    status.setAttribute("data-status", st);
+    caller.textContent = model.get("caller_name") || "";
+    route.textContent = `${model.get("from_") || "?"} → ${model.get("to") || "?"}`
+      + (model.get("direction") ? ` (${model.get("direction")})` : "");
+    sid.textContent = callSid.slice(0, 8);
+    sid.title = callSid;
+    const live = Boolean(model.get("live"));
+    root.classList.toggle("jl-ended", !live);
+    counters.textContent = `hooks ${model.get("hooks")} · errors ${model.get("errors")}`
+      + ` · socket ${model.get("state") || "?"}`;
+    counters.classList.toggle("jl-has-errors", model.get("errors") > 0);
+    const names = model.get("verbs") || [];
+    verbs.textContent = names.length ? `verbs: ${names.join(", ")}` : "no verbs sent yet";
+    mute.textContent = model.get("muted") ? "Unmute" : "Mute";
+    const queued = model.get("queued") || 0;
+    send.textContent = `Send queued (${queued})`;
+    hangup.disabled = !live;
+    mute.disabled = !live;
+    send.disabled = !live || queued === 0;
+    error.textContent = model.get("error") || "";
+    error.hidden = !model.get("error");
+
+    const items = (model.get("events") || []).map((ev) => {
+      const li = make("li", `jl-event jl-dir-${ev.dir}`);
+      li.setAttribute("data-type", ev.type);
+      li.append(
+        make("span", "jl-t", `${Number(ev.t).toFixed(2)}s`),
+        make("span", "jl-dir", ev.dir),
+        make("span", "jl-type", ev.type),
+        make("span", "jl-hook", ev.hook || ""),
+        make("span", "jl-detail", ev.detail || ""),
+      );
+      return li;
+    });
+    events.replaceChildren(...items);
+  }
+
+  // one flush changes several traits in one message: redraw once for all of them
+  let pending = false;
+  function schedule() {
+    if (pending) return;
+    pending = true;
+    queueMicrotask(() => {
+      pending = false;
+      update();
+    });
+  }
+  for (const name of TRAITS) model.on(`change:${name}`, schedule);
+  update();
+  return () => {
+    for (const name of TRAITS) model.off(`change:${name}`, schedule);
+  };
+}
+
+export default { render };
