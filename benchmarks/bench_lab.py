@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from jambonz_lab.lab.events import EventLog
 
@@ -84,7 +85,12 @@ def startup() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument(
+        "--latency", action="store_true", help="only the ack latency with / without the Lab panel"
+    )
     args = ap.parse_args()
+    if args.latency:
+        return
     rows = sample_rows(args.events)
     append = time_append(rows)
     raw, flat = time_frames(rows)
@@ -95,5 +101,55 @@ def main() -> None:
     print(f"{args.events:>10,} {append * 1e6:16.3f} {raw:15.2f} {flat:14.2f} {startup():15.2f}")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and "--latency" not in sys.argv:
     main()
+
+
+def ack_latency(with_panel: bool, hooks: int = 2000, calls: int = 20) -> tuple[float, float]:
+    """p50/p99 hook round trip (ms) over real sockets, with a Lab panel (and its cards) live or not.
+
+    Outside a kernel the widgets have no frontend: this measures what the panel costs the lab's
+    loop thread (model updates, coalesced trait writes), which is what could delay an ack.
+    """
+    import jambonz_lab as jl
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from fakejambonz import FakeJambonz  # the tests' loopback jambonz stand-in
+
+    lab = jl.start()
+    svc = lab.service("/")
+
+    @svc.on("session:new")
+    async def new(session: jl.Session) -> None:
+        async def hook(msg: jl.Message) -> None:
+            session.say(text="ok").reply()
+
+        session.on("/h", hook)
+        session.answer().send()
+
+    widget = jl.panel(lab) if with_panel else None
+    times: list[float] = []
+    for c in range(calls):
+        with FakeJambonz(lab.url, f"lat-{with_panel}-{c}") as fj:
+            fj.session_new()
+            fj.recv()
+            for _ in range(hooks // calls):
+                t0 = time.perf_counter()
+                fj.hook("/h")
+                fj.recv()
+                times.append((time.perf_counter() - t0) * 1000)
+    lab.stop()
+    del widget
+    times.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.99)]
+
+
+def latency_table() -> None:
+    print(f"\n{'hook round trip':<22} {'p50 ms':>7} {'p99 ms':>7}")
+    for flag in (False, True):
+        p50, p99 = ack_latency(flag)
+        print(f"{'with Lab panel' if flag else 'no widgets':<22} {p50:7.2f} {p99:7.2f}")
+
+
+if __name__ == "__main__" and "--latency" in sys.argv:
+    latency_table()
