@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import loop
+from ..protocol.verbs import load_models
 from .caller import Caller
 from .clock import Clock, ClockName
 from .engine import Direction, SimCall, SimOptions
@@ -42,6 +43,9 @@ def _sim(
     direction: Direction = "inbound",
     tag: Mapping[str, Any] | None = None,
 ) -> SimCall:
+    # both sides validate verbs with the SDK's models: load them before the first frame, so that a
+    # call placed right after start() does not race their (slow, first-time) import against the grace
+    load_models()
     return SimCall(url, caller, Clock(clock), options, direction=direction, tag=tag, **attrs)
 
 
