@@ -559,22 +559,10 @@ class SimCall:
 
     async def connect(self) -> None:
         """Open a socket with jambonz's retry policy (up to 1 + rc attempts)."""
-        headers = {"User-Agent": "jambonz"}
-        if self.options.username is not None:
-            token = base64.b64encode(f"{self.options.username}:{self.options.password or ''}".encode())
-            headers["Authorization"] = "Basic " + token.decode()
         attempt = 0
         while True:
             try:
-                ws = await websockets.connect(
-                    self.url,
-                    subprotocols=[Subprotocol(SUBPROTOCOL)],
-                    additional_headers=headers,
-                    open_timeout=self.options.handshake_timeout,
-                    max_size=None,
-                    ping_interval=None,
-                    compression=None,
-                )
+                ws = await open_socket(self.url, self.options)
             except Exception as exc:  # what jambonz's retry policy sees
                 if attempt >= self.retries or not _retryable(exc, self.policies):
                     raise
@@ -583,9 +571,6 @@ class SimCall:
                 await self._pass(delay)
                 attempt += 1
                 continue
-            if ws.subprotocol != SUBPROTOCOL:
-                await ws.close()
-                raise ConnectionError("Server sent no subprotocol")
             self._ws = ws
             self._connections += 1
             self._reader = asyncio.get_running_loop().create_task(self._read(ws))
@@ -936,6 +921,32 @@ class SimCall:
         result = self._reject(reason, close=True)
         await self._close(1001)
         return result
+
+
+async def open_socket(url: str, options: SimOptions) -> ClientConnection:
+    """Open one socket the way jambonz does: ``ws.jambonz.org`` offered and required, Basic auth
+    when configured, jambonz's user agent and handshake timeout, no compression.
+
+    Raises:
+        ConnectionError: the server did not select the subprotocol (jambonz aborts).
+    """
+    headers = {"User-Agent": "jambonz"}
+    if options.username is not None:
+        token = base64.b64encode(f"{options.username}:{options.password or ''}".encode())
+        headers["Authorization"] = "Basic " + token.decode()
+    ws = await websockets.connect(
+        url,
+        subprotocols=[Subprotocol(SUBPROTOCOL)],
+        additional_headers=headers,
+        open_timeout=options.handshake_timeout,
+        max_size=None,
+        ping_interval=None,
+        compression=None,
+    )
+    if ws.subprotocol != SUBPROTOCOL:
+        await ws.close()
+        raise ConnectionError("Server sent no subprotocol")
+    return ws
 
 
 def _hash_params(fragment: str) -> tuple[int, set[str]]:

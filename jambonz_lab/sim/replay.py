@@ -33,7 +33,6 @@ other thread; :func:`areplay` is its awaitable twin.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import itertools
 import json
@@ -48,11 +47,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection
-from websockets.typing import Subprotocol
 
 from .. import loop
-from ..protocol import SUBPROTOCOL, MessageType
-from .engine import SimOptions
+from ..protocol import MessageType
+from .engine import SimOptions, open_socket
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -384,22 +382,10 @@ class _Replay:
         return self.url
 
     async def _connect(self, url: str) -> None:
-        headers = {"User-Agent": "jambonz"}
-        if self.options.username is not None:
-            token = base64.b64encode(f"{self.options.username}:{self.options.password or ''}".encode())
-            headers["Authorization"] = "Basic " + token.decode()
-        ws = await websockets.connect(
-            url,
-            subprotocols=[Subprotocol(SUBPROTOCOL)],
-            additional_headers=headers,
-            open_timeout=self.options.handshake_timeout,
-            max_size=None,
-            ping_interval=None,
-            compression=None,
-        )
-        if ws.subprotocol != SUBPROTOCOL:
-            await ws.close()
-            raise ConnectionError(f"{url} selected no {SUBPROTOCOL} subprotocol")
+        try:
+            ws = await open_socket(url, self.options)
+        except ConnectionError as exc:
+            raise ConnectionError(f"{url}: {exc}") from None
         self.ws = ws
         self.closed_by_app = None
         self.readers.append(asyncio.get_running_loop().create_task(self._read(ws)))

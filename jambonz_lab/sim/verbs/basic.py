@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..caller import Digits, Silence, Speech
@@ -206,33 +207,34 @@ def speech_result(said: Speech, text: str, *, final: bool = True) -> dict[str, A
 
 async def gather_result(call: SimCall, verb: dict[str, Any], result: dict[str, Any]) -> None:
     """Send the gather actionHook; an unacked one is reported as jambonz reports it."""
-    hook = hook_url(verb.get("actionHook"))
-    if not hook:
-        return
-    try:
-        verbs = await call.hook(hook, with_id(verb, {**call.call_info(), **result}))
-    except AckTimeout:
+
+    async def invalid_response() -> None:
         err = {"msg": "invalid actionHook response", "verb": "gather"}
         if "id" in verb:
             err["id"] = verb["id"]
         await call.jambonz_error(err)
-        await call.notify(
-            "call:status",
-            {**call.call_info(), "error": "invalid actionHook response", "reason": result.get("reason")},
-        )
-        return
-    if verbs:
-        call.replace_stack(verbs, kill=False)
+        status = {**call.call_info(), "error": "invalid actionHook response", "reason": result.get("reason")}
+        await call.notify("call:status", status)
+
+    await action_hook(call, verb, result, on_timeout=invalid_response)
 
 
-async def action_hook(call: SimCall, verb: dict[str, Any], result: dict[str, Any]) -> None:
-    """An awaited actionHook: a 5 s stall if unacked, non-empty verbs replace the stack."""
+async def action_hook(
+    call: SimCall,
+    verb: dict[str, Any],
+    result: dict[str, Any],
+    *,
+    on_timeout: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """An awaited actionHook: 5 s stall if unacked (then ``on_timeout``); non-empty verbs replace the stack."""
     hook = hook_url(verb.get("actionHook"))
     if not hook:
         return
     try:
         verbs = await call.hook(hook, with_id(verb, {**call.call_info(), **result}))
     except AckTimeout:
+        if on_timeout is not None:
+            await on_timeout()
         return
     if verbs:
         call.replace_stack(verbs, kill=False)
