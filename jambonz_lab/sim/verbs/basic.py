@@ -226,7 +226,7 @@ async def action_hook(
     *,
     on_timeout: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """An awaited actionHook: 5 s stall if unacked (then ``on_timeout``); non-empty verbs replace the stack."""
+    """An awaited actionHook: a 5 s stall if unacked (then ``on_timeout``); verbs replace the stack."""
     hook = hook_url(verb.get("actionHook"))
     if not hook:
         return
