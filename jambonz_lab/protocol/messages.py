@@ -102,7 +102,8 @@ class Message:
 
         @session.on("/echo")
         def echo(msg):
-            print(msg.reason, msg.transcript, msg.digits)
+            heard = msg.transcript if msg.reason == "speechDetected" else msg.digits
+            session.say(text=f"You said {heard}").reply()
     """
 
     type: MessageType
