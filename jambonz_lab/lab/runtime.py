@@ -66,11 +66,15 @@ class Lab:
         self._sink: TextIO | None = None
         self._subscribers: list[Callable[[tuple[Any, ...]], None]] = []
         self.server = AppServer(ServerOptions(**options), record=self._on_record)
-        self.server.events_of = self.log.to_dataframe
+        self.server.events_of = self._events_of
         self.server.timeline_of = self.timeline
         self.server.save_of = self._save_call
         self.running = False
         self._stopped = False
+
+    def _events_of(self, call_sid: str) -> pd.DataFrame:
+        events = self.log.events
+        return events[events["call_sid"] == call_sid].reset_index(drop=True)
 
     def _on_record(self, row: tuple[Any, ...]) -> None:
         """Every frame and lab event (loop thread): log it, persist it, tell the subscribers."""

@@ -76,7 +76,7 @@ def hooks(events: pd.DataFrame) -> pd.DataFrame:
             "msgid": merged["msgid"],
             "received": merged["ts"],
             "acked": merged["ts_ack"],
-            "ack_ms": merged["ack_ms"],
+            "ack_ms": merged["ack_ms_ack"],  # the ack row's latency (the hook's own column is empty)
             "auto": merged["note_ack"].eq("auto"),
             "verbs": merged["verbs_ack"],
             "reason": merged["reason"],

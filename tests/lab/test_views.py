@@ -44,6 +44,7 @@ def test_views_after_simulated_calls(lab: jl.Lab) -> None:
     assert hooks["type"].tolist() == ["session:new", "verb:hook", "session:new", "verb:hook"]
     assert hooks["auto"].tolist() == [False, False, False, False]
     assert hooks["hook"].tolist()[1] == "/g"
+    assert hooks["ack_ms"].notna().all() and (hooks["ack_ms"] >= 0).all()
 
     statuses = lab.statuses
     assert statuses["call_status"].tolist() == ["trying", "in-progress", "completed"] * 2
@@ -55,6 +56,7 @@ def test_session_events_are_that_calls_rows(lab: jl.Lab) -> None:
     df = lab.session(result.call_sid).events
     assert set(df["call_sid"]) == {result.call_sid}
     assert df["type"].iloc[0] == "session:new"
+    assert "transcript" in df.columns and df["transcript"].dropna().tolist() == ["x"]
 
 
 def test_log_path_persists_and_read_log_restores_the_views(tmp_path: Path) -> None:
