@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from simtrace import sent
+
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.sim.verbs.ai import event_filter
-
-
-def sent(result: sim.CallResult, kind: str) -> list[dict[str, Any]]:
-    """The envelopes of one message type the simulated jambonz sent."""
-    return [e.payload for e in result.messages("sent", kind)]
 
 
 def stream_events(result: sim.CallResult) -> list[str]:

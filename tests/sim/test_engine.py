@@ -47,6 +47,7 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType, web
 from fakejambonz import wait_until
+from simtrace import notes, sent
 
 import jambonz_lab as jl
 from jambonz_lab import loop, sim
@@ -245,14 +246,6 @@ def tcp() -> Iterator[Callable[[str], Tcp]]:
 
 
 # -- reading a result ----------------------------------------------------------------------
-
-
-def sent(result: CallResult, type: str | None = None) -> list[dict[str, Any]]:
-    return [e.payload for e in result.messages("sent", type)]
-
-
-def notes(result: CallResult, kind: str) -> list[str]:
-    return [str(e.note) for e in result.messages("sim", kind)]
 
 
 def sim_kinds(result: CallResult) -> list[str]:

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
+from simtrace import answered_at, notes, sent_hooks
 
 import jambonz_lab as jl
 from jambonz_lab import sim
@@ -13,27 +14,6 @@ from jambonz_lab.sim.verbs.basic import speech_seconds
 from jambonz_lab.sim.verbs.media import BEEP
 
 FAST = sim.SimOptions(idle_wait=0.1)  # a silent app is given 0.1 s real time before time jumps
-
-
-def sent_hooks(result: sim.CallResult, hook: str) -> list[tuple[float, dict[str, Any]]]:
-    """(t, data) of each verb:hook jambonz sent to ``hook``."""
-    return [
-        (e.t, e.payload["data"])
-        for e in result.messages("sent", "verb:hook")
-        if e.payload.get("hook") == hook
-    ]
-
-
-def answered_at(result: sim.CallResult) -> float:
-    return next(
-        e.t
-        for e in result.messages("sent", "call:status")
-        if e.payload["data"]["call_status"] == "in-progress"
-    )
-
-
-def notes(result: sim.CallResult, kind: str) -> list[str]:
-    return [e.note or "" for e in result.messages("sim", kind)]
 
 
 class TestTranscribe:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from fakejambonz import wait_until
+from simtrace import notes, sent
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 from websockets.typing import Subprotocol
@@ -99,14 +100,6 @@ def statuses(result: CallResult) -> list[tuple[str, int, str]]:
         data = e.payload["data"]
         out.append((data["call_status"], data["sip_status"], data["sip_reason"]))
     return out
-
-
-def sent(result: CallResult) -> list[dict[str, Any]]:
-    return [e.payload for e in result.messages("sent")]
-
-
-def notes(result: CallResult, kind: str) -> list[str]:
-    return [str(e.note) for e in result.messages("sim", kind)]
 
 
 class TestAnswered:

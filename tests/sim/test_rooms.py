@@ -5,29 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from simtrace import answered_at, sent_hooks
 
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.sim.verbs.basic import speech_seconds
 
 FAST = sim.SimOptions(idle_wait=0.1)  # a silent app is given 0.1 s real time before time jumps
-
-
-def sent_hooks(result: sim.CallResult, hook: str) -> list[tuple[float, dict[str, Any]]]:
-    """(t, data) of each verb:hook jambonz sent to ``hook``."""
-    return [
-        (e.t, e.payload["data"])
-        for e in result.messages("sent", "verb:hook")
-        if e.payload.get("hook") == hook
-    ]
-
-
-def answered_at(result: sim.CallResult) -> float:
-    return next(
-        e.t
-        for e in result.messages("sent", "call:status")
-        if e.payload["data"]["call_status"] == "in-progress"
-    )
 
 
 def account_sid(result: sim.CallResult) -> str:
