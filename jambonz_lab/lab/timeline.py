@@ -35,9 +35,11 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
+
+from ..protocol.messages import best_alternative
 
 try:
     from matplotlib.figure import Figure
@@ -360,12 +362,8 @@ def _payload(row: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _transcript(data: Mapping[str, Any]) -> str | None:
-    speech = data.get("speech")
-    if isinstance(speech, Mapping):
-        alts = speech.get("alternatives")
-        if isinstance(alts, Sequence) and alts and isinstance(alts[0], Mapping):
-            return _text(alts[0].get("transcript"))
-    return None
+    best = best_alternative(data)
+    return _text(best.get("transcript")) if best is not None else None
 
 
 def _verb_names(verbs: Any) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..protocol.messages import best_alternative
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -25,12 +27,10 @@ def _fields(direction: str, payload: Any) -> dict[str, Any]:
         for key in ("reason", "call_status", "sip_status", "digits"):
             out[key] = data.get(key)
         out["leg"] = data.get("call_sid")
-        speech = data.get("speech")
-        if isinstance(speech, dict):
-            alts = speech.get("alternatives") or [{}]
-            first = alts[0] if isinstance(alts[0], dict) else {}
-            out["transcript"] = first.get("transcript")
-            out["confidence"] = first.get("confidence")
+        best = best_alternative(data)
+        if best is not None:
+            out["transcript"] = best.get("transcript")
+            out["confidence"] = best.get("confidence")
     return out
 
 

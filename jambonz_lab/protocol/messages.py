@@ -26,6 +26,7 @@ __all__ = [
     "MAX_APP_FRAME",
     "SUBPROTOCOL",
     "Message",
+    "best_alternative",
     "MessageType",
     "encode",
     "parse",
@@ -139,12 +140,12 @@ class Message:
     @property
     def transcript(self) -> str | None:
         """The best transcript of a speech result (``speech.alternatives[0]``)."""
-        alt = _first_alternative(self.data)
+        alt = best_alternative(self.data)
         return _str(alt.get("transcript")) if alt else None
 
     @property
     def confidence(self) -> float | None:
-        alt = _first_alternative(self.data)
+        alt = best_alternative(self.data)
         value = alt.get("confidence") if alt else None
         return float(value) if isinstance(value, int | float) else None
 
@@ -153,7 +154,8 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _first_alternative(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def best_alternative(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """``speech.alternatives[0]`` of a hook payload (``transcript``, ``confidence``), if there is one."""
     speech = data.get("speech")
     if not isinstance(speech, Mapping):
         return None
