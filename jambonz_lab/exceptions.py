@@ -18,6 +18,15 @@
   * :exc:`SessionClosed` — the call's socket is gone for good.
   * :exc:`ServerError` — the app server could not start (port in use, …).
   * :exc:`WaitTimeout` (also a :exc:`TimeoutError`) — a wait ran out of time.
+  * :exc:`PlatformError` — a Kazoo, Basix or Wazo event source failed
+    (``source`` says which).
+
+    * :exc:`KazooError` — blackhole answered a request with an error reply
+      (``errors``: Kazoo's messages; ``request_id``).
+    * :exc:`WazoClosed` — wazo-websocketd closed the socket with one of its
+      own codes (``code`` 4001–4004, ``reason``).
+    * :exc:`TermDecodeError` (also a :exc:`ValueError`) — a Basix frame is
+      not valid Erlang external term format (``tag``, ``offset``).
 
 Every exception carries the data it is about (``call_sid``, ``msgid`` where
 known) and its ``str()`` is one sentence: what went wrong and what to do.
@@ -30,6 +39,10 @@ __all__ = [
     "CommandError",
     "FrameTooLarge",
     "InvalidFrame",
+    "KazooError",
+    "PlatformError",
+    "TermDecodeError",
+    "WazoClosed",
     "JambonzLabError",
     "NoPendingHook",
     "ProtocolError",
@@ -115,3 +128,58 @@ class ServerError(JambonzLabError):
 
 class WaitTimeout(JambonzLabError, TimeoutError):
     """A wait ran out of time before what it waited for happened."""
+
+
+class PlatformError(JambonzLabError):
+    """A Kazoo, Basix or Wazo event source failed (refused, closed, answered an error).
+
+    Attributes:
+        source: ``"kazoo"``, ``"basix"`` or ``"wazo"``.
+    """
+
+    def __init__(self, message: str, *, source: str, call_sid: str | None = None):
+        super().__init__(message, call_sid=call_sid)
+        self.source = source
+
+
+class KazooError(PlatformError):
+    """Kazoo's blackhole answered a request with ``status: error``.
+
+    Attributes:
+        errors: Kazoo's error strings, verbatim (auth errors may echo a token).
+        request_id: the request's ``request_id``.
+    """
+
+    def __init__(self, message: str, *, errors: list[str], request_id: str | None = None):
+        super().__init__(message, source="kazoo")
+        self.errors = errors
+        self.request_id = request_id
+
+
+class WazoClosed(PlatformError):
+    """wazo-websocketd closed the socket with one of its codes (4001 no token, 4002 authentication
+    failed, 4003 authentication expired, 4004 protocol error) or 1011.
+
+    Attributes:
+        code: the WebSocket close code.
+        reason: the close reason text (may be empty).
+    """
+
+    def __init__(self, message: str, *, code: int, reason: str = ""):
+        super().__init__(message, source="wazo")
+        self.code = code
+        self.reason = reason
+
+
+class TermDecodeError(PlatformError, ValueError):
+    """Bytes that are not valid Erlang external term format (a Basix CTI frame).
+
+    Attributes:
+        tag: the tag byte being read when decoding failed (``None`` when the input ended first).
+        offset: the byte offset of that tag (or of the end of input).
+    """
+
+    def __init__(self, message: str, *, tag: int | None, offset: int):
+        super().__init__(message, source="basix")
+        self.tag = tag
+        self.offset = offset

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..net.server import RECORD_FIELDS
+from ..records import RECORD_FIELDS
 from . import views
 
 if TYPE_CHECKING:
@@ -125,6 +125,7 @@ class EventLog:
                     item = json.loads(line)
                 except ValueError:
                     raise ValueError(f"{path}:{n}: not a JSON line; is this a jambonz_lab log?") from None
+                item.setdefault("source", "jambonz")  # logs written before platform sources existed
                 log._rows.append(tuple(item.get(c) for c in COLUMNS))
         return log
 

@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +45,7 @@ from ..protocol import (
     parse,
 )
 from ..protocol.verbs import normalize_verbs
+from ..records import RECORD_FIELDS, Record
 from ..waiting import Waiter
 from .session import Closed, Handler, Service, Session, current_hook, is_coroutine_handler
 
@@ -54,9 +55,10 @@ log = logging.getLogger("jambonz_lab.server")
 
 #: what the server reports for every frame and lab event, as a plain tuple (plain tuples of
 #: strings and numbers are not tracked by the garbage collector, so a long history costs no GC time)
-RECORD_FIELDS = ("ts", "call_sid", "direction", "type", "msgid", "hook", "verbs", "payload", "note", "path")
-Record = Callable[[tuple[Any, ...]], None]
 
+
+#: a plain HTTP endpoint served next to the WebSocket services
+HttpHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 DEFAULT_VERBS = [{"verb": "answer"}]
 
@@ -181,6 +183,8 @@ class AppServer:
         self.timeline_of: Callable[[str], Any] | None = None
         #: write one call's event-log rows to a JSON-lines file, returns the row count (set by the lab)
         self.save_of: Callable[[str, str], int] | None = None
+        #: plain HTTP endpoints on the same port, by exact path (e.g. a Kazoo webhook receiver)
+        self.http_routes: dict[str, HttpHandler] = {}
         self._runner: web.AppRunner | None = None
         self.host: str | None = None
         self.port: int | None = None
@@ -196,6 +200,15 @@ class AppServer:
         svc = Service(norm, env_vars=env_vars)
         self.services[norm] = svc
         return svc
+
+    def add_http(self, path: str, handler: HttpHandler) -> None:
+        """Serve plain HTTP requests to exactly ``path`` with ``handler`` (a coroutine on the loop).
+
+        Such a path is no longer a WebSocket service path. Loop thread, or before :meth:`start`.
+        """
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"HTTP path must start with '/', not {path!r}")
+        self.http_routes[path.rstrip("/") or "/"] = handler
 
     def route(self, path: str) -> Service | None:
         """The service whose path is the longest segment-wise prefix of ``path``."""
@@ -250,6 +263,9 @@ class AppServer:
     # -- HTTP -------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        endpoint = self.http_routes.get(request.path.rstrip("/") or "/")
+        if endpoint is not None:
+            return await endpoint(request)
         service = self.route(request.path)
         if service is None:
             return web.Response(status=404, text=f"no jambonz_lab service at {request.path}\n")
@@ -502,7 +518,7 @@ class AppServer:
         if self._record is not None:
             sid = conn.session.call_sid if conn.session else (msg.call_sid or msg.leg_sid)
             self._record(
-                (time.time(), sid, "in", msg.type.value, msg.msgid, msg.hook, 0, raw, None, conn.path)
+                (time.time(), sid, "in", msg.type.value, msg.msgid, msg.hook, 0, raw, None, conn.path, "jambonz")
             )
 
     def record_out(self, session: Session, out: Outgoing) -> None:
@@ -520,6 +536,7 @@ class AppServer:
                     out.text,
                     note,
                     session._conn.path,
+                    "jambonz",
                 )
             )
 
@@ -528,7 +545,7 @@ class AppServer:
     ) -> None:
         if self._record is not None:
             text = None if payload is None else json.dumps(payload, default=str)
-            self._record((time.time(), call_sid, "lab", kind, msgid, None, 0, text, note, None))
+            self._record((time.time(), call_sid, "lab", kind, msgid, None, 0, text, note, None, "jambonz"))
 
 
 def _check_env_schema(schema: Mapping[str, Any]) -> None:

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from ... import loop
-from ...net.server import RECORD_FIELDS
+from ...records import RECORD_FIELDS
 from ._model import CallModel, is_error
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ FLUSH_EVERY = 0.15
 PANEL_SIZE = 20
 
 _ATTR = "_jambonz_lab_widget_hub"
+_SOURCE = RECORD_FIELDS.index("source")
 
 
 class Hub:
@@ -80,6 +81,8 @@ class Hub:
         for sid in list(sessions)[-PANEL_SIZE:]:
             self.models[sid] = CallModel(sid)
         for row in rows:
+            if row[_SOURCE] != "jambonz":
+                continue
             if is_error(row[2], row[3]):
                 self.errors += 1
             model = self.models.get(row[1])
@@ -90,6 +93,8 @@ class Hub:
 
     def _on_row(self, row: tuple[Any, ...]) -> None:
         """One event-log row (loop thread, via lab.subscribe): update a model, mark it dirty."""
+        if row[_SOURCE] != "jambonz":
+            return  # platform events have their own widget (jambonz_lab.lab.widgets.sources)
         sid = row[1]
         if is_error(row[2], row[3]):
             self.errors += 1

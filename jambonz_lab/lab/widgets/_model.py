@@ -45,7 +45,7 @@ FINAL_STATUSES = frozenset({"completed", "failed", "no-answer", "busy"})
 #: lab rows that count as errors (the same set as ``lab.calls``' ``errors`` column)
 ERROR_KINDS = frozenset({"handler-error", "bad-frame", "protocol-error", "refused-frame"})
 _OPENINGS = frozenset({"session:new", "session:adulting", "session:redirect", "session:reconnect"})
-_FIELDS = 10  # len(RECORD_FIELDS); rows are positional
+_FIELDS = 10  # the jambonz fields of a row (RECORD_FIELDS without "source"); rows are positional
 
 
 def is_error(direction: str, kind: str) -> bool:

@@ -1,0 +1,316 @@
+"""What the Kazoo, Basix and Wazo clients share: a WebSocket kept open on the lab's loop.
+
+:class:`EventSource` owns one connection and its lifecycle (state enum, reconnect with
+backoff, recording). A subclass says how to open the socket (:meth:`EventSource._open`),
+what to send once it is open (:meth:`EventSource._ready`: subscribe again, wait for an
+init frame) and what one frame means (:meth:`EventSource._frame`). A frame that cannot be
+understood is recorded as a ``bad-frame`` lab row and the connection goes on.
+
+Threads: the socket and every attribute live on the lab's loop thread
+(:mod:`jambonz_lab.loop`). The ``a*`` coroutines run there; the plain methods are for
+cells and scripts and hand the work to the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from .. import loop
+from ..exceptions import PlatformError
+from ..records import Record, make_row
+from ..waiting import Waiter
+
+__all__ = ["EventSource", "PlatformEvent", "SourceState"]
+
+log = logging.getLogger("jambonz_lab.platforms")
+
+
+class SourceState(enum.Enum):
+    """Where a source's connection is."""
+
+    IDLE = "idle"  # not started
+    CONNECTING = "connecting"  # first connection in progress
+    OPEN = "open"  # connected and set up (subscribed, started)
+    RECONNECTING = "reconnecting"  # lost, trying again with backoff
+    CLOSED = "closed"  # closed by us, or for good (a fatal error: see ``error``)
+
+
+@dataclass(frozen=True)
+class PlatformEvent:
+    """One event from a platform, as handed to waiters and listeners.
+
+    Attributes:
+        source: ``"kazoo"``, ``"basix"`` or ``"wazo"``.
+        type: the platform's event name (``CHANNEL_CREATE``, ``channel.updated``, ``call_ended``).
+        call_id: the platform's call id when the event is about a call.
+        data: the event's payload, decoded.
+        ts: when it arrived (Unix seconds).
+    """
+
+    source: str
+    type: str
+    call_id: str | None
+    data: dict[str, Any]
+    ts: float
+
+
+Match = str | Callable[[PlatformEvent], bool]
+
+
+class EventSource:
+    """Base of the platform clients (see the module docstring)."""
+
+    #: the ``source`` column value of this client's rows
+    source: ClassVar[str] = "?"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        record: Record | None = None,
+        reconnect: bool = True,
+        backoff: tuple[float, float] = (0.5, 10.0),
+    ) -> None:
+        self.url = url
+        self.record = record
+        self.reconnect = reconnect
+        self.backoff = backoff
+        self.state = SourceState.IDLE
+        #: the error that closed the source for good (or the last connection failure)
+        self.error: BaseException | None = None
+        #: events received, connections made (1 + reconnects)
+        self.received = 0
+        self.connections = 0
+        self._ws: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._waiters: list[tuple[Match, Waiter[PlatformEvent]]] = []
+        self._listeners: list[Callable[[PlatformEvent], None]] = []
+
+    # -- subclass hooks (loop thread) -----------------------------------------------------
+
+    async def _open(self) -> ClientConnection:
+        """Open the socket (auth, headers); raise :exc:`PlatformError` when refused."""
+        raise NotImplementedError
+
+    async def _ready(self, ws: ClientConnection) -> None:
+        """Set the fresh connection up (subscribe, start); runs on every (re)connection."""
+
+    def _frame(self, data: str | bytes) -> None:
+        """Handle one frame; raise (any exception) when it cannot be understood."""
+        raise NotImplementedError
+
+    def _closed_error(self, ws: ClientConnection) -> PlatformError | None:
+        """The error a close means, if any (e.g. Wazo's 4002); ``None`` for a plain drop."""
+        return None
+
+    def _fatal(self, exc: BaseException) -> bool:
+        """True when reconnecting after ``exc`` cannot help (bad credentials)."""
+        return False
+
+    # -- recording ------------------------------------------------------------------------
+
+    def emit(
+        self,
+        direction: str,
+        type: str,
+        *,
+        call_id: str | None = None,
+        payload: Any = None,
+        msgid: str | None = None,
+        hook: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Record one row (loop thread); an ``in`` row with a dict payload also wakes waiters."""
+        if self.record is not None:
+            self.record(
+                make_row(
+                    self.source,
+                    direction,
+                    type,
+                    call_sid=call_id,
+                    msgid=msgid,
+                    hook=hook,
+                    payload=payload,
+                    note=note,
+                    path=self.url_for_log,
+                )
+            )
+        if direction == "in" and isinstance(payload, dict):
+            self.received += 1
+            event = PlatformEvent(self.source, type, call_id, payload, loop.get_loop().time())
+            self._deliver(event)
+
+    @property
+    def url_for_log(self) -> str:
+        """The URL as recorded: without credentials or tokens (override to strip more)."""
+        return self.url
+
+    def _deliver(self, event: PlatformEvent) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(event)
+            except Exception:
+                log.exception("%s listener %r failed", self.source, fn)
+        keep = []
+        for match, waiter in self._waiters:
+            if waiter.done:
+                continue
+            hit = match(event) if callable(match) else event.type == match
+            if not (hit and waiter.resolve(event)):
+                keep.append((match, waiter))
+        self._waiters = keep
+
+    # -- lifecycle (loop thread) ------------------------------------------------------------
+
+    async def aconnect(self) -> None:
+        """Connect and set up; raise if the first attempt fails. Then keep the socket open."""
+        loop.require_loop_thread()
+        if self.state in (SourceState.OPEN, SourceState.CONNECTING, SourceState.RECONNECTING):
+            return
+        self._closing = False
+        self.state = SourceState.CONNECTING
+        try:
+            ws = await self._open()
+            await self._ready(ws)
+        except BaseException as exc:
+            self.state = SourceState.CLOSED
+            self.error = exc
+            self.emit("lab", "connect-failed", note=_one_line(exc))
+            raise
+        self._opened(ws)
+        self._task = asyncio.get_running_loop().create_task(self._run(ws))
+
+    def _opened(self, ws: ClientConnection) -> None:
+        self._ws = ws
+        self.connections += 1
+        self.state = SourceState.OPEN
+        self.emit("lab", "open", note=f"connection {self.connections}")
+
+    async def aclose(self) -> None:
+        """Close the socket (code 1000) and stop reconnecting."""
+        self._closing = True
+        if self._ws is not None:
+            await self._ws.close()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 5.0)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+        self.state = SourceState.CLOSED
+
+    async def _run(self, ws: ClientConnection) -> None:
+        delay = self.backoff[0]
+        while True:
+            await self._read(ws)
+            if self._closing:
+                self.emit("lab", "close", note="closed by the lab")
+                break
+            error = self._closed_error(ws)
+            code = ws.close_code
+            self.emit("lab", "dropped", note=_one_line(error) if error else f"socket closed (code {code})")
+            if error is not None:
+                self.error = error
+            if not self.reconnect or (error is not None and self._fatal(error)):
+                self._fail_waiters(error or PlatformError(f"{self.source} closed the socket", source=self.source))
+                break
+            self.state = SourceState.RECONNECTING
+            while not self._closing:
+                await asyncio.sleep(delay)
+                waited, delay = delay, min(delay * 2, self.backoff[1])
+                try:
+                    ws = await self._open()
+                    await self._ready(ws)
+                except (OSError, InvalidHandshake, PlatformError, ConnectionClosed, TimeoutError) as exc:
+                    self.error = exc
+                    self.emit("lab", "reconnect-failed", note=_one_line(exc))
+                    if self._fatal(exc):
+                        self._closing = True
+                        self._fail_waiters(exc)
+                    continue
+                self._opened(ws)
+                self.emit("lab", "reconnect", note=f"after waiting {waited:g} s")
+                delay = self.backoff[0]
+                break
+            if self._closing:
+                break
+        self.state = SourceState.CLOSED
+        self._ws = None
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for data in ws:
+                self._safe_frame(data)
+        except ConnectionClosed:
+            pass
+
+    def _safe_frame(self, data: str | bytes) -> None:
+        try:
+            self._frame(data)
+        except Exception as exc:  # bad input is reported and the socket goes on
+            log.warning("%s: bad frame: %s", self.source, exc)
+            preview = data[:300] if isinstance(data, str) else data[:120].hex(" ")
+            self.emit("lab", "bad-frame", note=_one_line(exc), payload={"raw": preview})
+
+    def _fail_waiters(self, exc: BaseException) -> None:
+        waiters, self._waiters = self._waiters, []
+        for _, waiter in waiters:
+            waiter.fail(exc)
+
+    async def _send(self, message: str | bytes) -> None:
+        if self._ws is None:
+            raise PlatformError(f"{self.source} is not connected ({self.state.value})", source=self.source)
+        await self._ws.send(message)
+
+    # -- cells -----------------------------------------------------------------------------
+
+    def connect(self, timeout: float = 15.0) -> EventSource:
+        """Connect from a cell or a script (blocks until set up; raises what :meth:`aconnect` raises)."""
+        loop.submit(self.aconnect()).result(timeout)
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Close from a cell or a script."""
+        loop.submit(self.aclose()).result(timeout)
+
+    def wait_for(self, match: Match, timeout: float = 30.0) -> Waiter[PlatformEvent]:
+        """Wait for the next event named ``match`` (or for which ``match(event)`` is true).
+
+        Only events arriving after this call count. ``await`` it or call ``.result()``. Any thread.
+
+        Example::
+
+            ended = kazoo.wait_for("CHANNEL_DESTROY")
+            ...
+            event = await ended
+        """
+        what = f"{self.source} event {match!r}" if isinstance(match, str) else f"a matching {self.source} event"
+        waiter: Waiter[PlatformEvent] = Waiter(what, timeout)
+
+        def add() -> None:
+            waiter.arm()
+            self._waiters.append((match, waiter))
+
+        loop.run_sync(add)
+        return waiter
+
+    def listen(self, fn: Callable[[PlatformEvent], None]) -> Callable[[], None]:
+        """Call ``fn(event)`` on the loop thread for every event; returns an unsubscribe. Quick, non-blocking."""
+        loop.run_sync(self._listeners.append, fn)
+        return lambda: loop.run_sync(self._listeners.remove, fn)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url_for_log} {self.state.value}, {self.received} event(s)>"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
