@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -128,8 +129,10 @@ class EventSource:
         msgid: str | None = None,
         hook: str | None = None,
         note: str | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
-        """Record one row (loop thread); an ``in`` row with a dict payload also wakes waiters."""
+        """Record one row (loop thread). An ``in`` row is an event: it wakes waiters and
+        listeners with ``data`` (the event's own payload; default: ``payload`` when a dict)."""
         if self.record is not None:
             self.record(
                 make_row(
@@ -144,10 +147,10 @@ class EventSource:
                     path=self.url_for_log,
                 )
             )
-        if direction == "in" and isinstance(payload, dict):
+        if direction == "in":
+            body = data if data is not None else payload if isinstance(payload, dict) else {}
             self.received += 1
-            event = PlatformEvent(self.source, type, call_id, payload, loop.get_loop().time())
-            self._deliver(event)
+            self._deliver(PlatformEvent(self.source, type, call_id, body, time.time()))
 
     @property
     def url_for_log(self) -> str:

@@ -116,5 +116,6 @@ class CallScenario:
         if self.hold is not None:
             out += [Step(self.ring + self.hold, "hold", "a"), Step(self.ring + self.hold + 1.0, "unhold", "a")]
         end = self.ring + self.talk
-        first, second = ("a", "b") if self.hangup_by == "caller" else ("b", "a")
-        return [*out, Step(end, "destroy", first), Step(end, "destroy", second)]
+        if self.hangup_by == "caller":
+            return [*out, Step(end, "destroy", "a"), Step(end, "destroy", "b")]
+        return [*out, Step(end, "destroy", "b"), Step(end, "destroy", "a")]
