@@ -59,4 +59,16 @@ def make_row(
     (something the lab noticed: a reconnect, a decode error); ``payload`` is JSON text or a
     JSON-able value (encoded here; anything else becomes its ``str``)."""
     text = payload if payload is None or isinstance(payload, str) else json.dumps(payload, default=str)
-    return (time.time() if ts is None else ts, call_sid, direction, type, msgid, hook, 0, text, note, path, source)
+    return (
+        time.time() if ts is None else ts,
+        call_sid,
+        direction,
+        type,
+        msgid,
+        hook,
+        0,
+        text,
+        note,
+        path,
+        source,
+    )

@@ -517,9 +517,8 @@ class AppServer:
     def record_in(self, conn: Connection, msg: Message, raw: str) -> None:
         if self._record is not None:
             sid = conn.session.call_sid if conn.session else (msg.call_sid or msg.leg_sid)
-            self._record(
-                (time.time(), sid, "in", msg.type.value, msg.msgid, msg.hook, 0, raw, None, conn.path, "jambonz")
-            )
+            row = (time.time(), sid, "in", msg.type.value, msg.msgid, msg.hook, 0, raw, None, conn.path)
+            self._record((*row, "jambonz"))
 
     def record_out(self, session: Session, out: Outgoing) -> None:
         if self._record is not None:

@@ -223,7 +223,9 @@ class EventSource:
             if error is not None:
                 self.error = error
             if not self.reconnect or (error is not None and self._fatal(error)):
-                self._fail_waiters(error or PlatformError(f"{self.source} closed the socket", source=self.source))
+                self._fail_waiters(
+                    error or PlatformError(f"{self.source} closed the socket", source=self.source)
+                )
                 break
             self.state = SourceState.RECONNECTING
             while not self._closing:
@@ -295,7 +297,9 @@ class EventSource:
             ...
             event = await ended
         """
-        what = f"{self.source} event {match!r}" if isinstance(match, str) else f"a matching {self.source} event"
+        what = (
+            f"{self.source} event {match!r}" if isinstance(match, str) else f"a matching {self.source} event"
+        )
         waiter: Waiter[PlatformEvent] = Waiter(what, timeout)
 
         def add() -> None:
@@ -306,7 +310,7 @@ class EventSource:
         return waiter
 
     def listen(self, fn: Callable[[PlatformEvent], None]) -> Callable[[], None]:
-        """Call ``fn(event)`` on the loop thread for every event; returns an unsubscribe. Quick, non-blocking."""
+        """Call ``fn(event)`` on the loop thread for every event (quick, non-blocking); returns an unsubscribe."""
         loop.run_sync(self._listeners.append, fn)
         return lambda: loop.run_sync(self._listeners.remove, fn)
 

@@ -112,9 +112,16 @@ class CallScenario:
         out = [Step(0.0, "create", "a"), Step(min(0.1, self.ring), "create", "b")]
         if not self.answered:
             return [*out, Step(self.ring, "destroy", "b"), Step(self.ring, "destroy", "a")]
-        out += [Step(self.ring, "answer", "b"), Step(self.ring, "answer", "a"), Step(self.ring, "bridge", "a")]
+        out += [
+            Step(self.ring, "answer", "b"),
+            Step(self.ring, "answer", "a"),
+            Step(self.ring, "bridge", "a"),
+        ]
         if self.hold is not None:
-            out += [Step(self.ring + self.hold, "hold", "a"), Step(self.ring + self.hold + 1.0, "unhold", "a")]
+            out += [
+                Step(self.ring + self.hold, "hold", "a"),
+                Step(self.ring + self.hold + 1.0, "unhold", "a"),
+            ]
         end = self.ring + self.talk
         if self.hangup_by == "caller":
             return [*out, Step(end, "destroy", "a"), Step(end, "destroy", "b")]
