@@ -310,7 +310,7 @@ class EventSource:
         return waiter
 
     def listen(self, fn: Callable[[PlatformEvent], None]) -> Callable[[], None]:
-        """Call ``fn(event)`` on the loop thread for every event (quick, non-blocking); returns an unsubscribe."""
+        """Call ``fn(event)`` on the loop thread for every event (quick!); returns an unsubscribe."""
         loop.run_sync(self._listeners.append, fn)
         return lambda: loop.run_sync(self._listeners.remove, fn)
 
