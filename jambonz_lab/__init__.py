@@ -38,7 +38,7 @@ from .exceptions import (
     WazoClosed,
 )
 from .lab import EventLog, Lab, default_lab, read_log, service, start, stop_all
-from .lab.widgets import card, composer, panel  # light: widget libraries load on first call
+from .lab.widgets import card, composer, panel, sources  # light: widget libraries load on first call
 from .net import Closed, ServerOptions, Service, Session
 from .protocol import CallState, Message, MessageType
 from .waiting import Waiter
@@ -80,6 +80,7 @@ __all__ = [
     "panel",
     "read_log",
     "service",
+    "sources",
     "start",
     "stop_all",
 ]

@@ -93,19 +93,32 @@ class EventLog:
         return flat
 
     @property
+    def jambonz(self) -> pd.DataFrame:
+        """The rows of the jambonz app server only (``source == "jambonz"``)."""
+        events = self.events
+        return events[events["source"] == "jambonz"]
+
+    @property
     def calls(self) -> pd.DataFrame:
-        """One row per call (see :func:`jambonz_lab.lab.views.calls`)."""
-        return views.calls(self.events)
+        """One row per jambonz call (see :func:`jambonz_lab.lab.views.calls`)."""
+        return views.calls(self.jambonz)
 
     @property
     def hooks(self) -> pd.DataFrame:
         """One row per message that wanted an ack, with its ack latency."""
-        return views.hooks(self.events)
+        return views.hooks(self.jambonz)
 
     @property
     def statuses(self) -> pd.DataFrame:
         """Every ``call:status``."""
-        return views.statuses(self.events)
+        return views.statuses(self.jambonz)
+
+    def platform(self, source: str) -> pd.DataFrame:
+        """The events of one platform source with its key columns (see
+        :func:`jambonz_lab.lab.platform_views.platform_events`)."""
+        from .platform_views import platform_events
+
+        return platform_events(self.events, source)
 
     # -- persistence ---------------------------------------------------------------------
 

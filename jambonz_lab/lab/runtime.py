@@ -24,7 +24,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from .. import loop
 from ..exceptions import ServerError
@@ -37,8 +37,15 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from ..platforms import EventSource
+    from ..platforms.basix import BasixClient
+    from ..platforms.kazoo import KazooClient
+    from ..platforms.kazoo_webhooks import WebhookReceiver
+    from ..platforms.wazo import WazoClient
     from ..sim import Caller, CallResult
     from ..sim.clock import ClockName
+
+    S = TypeVar("S", bound=EventSource)
 
 __all__ = ["Lab", "default_lab", "read_log", "service", "start", "stop_all"]
 
@@ -71,6 +78,10 @@ class Lab:
         self.server.save_of = self._save_call
         self.running = False
         self._stopped = False
+        #: the platform event sources this lab records (see :meth:`watch`)
+        self.sources: list[EventSource] = []
+        #: the Kazoo webhook receivers mounted on this lab's server, by path
+        self.webhooks: dict[str, WebhookReceiver] = {}
 
     def _events_of(self, call_sid: str) -> pd.DataFrame:
         events = self.log.events
@@ -130,6 +141,11 @@ class Lab:
         with _registry_lock:
             if _running.get((self.host, self.port)) is self:
                 del _running[(self.host, self.port)]
+        for source in self.sources:
+            try:
+                loop.submit(source.aclose()).result(timeout)
+            except Exception as exc:  # stopping goes on whatever one source does
+                log.info("closing %r: %s", source, exc)
         try:
             loop.submit(self.server.stop()).result(timeout)
         except TimeoutError:
@@ -234,7 +250,7 @@ class Lab:
         """
         from .timeline import draw
 
-        events = self.events
+        events = self.log.jambonz
         if call_sid is not None:
             events = events[events["call_sid"] == call_sid]
             if len(events) == 0:
@@ -242,6 +258,73 @@ class Lab:
             return draw(events, title=None)
         calls = events["call_sid"].dropna().nunique()
         return draw(events, title=f"{calls} call(s)" if calls != 1 else None)
+
+    # -- platform event sources ---------------------------------------------------------
+
+    def watch(self, source: S, timeout: float = 15.0) -> S:
+        """Record ``source``'s events in this lab's log (``source`` column) and connect it.
+
+        Raises what the first connection raises (:exc:`~jambonz_lab.PlatformError` and
+        its kin); later drops are reconnected and recorded. Cells and scripts.
+
+        Example::
+
+            from jambonz_lab.platforms.wazo import WazoClient
+            wazo = lab.watch(WazoClient("http://127.0.0.1:9497", username="alice", password="pw"))
+        """
+        source.record = self._on_record
+        if source not in self.sources:
+            self.sources.append(source)
+        source.connect(timeout)
+        return source
+
+    def kazoo(self, url: str, *, auth_token: str, account_id: str, **options: Any) -> KazooClient:
+        """Watch a Kazoo blackhole websocket (``ws://HOST:5555``); see
+        :class:`~jambonz_lab.platforms.kazoo.KazooClient` for ``bindings`` and the other options."""
+        from ..platforms.kazoo import KazooClient
+
+        return self.watch(KazooClient(url, auth_token=auth_token, account_id=account_id, **options))
+
+    def basix(self, url: str, *, app_name: str, **options: Any) -> BasixClient:
+        """Watch a Basix PBX's CTI feed (``wss://HOST/basix/api/ws_cti``); see
+        :class:`~jambonz_lab.platforms.basix.BasixClient` for auth and user selection."""
+        from ..platforms.basix import BasixClient
+
+        return self.watch(BasixClient(url, app_name=app_name, **options))
+
+    def wazo(self, url: str, **options: Any) -> WazoClient:
+        """Watch a Wazo stack's websocketd; see :class:`~jambonz_lab.platforms.wazo.WazoClient`
+        for the token or credentials and the event names."""
+        from ..platforms.wazo import WazoClient
+
+        return self.watch(WazoClient(url, **options))
+
+    def kazoo_webhooks(self, path: str = "/kazoo/hooks") -> WebhookReceiver:
+        """Receive Kazoo webhooks at ``http://HOST:PORT{path}`` on this lab's server (GET, POST form
+        or JSON; answered 200 at once) and record each one. Give ``receiver.url`` to Kazoo."""
+        from ..platforms.kazoo_webhooks import WebhookReceiver
+
+        receiver = WebhookReceiver(path, record=self._on_record)
+        loop.run_sync(self.server.add_http, receiver.path, receiver.handle)
+        self.webhooks[receiver.path] = receiver
+        return receiver
+
+    @property
+    def http_url(self) -> str:
+        """``http://host:port`` — the same server, for plain HTTP endpoints such as webhooks."""
+        return f"http://{self.host}:{self.port}"
+
+    def platform_events(self, source: str) -> pd.DataFrame:
+        """One platform's events (``"kazoo"``, ``"basix"`` or ``"wazo"``) with its key columns and the
+        platform's own event time in UTC (see :mod:`jambonz_lab.lab.platform_views`)."""
+        return self.log.platform(source)
+
+    def platform_timeline(self, sources: tuple[str, ...] | None = None) -> Figure:
+        """One lane per call per source (jambonz, Kazoo, Basix, Wazo), events as labelled dots
+        (see :mod:`jambonz_lab.lab.platform_timeline`). Any thread but the loop's."""
+        from .platform_timeline import draw_sources
+
+        return draw_sources(self.events, sources=sources)
 
     def _save_call(self, call_sid: str, path: str) -> int:
         """Write one call's rows as JSON lines (``Session.save``); any thread but the loop's."""

@@ -133,6 +133,8 @@ def draw(events: pd.DataFrame, *, title: str | None = None) -> TimelineFigure:
     from matplotlib.ticker import ScalarFormatter
     from matplotlib.transforms import blended_transform_factory
 
+    if "source" in events.columns:  # platform rows have their own picture (platform_timeline)
+        events = events[events["source"].fillna("jambonz") == "jambonz"]
     if len(events) == 0:
         raise ValueError("no events to draw")
     ts = events["ts"]

@@ -9,6 +9,7 @@ Example::
     session = await lab.wait_for_session()
     session                          # its card (status, verbs, events, Hang up / Mute / Send)
     jl.composer(session)             # build verbs from the SDK's schemas, validate, queue, send
+    jl.sources(lab)                  # Kazoo / Basix / Wazo connections, their calls and events
 
 Importing this package (and ``import jambonz_lab``) loads no widget library: ipywidgets
 and anywidget are imported by the first :func:`card`, :func:`panel` or :func:`composer`,
@@ -32,10 +33,12 @@ if TYPE_CHECKING:
     from ._card import SessionCard
     from ._composer import VerbComposer
     from ._panel import LabPanel
+    from ._sources import SourcesPanel
 
 __all__ = [
     "LabPanel",
     "SessionCard",
+    "SourcesPanel",
     "VerbComposer",
     "card",
     "composer",
@@ -43,6 +46,7 @@ __all__ = [
     "lab_of",
     "panel",
     "register_display",
+    "sources",
 ]
 
 log = logging.getLogger("jambonz_lab.widgets")
@@ -76,6 +80,22 @@ def panel(lab: Lab | None = None) -> LabPanel:
 
     hub = Hub.of(lab if lab is not None else default_lab())
     return loop.run_sync(hub.get_panel)
+
+
+def sources(lab: Lab | None = None) -> SourcesPanel:
+    """The live widget of ``lab``'s platform sources (default: the default lab): Kazoo, Basix and Wazo
+    connections and their state, the platforms' calls (live first), the newest events.
+
+    Example::
+
+        lab.kazoo(url, auth_token=token, account_id=account)
+        jl.sources(lab)
+    """
+    from ..runtime import default_lab
+    from ._hub import Hub
+
+    hub = Hub.of(lab if lab is not None else default_lab())
+    return loop.run_sync(hub.get_sources)
 
 
 def composer(session: Session, lab: Lab | None = None, verb: str = "say") -> VerbComposer:
@@ -173,6 +193,10 @@ def __getattr__(name: str) -> Any:
         from ._panel import LabPanel
 
         return LabPanel
+    if name == "SourcesPanel":
+        from ._sources import SourcesPanel
+
+        return SourcesPanel
     if name == "VerbComposer":
         from ._composer import VerbComposer
 

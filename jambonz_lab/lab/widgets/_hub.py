@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 from ... import loop
 from ...records import RECORD_FIELDS
 from ._model import CallModel, is_error
+from ._sources_model import SourcesModel
 
 if TYPE_CHECKING:
     from ...net import Session
     from ..runtime import Lab
     from ._card import SessionCard
     from ._panel import LabPanel
+    from ._sources import SourcesPanel
 
 __all__ = ["FLUSH_EVERY", "PANEL_SIZE", "Hub"]
 
@@ -52,6 +54,9 @@ class Hub:
         self.models: OrderedDict[str, CallModel] = OrderedDict()
         self.cards: dict[str, SessionCard] = {}
         self.panel: LabPanel | None = None
+        self.sources = SourcesModel()
+        self.sources_panel: SourcesPanel | None = None
+        self._sources_dirty = False
         self.errors = 0
         self._dirty: set[str] = set()
         self._panel_dirty = False
@@ -82,6 +87,7 @@ class Hub:
             self.models[sid] = CallModel(sid)
         for row in rows:
             if row[_SOURCE] != "jambonz":
+                self.sources.apply(row)
                 continue
             if is_error(row[2], row[3]):
                 self.errors += 1
@@ -93,8 +99,11 @@ class Hub:
 
     def _on_row(self, row: tuple[Any, ...]) -> None:
         """One event-log row (loop thread, via lab.subscribe): update a model, mark it dirty."""
-        if row[_SOURCE] != "jambonz":
-            return  # platform events have their own widget (jambonz_lab.lab.widgets.sources)
+        if row[_SOURCE] != "jambonz":  # platform events have their own widget
+            self.sources.apply(row)
+            self._sources_dirty = True
+            self._schedule()
+            return
         sid = row[1]
         if is_error(row[2], row[3]):
             self.errors += 1
@@ -156,6 +165,13 @@ class Hub:
                     del self.cards[sid]
                     continue
                 card._sync(self._card_state(model, card))
+            if self._sources_dirty:
+                self._sources_dirty = False
+                sources = self.sources_panel
+                if sources is not None and sources.closed:
+                    self.sources_panel = sources = None
+                if sources is not None:
+                    sources._sync(self.sources.state())
             if self._panel_dirty:
                 self._panel_dirty = False
                 panel = self.panel
@@ -238,6 +254,14 @@ class Hub:
             self.panel = LabPanel(self, **self._panel_state())
             self.panel._sync(self._panel_state(), self._panel_cards())
         return self.panel
+
+    def get_sources(self) -> SourcesPanel:
+        """The lab's platform sources widget, created on first use (loop thread)."""
+        from ._sources import SourcesPanel
+
+        if self.sources_panel is None or self.sources_panel.closed:
+            self.sources_panel = SourcesPanel(**self.sources.state())
+        return self.sources_panel
 
     def session_card(self, session: Session) -> SessionCard:
         """The pinned card of ``session`` (loop thread)."""
