@@ -304,7 +304,7 @@ class Lab:
         or JSON; answered 200 at once) and record each one. Give ``receiver.url`` to Kazoo."""
         from ..platforms.kazoo_webhooks import WebhookReceiver
 
-        receiver = WebhookReceiver(path, record=self._on_record)
+        receiver = WebhookReceiver(path, record=self._on_record, base_url=self.http_url)
         loop.run_sync(self.server.add_http, receiver.path, receiver.handle)
         self.webhooks[receiver.path] = receiver
         return receiver
