@@ -33,7 +33,7 @@ _STATES = {
 }
 _FROM = ("caller_id_number", "calling_number")
 _TO = ("callee_id_number", "called_number", "peer_caller_id_number")
-_STATUS = ("status", "state", "hangup_cause", "name")
+_STATUS = ("status", "state")
 
 
 def call_ended(source: str, kind: str, flat: dict[str, Any]) -> bool:
@@ -98,7 +98,8 @@ class SourcesModel:
         call_id = row[_I["call_sid"]]
         caller, callee = _first(flat, _FROM), _first(flat, _TO)
         detail = f"{caller or '?'} → {callee or '?'}" if caller or callee else ""
-        status = _first(flat, _STATUS)
+        cause = flat.get("hangup_cause")
+        status = " ".join(str(x) for x in (_first(flat, _STATUS) or flat.get("name") or kind, cause) if x)
         self._event(row, source, kind, str(call_id or ""), f"{detail} {status}".strip())
         if isinstance(call_id, str) and call_id:
             self._call(source, call_id, kind, flat, status, float(row[_I["ts"]] or 0.0))

@@ -1,0 +1,134 @@
+"""Platform sources in a lab: rows with a ``source`` column, per-platform tables, the sources
+widget's state and the platform timeline — with the Kazoo simulator over real loopback sockets
+(blackhole websocket and webhooks posted to the lab's own HTTP server)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import jambonz_lab as jl
+from jambonz_lab import loop
+from jambonz_lab.platforms import CallScenario
+from jambonz_lab.platforms.kazoo_sim import KazooSimulator
+from jambonz_lab.platforms.kazoo_webhooks import WebhookSender
+
+NAME = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def kazoo() -> Iterator[KazooSimulator]:
+    sim = KazooSimulator()
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def play_kazoo_call(lab: jl.Lab, sim: KazooSimulator) -> tuple[Any, WebhookSender]:
+    """Watch the sim, receive its webhooks, play one answered call; returns (client, sender)."""
+    client = lab.kazoo(
+        sim.ws_url, auth_token=sim.auth_token, account_id=sim.account_id, bindings=["call.*.*"]
+    )
+    receiver = lab.kazoo_webhooks("/hooks")
+    sender = WebhookSender(retry_delay=0.05)
+    sender.add_hook(uri=receiver.url, hook="all", format="form-data", name="lab")
+    sim.webhooks = sender
+    ended = client.wait_for(lambda e: e.type == "CHANNEL_DESTROY" and e.call_id == e.data.get("call_id"))
+    sim.play(CallScenario(seed=3, caller_name=NAME, ring=1, talk=2), time_scale=0).result()
+    ended.result(timeout=10)
+    loop.submit(sender.drain()).result(10)
+    return client, sender
+
+
+def test_events_carry_their_source_and_stay_out_of_jambonz_views(lab: jl.Lab, kazoo: KazooSimulator) -> None:
+    client, sender = play_kazoo_call(lab, kazoo)
+    try:
+        events = lab.events
+        assert set(events["source"]) == {"kazoo"}
+        blackhole = events[(events["source"] == "kazoo") & (events["path"] == client.url_for_log)]
+        names = list(blackhole[blackhole["direction"] == "in"]["type"])
+        assert names[0] == "reply"
+        assert names[1:] == [
+            "CHANNEL_CREATE",
+            "CHANNEL_CREATE",
+            "CHANNEL_ANSWER",
+            "CHANNEL_ANSWER",
+            "CHANNEL_BRIDGE",
+            "CHANNEL_DESTROY",
+            "CHANNEL_DESTROY",
+        ]
+        hooks = events[events["path"] == "/hooks"]
+        assert list(hooks["type"]) == [
+            "channel_create",
+            "channel_create",
+            "channel_answer",
+            "channel_answer",
+            "channel_bridge",
+            "channel_destroy",
+            "channel_destroy",
+        ]
+        assert lab.calls.empty and lab.hooks.empty and lab.statuses.empty  # jambonz views: jambonz rows only
+    finally:
+        sender.close()
+
+
+def test_platform_table_lines_up_blackhole_and_webhooks(lab: jl.Lab, kazoo: KazooSimulator) -> None:
+    _, sender = play_kazoo_call(lab, kazoo)
+    try:
+        table = lab.platform_events("kazoo")
+        assert len(table) == 14  # 7 blackhole frames + 7 webhook posts; the subscribe reply is left out
+        via_ws = table[table["path"] != "/hooks"]
+        via_hook = table[table["path"] == "/hooks"]
+        cols = ["name", "call_id", "other_leg_call_id", "call_direction", "hangup_cause"]
+        assert via_ws[cols].reset_index(drop=True).equals(via_hook[cols].reset_index(drop=True))
+        destroy = via_ws[via_ws["name"] == "CHANNEL_DESTROY"]
+        assert set(destroy["hangup_cause"]) == {"NORMAL_CLEARING"}
+        assert str(table["event_ts"].dt.tz) == "UTC"
+        a_leg = via_ws.iloc[0]["call_id"]
+        assert set(via_ws["call_id"]) == set(via_ws["other_leg_call_id"].dropna()) | {a_leg}
+        with pytest.raises(ValueError, match="unknown platform 'asterisk'"):
+            lab.platform_events("asterisk")
+    finally:
+        sender.close()
+
+
+def test_sources_widget_state(lab: jl.Lab, kazoo: KazooSimulator) -> None:
+    panel = jl.sources(lab)
+    _, sender = play_kazoo_call(lab, kazoo)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(panel.events) < 15:  # the hub flushes every 150 ms
+            time.sleep(0.05)
+        conns = {(c["source"], c["path"]): c for c in panel.connections}
+        ws = next(c for (s, p), c in conns.items() if p != "/hooks")
+        assert ws["state"] == "open" and ws["events"] == 7 and ws["errors"] == 0
+        assert conns[("kazoo", "/hooks")]["state"] == "receiving"
+        assert panel.live == 0 and len(panel.calls) == 2
+        assert {c["status"] for c in panel.calls} == {"CHANNEL_DESTROY NORMAL_CLEARING"}
+        assert {c["from"] for c in panel.calls} == {"+15550100"}
+        assert panel.events[0]["type"] in ("channel_destroy", "CHANNEL_DESTROY")
+        assert panel.events[-1]["time"]
+        assert jl.sources(lab) is panel
+    finally:
+        sender.close()
+
+
+def test_platform_timeline_has_a_lane_per_leg(lab: jl.Lab, kazoo: KazooSimulator) -> None:
+    _, sender = play_kazoo_call(lab, kazoo)
+    try:
+        fig = lab.platform_timeline()
+        ax = fig.axes[0]
+        lanes = [t.get_text() for t in ax.get_yticklabels()]
+        assert len(lanes) == 2 and all(lane.startswith("kazoo · ") for lane in lanes)
+        labels = [t.get_text() for t in ax.texts if t.get_gid() == "label"]
+        assert labels.count("CHANNEL_DESTROY NORMAL_CLEARING") == 2
+        assert len(fig._repr_png_()) > 1000
+        with pytest.raises(ValueError, match="no call events"):
+            lab.platform_timeline(sources=("wazo",))
+    finally:
+        sender.close()
