@@ -132,3 +132,44 @@ def test_platform_timeline_has_a_lane_per_leg(lab: jl.Lab, kazoo: KazooSimulator
             lab.platform_timeline(sources=("wazo",))
     finally:
         sender.close()
+
+
+def test_one_lab_watches_all_three_platforms(lab: jl.Lab) -> None:
+    """Kazoo, Basix and Wazo simulators play the same calls; one log, one table per platform."""
+    from jambonz_lab.platforms import BasixSimulator, WazoSimulator
+
+    kazoo, basix, wazo = KazooSimulator().start(), BasixSimulator().start(), WazoSimulator().start()
+    try:
+        kz = lab.kazoo(
+            kazoo.ws_url, auth_token=kazoo.auth_token, account_id=kazoo.account_id, bindings=["call.*.*"]
+        )
+        cti = lab.basix(basix.ws_url, app_name="lab", domain="example", token="secret", full_events=True)
+        wz = lab.wazo(wazo.http_url, username="admin", password="admin-pw")
+        calls = [CallScenario(seed=n, ring=1, talk=2, answered=n != 2) for n in range(3)]
+        ends = [
+            kz.wait_for(lambda e: e.type == "CHANNEL_DESTROY" and e.data.get("hangup_cause") == "NO_ANSWER"),
+            cti.wait_for("channel.removed"),
+            wz.wait_for("call_ended"),
+        ]
+        for sim in (kazoo, basix, wazo):
+            sim.play(calls, time_scale=0).result()
+        for end in ends:
+            end.result(timeout=10)
+        sources = set(lab.events["source"])
+        assert sources == {"kazoo", "basix", "wazo"}
+        kazoo_table = lab.platform_events("kazoo")
+        assert kazoo_table["name"].value_counts()["CHANNEL_DESTROY"] == 6
+        assert set(kazoo_table["hangup_cause"].dropna()) == {"NORMAL_CLEARING", "NO_ANSWER"}
+        basix_table = lab.platform_events("basix")
+        assert set(basix_table["event"]) >= {"added", "updated", "removed"}
+        assert basix_table[basix_table["event"] == "removed"]["uuid"].nunique() == 6
+        wazo_table = lab.platform_events("wazo")
+        ended = wazo_table[wazo_table["name"] == "call_ended"]
+        assert sorted(ended["reason_code"].dropna().astype(int)) == [16, 16, 16, 16, 19, 19]
+        assert cti.channels.empty  # every channel was removed
+        fig = lab.platform_timeline()
+        lanes = [t.get_text().split(" · ")[0] for t in fig.axes[0].get_yticklabels()]
+        assert {lane: lanes.count(lane) for lane in set(lanes)} == {"kazoo": 6, "basix": 6, "wazo": 6}
+    finally:
+        for sim in (kazoo, basix, wazo):
+            sim.stop()
