@@ -286,8 +286,9 @@ class EventSource:
         """Close from a cell or a script."""
         loop.submit(self.aclose()).result(timeout)
 
-    def wait_for(self, match: Match, timeout: float = 30.0) -> Waiter[PlatformEvent]:
-        """Wait for the next event named ``match`` (or for which ``match(event)`` is true).
+    def wait_for(self, match: Match, timeout: float = 30.0, *, count: int = 1) -> Waiter[PlatformEvent]:
+        """Wait for the next event named ``match`` (or for which ``match(event)`` is true);
+        with ``count``, for the ``count``-th such event (the waiter gives that one).
 
         Only events arriving after this call count. ``await`` it or call ``.result()``. Any thread.
 
@@ -297,9 +298,14 @@ class EventSource:
             ...
             event = await ended
         """
+        if count < 1:
+            raise ValueError(f"count must be 1 or more, not {count}")
         what = (
             f"{self.source} event {match!r}" if isinstance(match, str) else f"a matching {self.source} event"
         )
+        if count > 1:
+            what = f"{count} × {what}"
+            match = _counting(match, count)
         waiter: Waiter[PlatformEvent] = Waiter(what, timeout)
 
         def add() -> None:
@@ -316,6 +322,19 @@ class EventSource:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url_for_log} {self.state.value}, {self.received} event(s)>"
+
+
+def _counting(match: Match, count: int) -> Callable[[PlatformEvent], bool]:
+    """A match that is true for the ``count``-th event ``match`` accepts (called on the loop thread)."""
+    seen = 0
+
+    def nth(event: PlatformEvent) -> bool:
+        nonlocal seen
+        hit = match(event) if callable(match) else event.type == match
+        seen += bool(hit)
+        return hit and seen == count
+
+    return nth
 
 
 def _one_line(exc: BaseException) -> str:

@@ -185,7 +185,7 @@ class WebhookSender:
         sender = WebhookSender(cluster_id="lab")
         hook_id = sender.add_hook(name="calls", uri=receiver.url, hook="all", format="json")
         await sender.publish("CHANNEL_CREATE", event)      # on the loop
-        await sender.drain()
+        await sender.adrain()                              # or sender.drain() from a cell
 
     Threads: coroutines on the lab's loop thread; :meth:`add_hook`, :meth:`enable`,
     :attr:`hooks`, :meth:`wait_idle` and :meth:`close` from any thread (not the loop's for the
@@ -395,7 +395,7 @@ class WebhookSender:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def drain(self) -> None:
+    async def adrain(self) -> None:
         """Wait until every queued delivery is done (retries included). Loop thread."""
         for queue in list(self._queues.values()):
             await queue.join()
@@ -414,9 +414,9 @@ class WebhookSender:
             await self._session.close()
             self._session = None
 
-    def wait_idle(self, timeout: float = 30.0) -> None:
-        """:meth:`drain` from a cell or a script."""
-        loop.submit(self.drain()).result(timeout)
+    def drain(self, timeout: float = 30.0) -> None:
+        """:meth:`adrain` from a cell or a script: wait until every queued delivery is done."""
+        loop.submit(self.adrain()).result(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """:meth:`aclose` from a cell or a script."""

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 import jambonz_lab as jl
-from jambonz_lab import loop
 from jambonz_lab.platforms import CallScenario
 from jambonz_lab.platforms.kazoo_sim import KazooSimulator
 from jambonz_lab.platforms.kazoo_webhooks import WebhookSender
@@ -41,7 +40,7 @@ def play_kazoo_call(lab: jl.Lab, sim: KazooSimulator) -> tuple[Any, WebhookSende
     ended = client.wait_for(lambda e: e.type == "CHANNEL_DESTROY" and e.call_id == e.data.get("call_id"))
     sim.play(CallScenario(seed=3, caller_name=NAME, ring=1, talk=2), time_scale=0).result()
     ended.result(timeout=10)
-    loop.submit(sender.drain()).result(10)
+    sender.drain()
     return client, sender
 
 

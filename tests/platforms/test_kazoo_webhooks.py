@@ -319,7 +319,7 @@ class TestSenderToReceiver:
         hook_id = sender.add_hook(name="calls", uri=uri, hook="all", http_verb=verb, format=fmt, id="h-e2e")
         for name, data in _events():
             run(sender.publish(name, data))
-        run(sender.drain())
+        run(sender.adrain())
         rows = as_dicts(mounted.rows)
         assert [r["type"] for r in rows] == [
             "channel_create",
@@ -361,7 +361,7 @@ class TestSenderToReceiver:
         sender.add_hook(name="other", uri=mounted.receiver.url, hook="all", id="hx", account_id="another")
         for name, data in _events():
             run(sender.publish(name, data))
-        run(sender.drain())
+        run(sender.adrain())
         rows = as_dicts(mounted.rows)
         assert [(r["type"], r["hook"]) for r in rows] == [("channel_create", "hc")]
         assert rows[0]["payload"]["team"] == "blue" and "type" not in rows[0]["payload"]
@@ -375,7 +375,7 @@ class TestRetries:
         uri = f"http://127.0.0.1:{closed_port()}/hook"
         sender.add_hook(name="dead", uri=uri, hook="all", retries=3, id="dead")
         run(sender.publish("CHANNEL_CREATE", EVENT))
-        run(sender.drain())
+        run(sender.adrain())
         tries = sender.deliveries
         assert [(d["hook"], d["attempt"], d["status"]) for d in tries] == [
             ("dead", 1, None),
@@ -391,7 +391,7 @@ class TestRetries:
         try:
             fast.add_hook(name="dead", uri=f"http://127.0.0.1:{closed_port()}/", hook="all", retries=50)
             run(fast.publish("CHANNEL_CREATE", EVENT))
-            run(fast.drain())
+            run(fast.adrain())
             assert [d["attempt"] for d in fast.deliveries] == [1, 2, 3, 4, 5]
         finally:
             fast.close()
@@ -399,7 +399,7 @@ class TestRetries:
     def test_500_is_not_retried(self, sender: WebhookSender, status_server: StatusServer) -> None:
         sender.add_hook(name="five", uri=status_server.url, hook="all", retries=3, id="h500")
         run(sender.publish("CHANNEL_CREATE", EVENT))
-        run(sender.drain())
+        run(sender.adrain())
         assert [(m, h) for m, h, _ in status_server.hits] == [("POST", "h500")]
         assert [(d["attempt"], d["status"], d["error"]) for d in sender.deliveries] == [(1, 500, None)]
 
@@ -410,7 +410,7 @@ class TestRetries:
             s.add_hook(name="p", uri=status_server.url, hook="all", http_verb="put", id="put")
             s.add_hook(name="q", uri=status_server.url, hook="all", http_verb="post", id="post")
             run(s.publish("CHANNEL_CREATE", EVENT))
-            run(s.drain())
+            run(s.adrain())
             assert sorted((m, h) for m, h, _ in status_server.hits) == [("POST", "post"), ("PUT", "put")]
             assert loop.run_sync(s.check) == ["post"]
         finally:
@@ -426,22 +426,22 @@ class TestDisabler:
         sender.add_hook(name="bad", uri=status_server.url, hook="all", retries=1, id="bad")
         for _ in range(5):
             run(sender.publish("CHANNEL_CREATE", EVENT))
-        run(sender.drain())
+        run(sender.adrain())
         time.sleep(0.2)  # several checks ran: 5 failures are not enough
         assert sender.hooks[0]["enabled"] is True
         run(sender.publish("CHANNEL_CREATE", EVENT))
-        run(sender.drain())
+        run(sender.adrain())
         wait_until(lambda: not sender.hooks[0]["enabled"], 2.0)
         assert sender.hooks[0]["disable_reason"] == "too many failed attempts"
         assert [(r[3], r[5], r[8]) for r in rows] == [("hook-disabled", "bad", "too many failed attempts")]
         assert len(status_server.hits) == 6
         run(sender.publish("CHANNEL_CREATE", EVENT))  # a disabled hook gets nothing
-        run(sender.drain())
+        run(sender.adrain())
         assert len(status_server.hits) == 6
         sender.enable("bad")
         assert "disable_reason" not in sender.hooks[0] and sender.hooks[0]["enabled"] is True
         run(sender.publish("CHANNEL_CREATE", EVENT))
-        run(sender.drain())
+        run(sender.adrain())
         assert len(status_server.hits) == 7
 
     def test_failures_outside_the_window_do_not_add_up(self, status_server: StatusServer) -> None:
@@ -451,7 +451,7 @@ class TestDisabler:
             for _ in range(2):
                 for _ in range(4):
                     run(s.publish("CHANNEL_CREATE", EVENT))
-                run(s.drain())
+                run(s.adrain())
                 time.sleep(0.4)
             assert len(status_server.hits) == 8
             assert s.hooks[0]["enabled"] is True
@@ -464,7 +464,7 @@ class TestDisabler:
             s.add_hook(name="dead", uri=f"http://127.0.0.1:{closed_port()}/", hook="all", retries=3)
             run(s.publish("CHANNEL_CREATE", EVENT))
             run(s.publish("CHANNEL_ANSWER", EVENT))
-            run(s.drain())
+            run(s.adrain())
             assert len(s.deliveries) == 6
             wait_until(lambda: not s.hooks[0]["enabled"], 2.0)
         finally:
@@ -479,5 +479,5 @@ class TestDisabler:
             return asyncio.get_running_loop().time() - t0
 
         assert run(timed()) < 0.05
-        run(sender.drain())
+        run(sender.adrain())
         assert len(sender.deliveries) == 3

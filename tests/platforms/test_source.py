@@ -179,3 +179,17 @@ def test_first_connection_failure_raises_and_is_recorded() -> None:
         src.connect()
     assert src.state is SourceState.CLOSED
     assert [r[3] for r in rows] == ["connect-failed"]
+
+
+def test_wait_for_the_nth_event(toy: tuple[ToyServer, str]) -> None:
+    server, url = toy
+    src = JsonSource(url).connect()
+    third = src.wait_for("tick", count=3, timeout=5)
+    for n in range(4):
+        run(server.send(json.dumps({"name": "tick", "call_id": f"c{n}"})))
+        run(server.send(json.dumps({"name": "tock"})))
+    assert third.result().call_id == "c2"
+    assert "3 × toy event 'tick'" in repr(src.wait_for("tick", count=3))
+    with pytest.raises(ValueError, match="count must be 1 or more"):
+        src.wait_for("tick", count=0)
+    src.close()
