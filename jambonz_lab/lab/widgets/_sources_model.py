@@ -118,6 +118,9 @@ class SourcesModel:
         call["ts"] = ts
         if call_ended(source, kind, flat):
             call["live"] = False
+            reason = flat.get("hangup_cause") or flat.get("last_event_data") or flat.get("reason_code")
+            name = flat.get("name") or kind  # a Kazoo webhook and its blackhole frame read the same
+            call["status"] = f"{name} {reason}" if reason not in (None, "") else name
         self.calls.move_to_end((source, call_id))
         ended = [key for key, c in self.calls.items() if not c["live"]]
         for key in ended[: max(0, len(self.calls) - MAX_CALLS)]:
