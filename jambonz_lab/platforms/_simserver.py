@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from aiohttp import web
 
@@ -74,13 +74,22 @@ class SimServer:
             await self._runner.cleanup()
             self._runner = None
 
-    def start(self, timeout: float = 10.0) -> SimServer:
+    def start(self, timeout: float = 10.0) -> Self:
         """Listen on ``host:port`` (port 0: any free port). Cells and scripts."""
-        return loop.submit(self.astart()).result(timeout)
+        loop.submit(self.astart()).result(timeout)
+        return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Close every socket and stop listening. Cells and scripts."""
         loop.submit(self.astop()).result(timeout)
+
+    def __enter__(self) -> Self:
+        """``with KazooSimulator() as sim:`` starts it and stops it at the end (cells, scripts, tests)."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     @property
     def http_url(self) -> str:

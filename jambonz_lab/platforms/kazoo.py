@@ -160,12 +160,7 @@ class KazooClient(EventSource):
             raise
 
     def _frame(self, data: str | bytes) -> None:
-        if isinstance(data, bytes):
-            raise ValueError("blackhole sends text frames; got a binary frame")
-        try:
-            raw = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not JSON: {exc.msg} at column {exc.colno}") from None
+        raw = proto.load_json(data)  # the frame as Kazoo sent it is what the row keeps
         frame = proto.parse_obj(raw)
         if isinstance(frame, proto.Reply):
             safe = proto.redact_frame(raw, *self._secrets())

@@ -63,6 +63,7 @@ __all__ = [
     "gregorian_to_unix",
     "internal_bindings",
     "normalize",
+    "load_json",
     "parse_frame",
     "parse_obj",
     "ping_frame",
@@ -231,15 +232,19 @@ class Event:
         return value if isinstance(value, str) else None
 
 
-def parse_frame(text: str | bytes) -> Reply | Event:
-    """One server frame; raises ``ValueError`` (one clear line) when it is not a blackhole frame."""
+def load_json(text: str | bytes) -> Any:
+    """The JSON of one server frame; ``ValueError`` (one clear line) for a binary or non-JSON frame."""
     if isinstance(text, bytes):
         raise ValueError("blackhole sends text frames; got a binary frame")
     try:
-        frame = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc.msg} at column {exc.colno}") from None
-    return parse_obj(frame)
+
+
+def parse_frame(text: str | bytes) -> Reply | Event:
+    """One server frame; raises ``ValueError`` (one clear line) when it is not a blackhole frame."""
+    return parse_obj(load_json(text))
 
 
 def parse_obj(frame: Any) -> Reply | Event:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
+from . import kazoo as kazoo_wire
 from .kazoo import GREGORIAN_OFFSET
 
 __all__ = [
@@ -514,19 +515,8 @@ class HookDisabler:
 
 # -- flat columns ----------------------------------------------------------------------------
 
-#: the key columns of a Kazoo row (shared with the blackhole rows of :mod:`.kazoo`)
-FLAT_COLUMNS: tuple[str, ...] = (
-    "event_ts",
-    "name",
-    "call_id",
-    "other_leg_call_id",
-    "call_direction",
-    "caller_id_number",
-    "callee_id_number",
-    "account_id",
-    "hangup_cause",
-    "subscribed_key",
-)
+#: the key columns of a Kazoo row: the blackhole rows' own (:data:`.kazoo.FLAT_COLUMNS`), so both line up
+FLAT_COLUMNS: tuple[str, ...] = kazoo_wire.FLAT_COLUMNS
 
 _HOOK_TO_EVENT = {
     "channel_create": "CHANNEL_CREATE",

@@ -20,12 +20,8 @@ NAME = "<img src=x onerror=alert(1)>"
 
 @pytest.fixture
 def kazoo() -> Iterator[KazooSimulator]:
-    sim = KazooSimulator()
-    sim.start()
-    try:
+    with KazooSimulator() as sim:
         yield sim
-    finally:
-        sim.stop()
 
 
 def play_kazoo_call(lab: jl.Lab, sim: KazooSimulator) -> tuple[Any, WebhookSender]:
@@ -113,6 +109,9 @@ def test_sources_widget_state(lab: jl.Lab, kazoo: KazooSimulator) -> None:
         assert panel.events[0]["type"] in ("channel_destroy", "CHANNEL_DESTROY")
         assert panel.events[-1]["time"]
         assert jl.sources(lab) is panel
+        data, _ = panel._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in data
+        assert "kazoo" in data["text/html"] and "live calls 0" in data["text/html"]  # viewers without widgets
     finally:
         sender.close()
 
@@ -137,8 +136,7 @@ def test_one_lab_watches_all_three_platforms(lab: jl.Lab) -> None:
     """Kazoo, Basix and Wazo simulators play the same calls; one log, one table per platform."""
     from jambonz_lab.platforms import BasixSimulator, WazoSimulator
 
-    kazoo, basix, wazo = KazooSimulator().start(), BasixSimulator().start(), WazoSimulator().start()
-    try:
+    with KazooSimulator() as kazoo, BasixSimulator() as basix, WazoSimulator() as wazo:
         kz = lab.kazoo(
             kazoo.ws_url, auth_token=kazoo.auth_token, account_id=kazoo.account_id, bindings=["call.*.*"]
         )
@@ -169,6 +167,3 @@ def test_one_lab_watches_all_three_platforms(lab: jl.Lab) -> None:
         fig = lab.platform_timeline()
         lanes = [t.get_text().split(" · ")[0] for t in fig.axes[0].get_yticklabels()]
         assert {lane: lanes.count(lane) for lane in set(lanes)} == {"kazoo": 6, "basix": 6, "wazo": 6}
-    finally:
-        for sim in (kazoo, basix, wazo):
-            sim.stop()

@@ -43,12 +43,8 @@ def events(rows: list[Row]) -> list[Row]:
 
 @pytest.fixture
 def sim() -> Iterator[KazooSimulator]:
-    sim = KazooSimulator()
-    sim.start()
-    try:
+    with KazooSimulator() as sim:
         yield sim
-    finally:
-        sim.stop()
 
 
 @pytest.fixture

@@ -32,12 +32,8 @@ def run(coro: Awaitable[Any], timeout: float = 15.0) -> Any:
 
 @pytest.fixture
 def sim() -> Iterator[KazooSimulator]:
-    sim = KazooSimulator()
-    sim.start()
-    try:
+    with KazooSimulator() as sim:
         yield sim
-    finally:
-        sim.stop()
 
 
 async def ws_connect(sim: KazooSimulator, path: str = "/", **kw: Any) -> ClientConnection:

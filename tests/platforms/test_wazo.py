@@ -27,12 +27,8 @@ Row = tuple[Any, ...]
 
 @pytest.fixture
 def sim() -> Iterator[WazoSimulator]:
-    server = WazoSimulator(calld_ring=0.05)
-    server.start()
-    try:
+    with WazoSimulator(calld_ring=0.05) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

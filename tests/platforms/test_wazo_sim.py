@@ -35,12 +35,8 @@ def run(coro: Awaitable[T], timeout: float = 10.0) -> T:
 
 @pytest.fixture
 def sim() -> Iterator[WazoSimulator]:
-    server = WazoSimulator(calld_ring=0.05)
-    server.start()
-    try:
+    with WazoSimulator(calld_ring=0.05) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def opened(

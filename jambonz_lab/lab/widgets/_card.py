@@ -45,6 +45,17 @@ def _asset(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
+def with_static_html(bundle: Any, text_html: str) -> Any:
+    """A widget's mime bundle (a dict, or anywidget's ``(data, metadata)``) with a ``text/html``
+    fallback for viewers without widget support (GitHub, nbviewer)."""
+    if isinstance(bundle, tuple):
+        data, metadata = bundle
+        return {**data, "text/html": text_html}, metadata
+    if isinstance(bundle, dict):
+        return {**bundle, "text/html": text_html}
+    return bundle
+
+
 class SessionCard(anywidget.AnyWidget):
     """One call as a live card: status, who calls, verbs sent, latest events, counters, buttons.
 
@@ -168,11 +179,7 @@ class SessionCard(anywidget.AnyWidget):
     # -- display --------------------------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if not isinstance(bundle, tuple):
-            return bundle
-        data, metadata = bundle
-        return {**data, "text/html": self._static_html()}, metadata
+        return with_static_html(super()._repr_mimebundle_(**kwargs), self._static_html())
 
     def _static_html(self) -> str:
         """What viewers without widget support show (GitHub, nbviewer): escaped text only."""

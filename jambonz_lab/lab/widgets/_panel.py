@@ -24,7 +24,7 @@ import ipywidgets  # type: ignore[import-untyped]
 import traitlets
 
 from ... import loop
-from ._card import SessionCard, _asset
+from ._card import SessionCard, _asset, with_static_html
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -142,10 +142,7 @@ class LabPanel(ipywidgets.VBox):  # type: ignore[misc]
     # -- display --------------------------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        data = super()._repr_mimebundle_(**kwargs)
-        if isinstance(data, dict):
-            data = {**data, "text/html": self._static_html()}
-        return data
+        return with_static_html(super()._repr_mimebundle_(**kwargs), self._static_html())
 
     def _static_html(self) -> str:
         """What viewers without widget support show: escaped text only."""

@@ -22,7 +22,7 @@ import anywidget
 import traitlets
 
 from ... import loop
-from ._card import _asset
+from ._card import _asset, with_static_html
 
 __all__ = ["SourcesPanel"]
 
@@ -60,10 +60,7 @@ class SourcesPanel(anywidget.AnyWidget):
                     setattr(self, key, value)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        data = super()._repr_mimebundle_(**kwargs)
-        if isinstance(data, dict):
-            data = {**data, "text/html": self._static_html()}
-        return data
+        return with_static_html(super()._repr_mimebundle_(**kwargs), self._static_html())
 
     def _static_html(self) -> str:
         """What viewers without widget support show: escaped text only."""
