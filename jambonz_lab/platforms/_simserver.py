@@ -24,6 +24,9 @@ from .scenario import CallScenario, Step
 
 __all__ = ["SimServer"]
 
+#: seconds between two looks, while a play waits for its next step, at whether a command ended the call
+_POLL = 0.1
+
 
 class SimServer:
     """Base of the platform simulators (see the module docstring)."""
@@ -46,6 +49,12 @@ class SimServer:
     async def _play_step(self, scenario: CallScenario, step: Step, t0: float) -> None:
         """Emit the wire events of one step; ``t0`` is the scenario's Unix start time."""
         raise NotImplementedError
+
+    def _over(self, scenario: CallScenario, t0: float) -> bool:
+        """True once every leg of this play of ``scenario`` has ended (a hangup command can end a
+        call before its script does); the play then stops early. Asked only after the play's first
+        step. Default: never."""
+        return False
 
     async def _on_stop(self) -> None:
         """Close the simulator's sockets before the server stops."""
@@ -116,15 +125,19 @@ class SimServer:
 
     async def _play_one(self, scenario: CallScenario, now: float, time_scale: float) -> None:
         t0 = scenario.start if scenario.start is not None else now
-        started = asyncio.get_running_loop().time()
-        for step in scenario.steps():
+        clock = asyncio.get_running_loop()
+        started = clock.time()
+        for n, step in enumerate(scenario.steps()):
             due = started + step.at * time_scale
-            delay = due - asyncio.get_running_loop().time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif time_scale == 0:
+            if time_scale == 0:
                 await asyncio.sleep(0)  # let the frames of other calls interleave
+            while (delay := due - clock.time()) > 0:
+                await asyncio.sleep(min(delay, _POLL))
+                if n and self._over(scenario, t0):
+                    return  # ended early by a command: the rest of the script has nothing to say
             await self._play_step(scenario, step, t0)
+            if self._over(scenario, t0):
+                return
 
     def play(
         self,

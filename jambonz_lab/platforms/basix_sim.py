@@ -557,6 +557,9 @@ class BasixSimulator(SimServer):
                 return group
         return None
 
+    def _over(self, scenario: CallScenario, t0: float) -> bool:
+        return {self.leg_uuid(scenario, "a"), self.leg_uuid(scenario, "b")} <= self._gone
+
     async def _play_step(self, scenario: CallScenario, step: Step, t0: float) -> None:
         ts = _us(t0 + step.at)
         a, b = self.leg_uuid(scenario, "a"), self.leg_uuid(scenario, "b")

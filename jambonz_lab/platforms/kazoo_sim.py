@@ -281,6 +281,10 @@ class KazooSimulator(SimServer):
             legs = self._calls[key] = (a, b)
         return legs
 
+    def _over(self, scenario: CallScenario, t0: float) -> bool:
+        legs = self._calls.get((scenario, t0))  # dropped once both legs are destroyed
+        return legs is None or all(chan.destroyed for chan in legs)
+
     async def _play_step(self, scenario: CallScenario, step: Step, t0: float) -> None:
         a, b = self._legs(scenario, t0)
         chan = a if step.leg == "a" else b

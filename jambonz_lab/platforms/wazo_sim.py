@@ -630,6 +630,10 @@ class WazoSimulator(SimServer):
             )
         )
 
+    def _over(self, scenario: CallScenario, t0: float) -> bool:
+        call = self._calls.get((id(scenario), t0))  # gone once both legs ended by the script
+        return call is None or all(leg.hungup is not None for leg in call.legs.values())
+
     async def _play_step(self, scenario: CallScenario, step: Step, t0: float) -> None:
         call = self._call_for(scenario, t0)
         leg = call.legs[step.leg]
