@@ -83,7 +83,8 @@ def platform_events(events: pd.DataFrame, source: str) -> pd.DataFrame:
         _, flat = flat_of(source, body)
         records.append(flat(str(kind), body))
     table = pd.DataFrame.from_records(records, columns=list(columns), index=mine.index)
-    table["event_ts"] = pd.to_datetime(table["event_ts"], unit="s", utc=True, errors="coerce")
+    stamps = pd.to_datetime(table["event_ts"], unit="s", utc=True, errors="coerce")
+    table["event_ts"] = stamps.dt.round("us")  # platforms give at most microseconds; drop float noise
     head = mine[["ts", "type", "call_sid", "path"]]
     out = pd.concat([head, table, mine["payload"].rename("raw")], axis=1)
     return out.reset_index(drop=True)

@@ -31,8 +31,9 @@ Threads: the plain methods are for cells and scripts; sockets live on the lab's 
 
 from __future__ import annotations
 
+from ._feed import EventFeed, PlatformEvent
 from ._simserver import SimServer
-from ._source import EventSource, PlatformEvent, SourceState
+from ._source import EventSource, SourceState
 from .basix import BasixClient, call_user
 from .basix_sim import BasixSimulator
 from .kazoo import KazooClient, KazooRest
@@ -46,6 +47,7 @@ __all__ = [
     "BasixClient",
     "BasixSimulator",
     "CallScenario",
+    "EventFeed",
     "EventSource",
     "KazooClient",
     "KazooRest",

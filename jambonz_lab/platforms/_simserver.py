@@ -24,6 +24,9 @@ from .scenario import CallScenario, Step
 
 __all__ = ["SimServer"]
 
+#: events a simulator keeps in its ``published`` list for tests and notebooks (the oldest half goes first)
+KEEP_PUBLISHED = 10_000
+
 #: seconds between two looks, while a play waits for its next step, at whether a command ended the call
 _POLL = 0.1
 

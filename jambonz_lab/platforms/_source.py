@@ -17,9 +17,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -27,9 +25,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from .. import loop
 from ..exceptions import PlatformError
 from ..records import Record, make_row
-from ..waiting import Waiter
+from ._feed import EventFeed, PlatformEvent
 
-__all__ = ["EventSource", "PlatformEvent", "SourceState"]
+__all__ = ["EventSource", "SourceState"]
 
 log = logging.getLogger("jambonz_lab.platforms")
 
@@ -44,33 +42,8 @@ class SourceState(enum.Enum):
     CLOSED = "closed"  # closed by us, or for good (a fatal error: see ``error``)
 
 
-@dataclass(frozen=True)
-class PlatformEvent:
-    """One event from a platform, as handed to waiters and listeners.
-
-    Attributes:
-        source: ``"kazoo"``, ``"basix"`` or ``"wazo"``.
-        type: the platform's event name (``CHANNEL_CREATE``, ``channel.updated``, ``call_ended``).
-        call_id: the platform's call id when the event is about a call.
-        data: the event's payload, decoded.
-        ts: when it arrived (Unix seconds).
-    """
-
-    source: str
-    type: str
-    call_id: str | None
-    data: dict[str, Any]
-    ts: float
-
-
-Match = str | Callable[[PlatformEvent], bool]
-
-
-class EventSource:
+class EventSource(EventFeed):
     """Base of the platform clients (see the module docstring)."""
-
-    #: the ``source`` column value of this client's rows
-    source: ClassVar[str] = "?"
 
     def __init__(
         self,
@@ -80,6 +53,7 @@ class EventSource:
         reconnect: bool = True,
         backoff: tuple[float, float] = (0.5, 10.0),
     ) -> None:
+        super().__init__()
         self.url = url
         self.record = record
         self.reconnect = reconnect
@@ -93,8 +67,6 @@ class EventSource:
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._waiters: list[tuple[Match, Waiter[PlatformEvent]]] = []
-        self._listeners: list[Callable[[PlatformEvent], None]] = []
 
     # -- subclass hooks (loop thread) -----------------------------------------------------
 
@@ -156,21 +128,6 @@ class EventSource:
     def url_for_log(self) -> str:
         """The URL as recorded: without credentials or tokens (override to strip more)."""
         return self.url
-
-    def _deliver(self, event: PlatformEvent) -> None:
-        for fn in list(self._listeners):
-            try:
-                fn(event)
-            except Exception:
-                log.exception("%s listener %r failed", self.source, fn)
-        keep = []
-        for match, waiter in self._waiters:
-            if waiter.done:
-                continue
-            hit = match(event) if callable(match) else event.type == match
-            if not (hit and waiter.resolve(event)):
-                keep.append((match, waiter))
-        self._waiters = keep
 
     # -- lifecycle (loop thread) ------------------------------------------------------------
 
@@ -265,11 +222,6 @@ class EventSource:
             preview = data[:300] if isinstance(data, str) else data[:120].hex(" ")
             self.emit("lab", "bad-frame", note=_one_line(exc), payload={"raw": preview})
 
-    def _fail_waiters(self, exc: BaseException) -> None:
-        waiters, self._waiters = self._waiters, []
-        for _, waiter in waiters:
-            waiter.fail(exc)
-
     async def _send(self, message: str | bytes) -> None:
         if self._ws is None:
             raise PlatformError(f"{self.source} is not connected ({self.state.value})", source=self.source)
@@ -286,55 +238,8 @@ class EventSource:
         """Close from a cell or a script."""
         loop.submit(self.aclose()).result(timeout)
 
-    def wait_for(self, match: Match, timeout: float = 30.0, *, count: int = 1) -> Waiter[PlatformEvent]:
-        """Wait for the next event named ``match`` (or for which ``match(event)`` is true);
-        with ``count``, for the ``count``-th such event (the waiter gives that one).
-
-        Only events arriving after this call count. ``await`` it or call ``.result()``. Any thread.
-
-        Example::
-
-            ended = kazoo.wait_for("CHANNEL_DESTROY")
-            ...
-            event = await ended
-        """
-        if count < 1:
-            raise ValueError(f"count must be 1 or more, not {count}")
-        what = (
-            f"{self.source} event {match!r}" if isinstance(match, str) else f"a matching {self.source} event"
-        )
-        if count > 1:
-            what = f"{count} × {what}"
-            match = _counting(match, count)
-        waiter: Waiter[PlatformEvent] = Waiter(what, timeout)
-
-        def add() -> None:
-            waiter.arm()
-            self._waiters.append((match, waiter))
-
-        loop.run_sync(add)
-        return waiter
-
-    def listen(self, fn: Callable[[PlatformEvent], None]) -> Callable[[], None]:
-        """Call ``fn(event)`` on the loop thread for every event (quick!); returns an unsubscribe."""
-        loop.run_sync(self._listeners.append, fn)
-        return lambda: loop.run_sync(self._listeners.remove, fn)
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url_for_log} {self.state.value}, {self.received} event(s)>"
-
-
-def _counting(match: Match, count: int) -> Callable[[PlatformEvent], bool]:
-    """A match that is true for the ``count``-th event ``match`` accepts (called on the loop thread)."""
-    seen = 0
-
-    def nth(event: PlatformEvent) -> bool:
-        nonlocal seen
-        hit = match(event) if callable(match) else event.type == match
-        seen += bool(hit)
-        return hit and seen == count
-
-    return nth
 
 
 def _one_line(exc: BaseException) -> str:

@@ -37,7 +37,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .. import loop
 from ..protocol import kazoo as proto
-from ._simserver import SimServer
+from ._simserver import KEEP_PUBLISHED, SimServer
 from .scenario import CallScenario, Step
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ class KazooSimulator(SimServer):
         self.channels: dict[str, _Channel] = {}
         #: the last 1000 request frames received (decoded), for tests
         self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
-        #: every channel event generated: (name, data)
+        #: the channel events generated, (name, data), newest last (at most KEEP_PUBLISHED)
         self.published: list[tuple[str, dict[str, Any]]] = []
         #: channel commands received over REST: (method, uuid, body)
         self.commands: list[tuple[str, str, Any]] = []
@@ -343,6 +343,8 @@ class KazooSimulator(SimServer):
     async def _publish(self, name: str, chan: _Channel, data: dict[str, Any]) -> None:
         """Send one event to every session binding it matches, and to the webhooks."""
         self.published.append((name, data))
+        if len(self.published) > KEEP_PUBLISHED:  # a long demo must not grow without end
+            del self.published[: KEEP_PUBLISHED // 2]
         routing_key = proto.call_routing_key(chan.account_id, name, chan.uuid)
         for ws, session in list(self._sessions.items()):
             for client, internal in proto.Blackhole.deliveries(session, routing_key):

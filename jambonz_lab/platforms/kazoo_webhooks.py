@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp import web
@@ -39,6 +39,7 @@ from ..protocol.kazoo_webhooks import (
     to_querystring,
 )
 from ..records import Record, make_row
+from ._feed import EventFeed, PlatformEvent
 
 __all__ = ["WebhookReceiver", "WebhookSender"]
 
@@ -57,7 +58,7 @@ def _one_line(text: str, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-class WebhookReceiver:
+class WebhookReceiver(EventFeed):
     """Receives Kazoo webhooks on the lab's HTTP server and records each one.
 
     GET hooks are read from the query string (Kazoo appends ``?`` + query even when the hook's
@@ -75,12 +76,18 @@ class WebhookReceiver:
         receiver = WebhookReceiver("/kazoo/hooks", record=rows.append)
         lab.server.add_http(receiver.path, receiver.handle)   # on the loop thread
 
+    Like the platform clients it has ``wait_for`` / ``listen`` (:class:`~.EventFeed`): a waiter on
+    ``"channel_destroy"`` wakes on the next such hook.
+
     Threads: :meth:`handle` runs on the lab's loop thread (the server calls it there).
     """
+
+    source: ClassVar[str] = SOURCE
 
     def __init__(
         self, path: str = "/kazoo/hooks", *, record: Record | None = None, base_url: str = ""
     ) -> None:
+        super().__init__()
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"webhook path must start with '/', not {path!r}")
         self.path = path.rstrip("/") or "/"
@@ -130,14 +137,10 @@ class WebhookReceiver:
         kind = payload.get("hook_event")
         call_id = payload.get("call_id")
         note = f"{method} {fmt}" + (f" account={account}" if account else "")
-        self._row(
-            "in",
-            kind if isinstance(kind, str) and kind else "webhook",
-            call_sid=call_id if isinstance(call_id, str) else None,
-            hook=hook_id,
-            note=note,
-            payload=payload,
-        )
+        name = kind if isinstance(kind, str) and kind else "webhook"
+        sid = call_id if isinstance(call_id, str) else None
+        self._row("in", name, call_sid=sid, hook=hook_id, note=note, payload=payload)
+        self._deliver(PlatformEvent(SOURCE, name, sid, payload, time.time()))
         return web.Response(status=200)
 
     @staticmethod

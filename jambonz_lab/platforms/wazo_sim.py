@@ -45,7 +45,7 @@ from aiohttp import WSMsgType, web
 
 from .. import loop
 from ..protocol import wazo as proto
-from ._simserver import SimServer
+from ._simserver import KEEP_PUBLISHED, SimServer
 from .scenario import CallScenario, Step
 
 __all__ = ["DEFAULT_ADMIN_ACL", "DEFAULT_USER_ACL", "WazoSimulator", "WazoUser"]
@@ -246,7 +246,7 @@ class WazoSimulator(SimServer):
         self.calld_ring = calld_ring
         self.calld_talk = calld_talk
         self.calld_time_scale = calld_time_scale
-        #: every bus body published (delivered or not), in order
+        #: the bus bodies published (delivered or not), in order (at most KEEP_PUBLISHED)
         self.published: list[dict[str, Any]] = []
         #: sockets opened, and the close codes the simulator sent
         self.connections = 0
@@ -455,6 +455,8 @@ class WazoSimulator(SimServer):
     async def apublish_body(self, body: dict[str, Any]) -> int:
         """Offer one bus body to every socket; returns how many sockets got it (loop thread)."""
         self.published.append(body)
+        if len(self.published) > KEEP_PUBLISHED:  # a long demo must not grow without end
+            del self.published[: KEEP_PUBLISHED // 2]
         sent = 0
         for conn in list(self._conns):
             frame = conn.session.event(body, origin_uuid=self.origin_uuid, master_tenant=self.master_tenant)

@@ -33,9 +33,11 @@ def play_kazoo_call(lab: jl.Lab, sim: KazooSimulator) -> tuple[Any, WebhookSende
     sender = WebhookSender(retry_delay=0.05)
     sender.add_hook(uri=receiver.url, hook="all", format="form-data", name="lab")
     sim.webhooks = sender
-    ended = client.wait_for(lambda e: e.type == "CHANNEL_DESTROY" and e.call_id == e.data.get("call_id"))
+    ended = client.wait_for("CHANNEL_DESTROY", count=2)
+    posted = receiver.wait_for("channel_destroy", count=2)
     sim.play(CallScenario(seed=3, caller_name=NAME, ring=1, talk=2), time_scale=0).result()
     ended.result(timeout=10)
+    assert posted.result(timeout=10).source == "kazoo"
     sender.drain()
     return client, sender
 
