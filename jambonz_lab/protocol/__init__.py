@@ -1,6 +1,11 @@
-"""The jambonz WebSocket protocol, sans I/O: dicts in, events and frames out.
+"""Wire protocols, sans I/O: dicts (or bytes) in, events and frames out.
 
-Nothing here imports asyncio or opens a socket (see :mod:`.call`).
+The jambonz WebSocket protocol (:mod:`.messages`, :mod:`.call`, :mod:`.verbs`, :mod:`.commands`,
+:mod:`.tts`) and the other platforms' wire codecs, used by :mod:`jambonz_lab.platforms`:
+:mod:`.kazoo` (blackhole frames and pipeline), :mod:`.kazoo_webhooks` (hook payloads and Kazoo's
+form flattening), :mod:`.etf` (Erlang external term format), :mod:`.basix` (CTI messages and
+element tables) and :mod:`.wazo` (websocketd's op state machine). Nothing here imports asyncio or
+opens a socket (see :mod:`.call`).
 """
 
 from __future__ import annotations
