@@ -1,0 +1,68 @@
+"""The layering, checked on the source: protocol (pure) → I/O (net, sim, platforms) → lab.
+
+Each module's imports are read with ``ast`` (also the ones inside functions), so a lazy import
+that breaks the direction fails here too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "jambonz_lab"
+IO_LIBS = {"asyncio", "socket", "aiohttp", "websockets", "selectors", "ssl", "urllib.request", "http"}
+
+
+def imports(path: Path) -> set[str]:
+    """Absolute dotted names of every module ``path`` imports."""
+    package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def modules(folder: str) -> list[Path]:
+    return sorted((PACKAGE / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", modules("protocol"), ids=lambda p: p.name)
+def test_protocol_modules_do_no_io(path: Path) -> None:
+    found = imports(path)
+    io = {name for name in found if name.split(".")[0] in IO_LIBS or name in IO_LIBS}
+    upward = {
+        name
+        for name in found
+        if name.startswith(("jambonz_lab.net", "jambonz_lab.sim", "jambonz_lab.platforms", "jambonz_lab.lab"))
+        or name in ("jambonz_lab.loop", "jambonz_lab.waiting")
+    }
+    assert not io, f"{path.name} imports I/O: {sorted(io)}"
+    assert not upward, f"{path.name} imports a higher layer: {sorted(upward)}"
+
+
+@pytest.mark.parametrize("path", modules("platforms") + modules("net") + modules("sim"), ids=lambda p: p.name)
+def test_io_modules_do_not_reach_up_to_the_lab(path: Path) -> None:
+    upward = {name for name in imports(path) if name.startswith("jambonz_lab.lab")}
+    assert not upward, f"{path.relative_to(PACKAGE)} imports the lab layer: {sorted(upward)}"
+
+
+@pytest.mark.parametrize("path", modules("platforms"), ids=lambda p: p.name)
+def test_platforms_depend_on_protocol_not_on_the_jambonz_server(path: Path) -> None:
+    sideways = {name for name in imports(path) if name.startswith(("jambonz_lab.net", "jambonz_lab.sim"))}
+    assert not sideways, f"{path.name} imports {sorted(sideways)}"
+
+
+def test_the_check_sees_relative_imports() -> None:
+    found = imports(PACKAGE / "platforms" / "kazoo.py")
+    assert "jambonz_lab.protocol.kazoo" in found or "jambonz_lab.protocol" in found
