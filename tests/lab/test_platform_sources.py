@@ -12,7 +12,7 @@ import pytest
 
 import jambonz_lab as jl
 from jambonz_lab.platforms import CallScenario
-from jambonz_lab.platforms.kazoo_sim import KazooSimulator
+from jambonz_lab.platforms.kazoo_sim import DEFAULT_AUTH_TOKEN, KazooSimulator
 from jambonz_lab.platforms.kazoo_webhooks import WebhookSender
 
 NAME = "<img src=x onerror=alert(1)>"
@@ -169,3 +169,25 @@ def test_one_lab_watches_all_three_platforms(lab: jl.Lab) -> None:
         fig = lab.platform_timeline()
         lanes = [t.get_text().split(" · ")[0] for t in fig.axes[0].get_yticklabels()]
         assert {lane: lanes.count(lane) for lane in set(lanes)} == {"kazoo": 6, "basix": 6, "wazo": 6}
+
+
+def test_platform_rows_survive_in_the_jsonl_log(tmp_path: Any) -> None:
+    path = tmp_path / "calls.jsonl"
+    lab = jl.start(log_path=path)
+    try:
+        with KazooSimulator() as sim:
+            client = lab.kazoo(
+                sim.ws_url, auth_token=sim.auth_token, account_id=sim.account_id, bindings=["call.*.*"]
+            )
+            done = client.wait_for("CHANNEL_DESTROY", count=2)
+            sim.play(CallScenario(seed=5), time_scale=0).result()
+            done.result(timeout=10)
+            live = lab.platform_events("kazoo")
+    finally:
+        lab.stop()
+    logged = jl.read_log(path)
+    again = logged.platform("kazoo")
+    cols = ["type", "call_sid", "name", "call_id", "other_leg_call_id", "hangup_cause", "event_ts"]
+    assert again[cols].equals(live[cols])
+    assert set(logged.events["source"]) == {"kazoo"}
+    assert DEFAULT_AUTH_TOKEN not in path.read_text()  # the token is never recorded
