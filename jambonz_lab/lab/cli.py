@@ -9,6 +9,21 @@
   exit status 0 when the call completed normally, 1 with a one-line reason
   otherwise.
 * ``jambonz-lab demo`` serves the bundled demo app and calls it.
+* ``jambonz-lab simulate {kazoo,basix,wazo} [--host H] [--port P] [--calls N]
+  [--interval S] [--time-scale X] [--seed K]`` runs one platform simulator on
+  its own until SIGINT or SIGTERM: one line says what to connect to and with
+  which credentials, then one line per scripted call it plays (``--calls N``:
+  ``CallScenario(seed=K+n)``, every ``--interval`` s).
+* ``jambonz-lab watch {kazoo,basix,wazo} URL [platform options] [--format
+  json|table] [--log FILE] [--count N] [--timeout S]`` connects a platform
+  client and prints one line per event as it arrives (``--log``: the rows as
+  JSON lines, like ``jambonz_lab.start(log_path=...)``, for
+  :func:`jambonz_lab.read_log`). ``watching URL`` on stderr once subscribed.
+  Exit 0 after ``--count`` events or on SIGINT / SIGTERM; 1 with a one-line
+  reason when the connection fails or ``--timeout`` runs out first.
+
+Threads: nothing prints from the lab's loop thread. The watched client's rows
+reach the main thread through a :class:`queue.Queue` and are printed there.
 """
 
 from __future__ import annotations
@@ -23,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..protocol.verbs import load_models
+from . import cli_platforms as platform_commands
 from .runtime import default_lab, start
 
 if TYPE_CHECKING:
@@ -128,6 +144,9 @@ def _detail(e: TraceEntry) -> str:
     return " ".join(parts)
 
 
+# -- simulate ----------------------------------------------------------------------------------
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jambonz-lab", description="jambonz WebSocket apps in Python")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -141,11 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="serve the bundled demo app and call it")
     demo.add_argument("--clock", choices=("virtual", "real"), default="virtual")
     demo.add_argument("--format", choices=("table", "json"), default="table")
+    platform_commands.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "call":
         return _call(args)
+    if args.command in platform_commands.COMMANDS:
+        return platform_commands.run(args)
     return _demo(args)
 
 
