@@ -88,6 +88,13 @@ def _simulate(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"jambonz-lab: cannot listen on {args.host}:{args.port}: {_why(exc)}", file=sys.stderr)
         return 1
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"jambonz-lab: warning: {args.host} is not loopback; anyone who can reach it gets the "
+            "simulator's well-known credentials",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         print(_connect_line(sim), flush=True)
         for n in range(args.calls):

@@ -345,6 +345,8 @@ class Lab:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped" if self._stopped else "not started"
         counts = f"{len(self.server.services)} service(s), {len(self.server.sessions)} call(s)"
+        if self.sources or self.webhooks:
+            counts += f", {len(self.sources) + len(self.webhooks)} platform source(s)"
         return f"<Lab {self.url} {state}, {counts}>"
 
 
