@@ -90,7 +90,7 @@ def test_platform_table_lines_up_blackhole_and_webhooks(lab: jl.Lab, kazoo: Kazo
         assert set(via_ws["call_id"]) == set(via_ws["other_leg_call_id"].dropna()) | {a_leg}
         with pytest.raises(ValueError, match="unknown platform 'asterisk'"):
             lab.platform_events("asterisk")
-    assert repr(lab).endswith("0 call(s), 2 platform source(s)>")  # the blackhole client and the receiver
+        assert repr(lab).endswith("0 call(s), 2 platform source(s)>")  # the blackhole client and the receiver
     finally:
         sender.close()
 
