@@ -112,6 +112,8 @@ def test_sources_widget_state(lab: jl.Lab, kazoo: KazooSimulator) -> None:
         assert panel.events[0]["type"] in ("channel_destroy", "CHANNEL_DESTROY")
         assert panel.events[-1]["time"]
         assert jl.sources(lab) is panel
+        assert jl.panel(lab).sources is panel  # the lab panel shows the sources too
+        assert panel in jl.panel(lab).children
         data, _ = panel._repr_mimebundle_()
         assert "application/vnd.jupyter.widget-view+json" in data
         assert "kazoo" in data["text/html"] and "live calls 0" in data["text/html"]  # viewers without widgets
@@ -192,3 +194,19 @@ def test_platform_rows_survive_in_the_jsonl_log(tmp_path: Any) -> None:
     assert again[cols].equals(live[cols])
     assert set(logged.events["source"]) == {"kazoo"}
     assert DEFAULT_AUTH_TOKEN not in path.read_text()  # the token is never recorded
+
+
+def test_a_lab_panel_shown_before_any_source_gains_the_sources_widget(
+    lab: jl.Lab, kazoo: KazooSimulator
+) -> None:
+    panel = jl.panel(lab)
+    assert panel.sources is None and len(panel.children) == 2
+    _, sender = play_kazoo_call(lab, kazoo)
+    try:
+        deadline = time.monotonic() + 5
+        while panel.sources is None and time.monotonic() < deadline:  # the hub's next flush adds it
+            time.sleep(0.05)
+        assert panel.sources is jl.sources(lab)
+        assert [type(c).__name__ for c in panel.children] == ["PanelHeader", "SourcesPanel", "VBox"]
+    finally:
+        sender.close()

@@ -167,6 +167,8 @@ class Hub:
                 card._sync(self._card_state(model, card))
             if self._sources_dirty:
                 self._sources_dirty = False
+                if self.panel is not None and not self.panel.closed:
+                    self.panel._show_sources(self.get_sources())  # the lab panel shows them too
                 sources = self.sources_panel
                 if sources is not None and sources.closed:
                     self.sources_panel = sources = None
@@ -253,6 +255,8 @@ class Hub:
         if self.panel is None or self.panel.closed:
             self.panel = LabPanel(self, **self._panel_state())
             self.panel._sync(self._panel_state(), self._panel_cards())
+            if self.sources.connections:
+                self.panel._show_sources(self.get_sources())
         return self.panel
 
     def get_sources(self) -> SourcesPanel:

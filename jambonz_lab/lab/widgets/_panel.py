@@ -8,8 +8,9 @@ Example::
     lab                  # the last line of a cell: shows this panel (or jl.panel(lab))
 
 The panel is an ipywidgets ``VBox`` (class ``jl-panel``) holding a :class:`PanelHeader`
-anywidget (``panel.js`` / ``panel.css``) and the :class:`~.card.SessionCard` of the newest
-calls, newest first (at most 20). Everything in it is written on the lab's loop thread
+anywidget (``panel.js`` / ``panel.css``), the platform sources widget once the lab watches
+Kazoo, Basix or Wazo, and the :class:`~.card.SessionCard` of the newest calls, newest first
+(at most 20). Everything in it is written on the lab's loop thread
 by the lab's widget hub, at most every 150 ms.
 """
 
@@ -28,6 +29,7 @@ from ._card import SessionCard, _asset, with_static_html
 
 if TYPE_CHECKING:
     from ._hub import Hub
+    from ._sources import SourcesPanel
 
 __all__ = ["LabPanel", "PanelHeader"]
 
@@ -84,6 +86,8 @@ class LabPanel(ipywidgets.VBox):  # type: ignore[misc]
         super().__init__([self.header, self.cards_box], layout=ipywidgets.Layout(width="100%"))
         self.add_class("jl-panel")
         self._hub = hub
+        #: the platform sources widget shown in the panel, once the lab watches a platform
+        self.sources: SourcesPanel | None = None
 
     # -- state (any thread reads) ---------------------------------------------------------
 
@@ -132,6 +136,13 @@ class LabPanel(ipywidgets.VBox):  # type: ignore[misc]
                     setattr(self.header, key, value)
         if tuple(cards) != tuple(self.cards_box.children):
             self.cards_box.children = tuple(cards)
+
+    def _show_sources(self, sources: SourcesPanel) -> None:
+        """Show the lab's platform sources widget between the header and the cards (loop thread)."""
+        loop.require_loop_thread()
+        if self.sources is not sources:
+            self.sources = sources
+            self.children = (self.header, sources, self.cards_box)
 
     def close(self) -> None:
         """Close the panel and its header (cards stay: they belong to their sessions)."""
