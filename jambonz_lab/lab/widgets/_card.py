@@ -45,6 +45,11 @@ def _asset(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
+def _module(name: str) -> str:
+    """A widget's ES module: ``common.js`` (``make``, ``redrawOn``) followed by the widget's own file."""
+    return _asset("common.js") + "\n" + _asset(name)
+
+
 def with_static_html(bundle: Any, text_html: str) -> Any:
     """A widget's mime bundle (a dict, or anywidget's ``(data, metadata)``) with a ``text/html``
     fallback for viewers without widget support (GitHub, nbviewer)."""
@@ -82,7 +87,7 @@ class SessionCard(anywidget.AnyWidget):
         error: the last button action's failure (empty after a success).
     """
 
-    _esm = _asset("card.js")
+    _esm = _module("card.js")
     _css = _asset("card.css")
 
     call_sid = traitlets.Unicode("").tag(sync=True)

@@ -25,7 +25,7 @@ import ipywidgets  # type: ignore[import-untyped]
 import traitlets
 
 from ... import loop
-from ._card import SessionCard, _asset, with_static_html
+from ._card import SessionCard, _asset, _module, with_static_html
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -49,7 +49,7 @@ class PanelHeader(anywidget.AnyWidget):
             ``{call_sid, from, to, caller_name, direction, status, live, hooks, errors}``.
     """
 
-    _esm = _asset("panel.js")
+    _esm = _module("panel.js")
     _css = _asset("panel.css")
 
     url = traitlets.Unicode("").tag(sync=True)

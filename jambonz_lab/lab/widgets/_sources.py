@@ -22,7 +22,7 @@ import anywidget
 import traitlets
 
 from ... import loop
-from ._card import _asset, with_static_html
+from ._card import _asset, _module, with_static_html
 
 __all__ = ["SourcesPanel"]
 
@@ -38,7 +38,7 @@ class SourcesPanel(anywidget.AnyWidget):
         live: how many platform calls are live.
     """
 
-    _esm = _asset("sources.js")
+    _esm = _module("sources.js")
     _css = _asset("sources.css")
 
     connections = traitlets.List(traitlets.Dict()).tag(sync=True)

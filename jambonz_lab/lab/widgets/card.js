@@ -10,13 +10,6 @@ const TRAITS = [
   "events", "hooks", "errors", "live", "state", "queued", "muted", "error",
 ];
 
-function make(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 function render({ model, el }) {
   const root = make("div", "jl-card");
 
@@ -90,21 +83,7 @@ function render({ model, el }) {
     events.replaceChildren(...items);
   }
 
-  // one flush changes several traits in one message: redraw once for all of them
-  let pending = false;
-  function schedule() {
-    if (pending) return;
-    pending = true;
-    queueMicrotask(() => {
-      pending = false;
-      update();
-    });
-  }
-  for (const name of TRAITS) model.on(`change:${name}`, schedule);
-  update();
-  return () => {
-    for (const name of TRAITS) model.off(`change:${name}`, schedule);
-  };
+  return redrawOn(model, TRAITS, update);
 }
 
 export default { render };

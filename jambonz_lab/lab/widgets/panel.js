@@ -4,13 +4,6 @@
 
 const TRAITS = ["url", "services", "calls", "live", "errors", "sessions", "running"];
 
-function make(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 function render({ model, el }) {
   const root = make("div", "jl-panel-header");
   const top = make("div", "jl-top");
@@ -52,20 +45,7 @@ function render({ model, el }) {
     sessions.replaceChildren(...rows);
   }
 
-  let pending = false;
-  function schedule() {
-    if (pending) return;
-    pending = true;
-    queueMicrotask(() => {
-      pending = false;
-      update();
-    });
-  }
-  for (const name of TRAITS) model.on(`change:${name}`, schedule);
-  update();
-  return () => {
-    for (const name of TRAITS) model.off(`change:${name}`, schedule);
-  };
+  return redrawOn(model, TRAITS, update);
 }
 
 export default { render };

@@ -3,13 +3,6 @@
 
 const TRAITS = ["connections", "calls", "events", "live"];
 
-function make(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-
 function row(className, cells, attrs) {
   const tr = make("tr", className);
   for (const [key, value] of Object.entries(attrs || {})) tr.setAttribute(key, value);
@@ -75,20 +68,7 @@ function render({ model, el }) {
     );
   }
 
-  let pending = false;
-  function schedule() {
-    if (pending) return;
-    pending = true;
-    queueMicrotask(() => {
-      pending = false;
-      update();
-    });
-  }
-  for (const name of TRAITS) model.on(`change:${name}`, schedule);
-  update();
-  return () => {
-    for (const name of TRAITS) model.off(`change:${name}`, schedule);
-  };
+  return redrawOn(model, TRAITS, update);
 }
 
 export default { render };
