@@ -45,7 +45,7 @@ from ..protocol import (
     parse,
 )
 from ..protocol.verbs import normalize_verbs
-from ..records import RECORD_FIELDS, Record
+from ..records import RECORD_FIELDS, Record, make_row
 from ..waiting import Waiter
 from .session import Closed, Handler, Service, Session, current_hook, is_coroutine_handler
 
@@ -543,8 +543,8 @@ class AppServer:
         self, call_sid: str | None, kind: str, note: str, *, msgid: str | None = None, payload: Any = None
     ) -> None:
         if self._record is not None:
-            text = None if payload is None else json.dumps(payload, default=str)
-            self._record((time.time(), call_sid, "lab", kind, msgid, None, 0, text, note, None, "jambonz"))
+            row = make_row("jambonz", "lab", kind, call_sid=call_sid, msgid=msgid, payload=payload, note=note)
+            self._record(row)
 
 
 def _check_env_schema(schema: Mapping[str, Any]) -> None:
