@@ -30,7 +30,6 @@ __all__ = ["COLORS", "draw_sources"]
 #: lane colour per source
 COLORS = {"jambonz": "tab:blue", "kazoo": "tab:orange", "basix": "tab:green", "wazo": "tab:purple"}
 _MAX_LANES = 40
-_DETAIL = {"call:status": "call_status"}
 
 
 def _label(source: str, kind: str, payload: Any) -> str:
@@ -55,40 +54,38 @@ def draw_sources(
     """
     import pandas as pd
 
-    rows = events[events["direction"].isin(["in", "out"]) & events["call_sid"].notna()]
-    if sources is not None:
-        rows = rows[rows["source"].fillna("jambonz").isin(sources)]
+    rows = events[(events["direction"] == "in") & events["call_sid"].notna()]
+    names = rows["source"].fillna("jambonz").astype(str)
     keep = [
-        d == "in" and not is_control(str(s), str(k))
-        for s, k, d in zip(rows["source"].fillna("jambonz"), rows["type"], rows["direction"], strict=True)
+        not is_control(s, str(k)) and (sources is None or s in sources)
+        for s, k in zip(names, rows["type"], strict=True)
     ]
-    rows = rows[keep]
+    rows, names = rows[keep], names[keep]
     if len(rows) == 0:
         raise ValueError("no call events to draw for these sources")
     stamps = pd.to_datetime(rows["ts"], unit="s", utc=True)
-    t0 = stamps.min()
-    seconds = [(t - t0).total_seconds() for t in stamps]
+    seconds = [(t - stamps.min()).total_seconds() for t in stamps]
+    keys = list(zip(names, rows["call_sid"].astype(str), strict=True))
     lanes: dict[tuple[str, str], int] = {}
-    for source, sid in zip(rows["source"].fillna("jambonz"), rows["call_sid"], strict=True):
-        lanes.setdefault((str(source), str(sid)), len(lanes))
+    for key in keys:
+        lanes.setdefault(key, len(lanes))
     shown = dict(list(lanes.items())[:_MAX_LANES])
 
-    fig = TimelineFigure(figsize=(12.0, 1.0 + 0.42 * len(shown)))
-    ax = fig.add_axes((0.16, 0.9 / (1.0 + 0.42 * len(shown)), 0.8, 1 - 1.3 / (1.0 + 0.42 * len(shown))))
+    height = 1.0 + 0.42 * len(shown)  # inches
+    fig = TimelineFigure(figsize=(12.0, height))
+    ax = fig.add_axes((0.16, 0.9 / height, 0.8, 1 - 1.3 / height))
     span = max(seconds) or 1e-3
-    for n, ((source, sid), x) in enumerate(
-        zip(zip(rows["source"].fillna("jambonz"), rows["call_sid"], strict=True), seconds, strict=True)
-    ):
-        lane = shown.get((str(source), str(sid)))
+    rows_out = zip(keys, seconds, rows["type"], rows["payload"], strict=True)
+    for n, ((source, sid), x, kind, payload) in enumerate(rows_out):
+        lane = shown.get((source, sid))
         if lane is None:
             continue
-        color = COLORS.get(str(source), "0.4")
+        color = COLORS.get(source, "0.4")
         ax.plot([x], [lane], "o", color=color, markersize=4, gid="event")
-        label = _label(str(source), str(rows["type"].iloc[n]), rows["payload"].iloc[n])
         ax.text(
             x,
             lane + (0.12 if n % 2 == 0 else -0.28),
-            label[:40],
+            _label(source, str(kind), payload)[:40],
             fontsize=7,
             rotation=0,
             color=color,
