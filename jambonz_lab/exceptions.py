@@ -34,6 +34,8 @@ known) and its ``str()`` is one sentence: what went wrong and what to do.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AlreadyReplied",
     "CommandError",
@@ -94,12 +96,14 @@ class FrameTooLarge(ProtocolError):
     Attributes:
         size: the encoded size in bytes.
         limit: the limit in bytes (24 576 by default).
+        verbs: the verbs that were refused (they no longer wait in any queue).
     """
 
     def __init__(self, message: str, *, size: int, limit: int, call_sid: str | None = None):
         super().__init__(message, call_sid=call_sid)
         self.size = size
         self.limit = limit
+        self.verbs: list[dict[str, Any]] = []
 
 
 class AlreadyReplied(ProtocolError):

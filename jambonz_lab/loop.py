@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -54,6 +56,10 @@ def get_loop() -> asyncio.AbstractEventLoop:
         thread.start()
         ready.wait()
         _loop, _thread = loop, thread
+        global _drain_scheduled
+        if _posted:  # calls posted to a loop that died: run them on this one
+            _drain_scheduled = True
+            loop.call_soon_threadsafe(_drain)
         return loop
 
 
@@ -90,12 +96,41 @@ def run_sync(fn: Callable[..., T], *args: Any, timeout: float | None = STEP_TIME
             future.set_exception(exc)
 
     loop.call_soon_threadsafe(step)
-    return future.result(timeout)
+    try:
+        return future.result(timeout)
+    except BaseException as exc:
+        # the error is the caller's: drop the loop thread's and concurrent.futures' frames
+        raise exc.with_traceback(None) from None
+
+
+_posted: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
+_drain_scheduled = False
 
 
 def call_soon(fn: Callable[..., object], *args: Any) -> None:
-    """Schedule ``fn(*args)`` on the loop thread without waiting. Any thread."""
-    get_loop().call_soon_threadsafe(fn, *args)
+    """Schedule ``fn(*args)`` on the loop thread without waiting. Any thread.
+
+    Calls run in the order they were made, also relative to :func:`run_sync`
+    steps made later by the same thread. Calls made close together share one
+    wake-up of the loop (one ``call_soon_threadsafe``), which is what makes a
+    plain handler's ``reply()`` cheap.
+    """
+    global _drain_scheduled
+    _posted.append((fn, args))  # append first, then look at the flag (see _drain)
+    if not _drain_scheduled:
+        _drain_scheduled = True
+        get_loop().call_soon_threadsafe(_drain)
+
+
+def _drain() -> None:
+    global _drain_scheduled
+    _drain_scheduled = False  # cleared before popping: a call appended from now on is seen below or
+    while _posted:  # schedules a drain of its own
+        fn, args = _posted.popleft()
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - one failing call must not strand the others
+            logging.getLogger("jambonz_lab.loop").exception("call_soon callback %r failed", fn)
 
 
 def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:

@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import json
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from .. import loop
 from ..exceptions import InvalidFrame, JambonzLabError, ServerError
 from ..protocol import (
     MAX_APP_FRAME,
@@ -47,7 +48,8 @@ from ..protocol import (
 from ..protocol.verbs import normalize_verbs
 from ..records import RECORD_FIELDS, Record, make_row
 from ..waiting import Waiter
-from .session import Closed, Handler, Service, Session, current_hook, is_coroutine_handler
+from .handlers import HandlerRun, Workers, current_run, handler_name
+from .session import Closed, Handler, Service, Session, is_coroutine_handler
 
 __all__ = ["RECORD_FIELDS", "AppServer", "Connection", "ServerOptions"]
 
@@ -75,6 +77,16 @@ class ServerOptions:
             up (an empty stack then waits for commands).
         ack_warning: seconds after which a hook still not acked is reported
             (jambonz gives up at 5 s).
+        command_hold: after the opening ack, commands wait for jambonz's
+            next frame on the call (an inbound call sends ``call:status``
+            ``trying`` as its session starts) or this many seconds, whichever
+            comes first: jambonz drops a command that reaches it in the same
+            socket read as the ack (it handles the whole read before its call
+            session listens for commands).
+        unreplied: what happens to verbs a hook's handlers composed and did
+            not send: ``"reply"`` sends them as the hook's ack and records an
+            ``implicit-reply`` warning row; ``"error"`` drops them, records a
+            ``handler-error`` row and acks the hook empty.
         handler_threads: worker threads for plain-function handlers.
         max_frame: largest frame the app may send (jambonz's 24 KiB).
         max_incoming: largest frame accepted from jambonz.
@@ -85,6 +97,8 @@ class ServerOptions:
     grace: float = 1.0
     default_verbs: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_VERBS))
     ack_warning: float = 4.0
+    command_hold: float = 0.1
+    unreplied: str = "reply"
     handler_threads: int = 32
     max_frame: int = MAX_APP_FRAME
     max_incoming: int = 16 * 1024 * 1024
@@ -95,6 +109,10 @@ class ServerOptions:
             self.default_verbs = normalize_verbs(self.default_verbs)
         if not self.default_verbs:
             raise ValueError("default_verbs must hold at least one verb (jambonz rejects an empty ack)")
+        if self.unreplied not in ("reply", "error"):
+            raise ValueError(f"unreplied must be 'reply' or 'error', not {self.unreplied!r}")
+        if not 0 <= self.command_hold < 5:
+            raise ValueError(f"command_hold must be between 0 and 5 seconds, not {self.command_hold}")
         if self.grace < 0 or self.grace >= 5:
             raise ValueError(f"grace must be between 0 and 5 seconds (jambonz waits 5 s), not {self.grace}")
 
@@ -118,6 +136,8 @@ class Connection:
         self._flushing = False
         self._kicked = False
         self._close_code: int | None = None
+        #: the code this side closed with (None while jambonz is the one to close)
+        self.closing: int | None = None
 
     def write(self, session: Session, outs: list[Outgoing]) -> None:
         for out in outs:
@@ -128,6 +148,7 @@ class Connection:
     def close(self, code: int) -> None:
         """Close with ``code`` once the frames queued before have been written."""
         self._close_code = code
+        self.closing = code
         self._kick()
 
     def finish(self) -> None:
@@ -170,9 +191,7 @@ class AppServer:
         self.services: dict[str, Service] = {}
         self.sessions: dict[str, Session] = {}
         self._record = record
-        self._pool = ThreadPoolExecutor(
-            self.options.handler_threads, thread_name_prefix="jambonz-lab-handler"
-        )
+        self._workers = Workers(self.options.handler_threads)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: set[Connection] = set()
         self._watch: dict[tuple[str, str], tuple[float, Session, Message]] = {}
@@ -246,13 +265,14 @@ class AppServer:
         """Close every socket with 1001 (jambonz reconnects) and stop listening."""
         for conn in list(self._connections):
             if not conn.ws.closed:
+                conn.closing = 1001
                 await conn.ws.close(code=1001, message=b"server going away")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         for task in list(self._tasks):
             task.cancel()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._workers.shutdown()
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
@@ -327,8 +347,21 @@ class AppServer:
             conn.early.append(msg)
             self.record_lab(msg.call_sid, "early", f"{msg.type} before any session:new; kept")
             return
+        reconnect = msg.type is MessageType.SESSION_RECONNECT
         known = self.sessions.get(msg.call_sid or "")
-        if msg.type is MessageType.SESSION_RECONNECT and known is not None and not known.closed:
+        if reconnect and known is not None and not known.closed:
+            old = known._conn
+            if old is not conn and not old.ws.closed and known.state is not CallState.DETACHED:
+                # jambonz reconnects only after its socket closed: a second socket for a live call
+                # is not jambonz's (or a stale one); it must not take the call over
+                note = (
+                    f"session:reconnect for call {known.call_sid} while its socket is still open; "
+                    "refused (closed with 1008)"
+                )
+                log.warning("%s on %s", note, conn.path)
+                self.record_lab(known.call_sid, "protocol-error", note, msgid=msg.msgid)
+                conn.close(1008)
+                return
             self._rebind(conn, known, msg)
             return
         call, outs = CallProtocol.open(msg, limit=self.options.max_frame)
@@ -340,6 +373,18 @@ class AppServer:
         self.sessions[session.call_sid] = session
         self._announce(session, conn.path)
         session._write(outs)
+        if reconnect:  # the app restarted: a call it never saw open; its verbs run on in jambonz
+            self.record_lab(
+                session.call_sid,
+                "reconnect",
+                "session:reconnect for a call unknown here (the app restarted?); acked, "
+                "session:reconnect handlers only",
+                msgid=msg.msgid,
+            )
+            self.run_handlers(
+                session, service.handlers("session:reconnect"), session, auto_ack=False, what=msg.type.value
+            )
+            return
         if call.opening_ack_owed:
             asyncio.get_running_loop().call_later(
                 self.options.grace, self._grace_expired, session, call.initial_msgid
@@ -347,7 +392,14 @@ class AppServer:
         event = "session:new"
         if msg.type is MessageType.SESSION_REDIRECT and service.handlers("session:redirect"):
             event = "session:redirect"
-        self.run_handlers(session, service.handlers(event), session, msgid=call.initial_msgid, auto_ack=False)
+        self.run_handlers(
+            session,
+            service.handlers(event),
+            session,
+            msgid=call.initial_msgid,
+            auto_ack=False,
+            what=msg.type.value,
+        )
 
     def _rebind(self, conn: Connection, session: Session, msg: Message) -> None:
         old = session._conn
@@ -364,22 +416,35 @@ class AppServer:
         session._write(outs)
         if session._call.opening_ack_owed:
             asyncio.get_running_loop().call_later(self.options.grace, self._grace_expired, session, msg.msgid)
-        self.run_handlers(session, conn.service.handlers("session:reconnect"), session, auto_ack=False)
+        self.run_handlers(
+            session, conn.service.handlers("session:reconnect"), session, auto_ack=False, what=msg.type.value
+        )
 
     def _dispatch(self, session: Session, msg: Message) -> None:
         handlers = session._deliver(msg)
         if msg.needs_ack:
             deadline = asyncio.get_running_loop().time() + self.options.ack_warning
             self._watch[(session.call_sid, msg.msgid)] = (deadline, session, msg)
-        self.run_handlers(session, handlers, msg, msgid=msg.msgid if msg.needs_ack else None)
+        self.run_handlers(
+            session,
+            handlers,
+            msg,
+            msgid=msg.msgid if msg.needs_ack else None,
+            what=msg.hook or msg.type.value,
+        )
 
     def _closed(self, conn: Connection, code: int | None) -> None:
         session = conn.session
         if session is None:
             return
-        final = code == 1000 or session.closed
-        abandoned = session._call.connection_lost(code)
-        note = f"socket closed with {code}" + ("" if final else "; jambonz should reconnect")
+        if conn.closing is not None:  # this side closed: 1000 tells jambonz the call is over
+            final = conn.closing == 1000
+        else:  # jambonz closed: it closes only on purpose (1000, or 1001 rejecting a call) and then
+            final = code in (1000, 1001)  # never reconnects; a drop (1006, 1009, …) it reconnects
+        final = final or session.closed
+        abandoned = session._call.connection_lost(code, final=final)
+        by = "the app" if conn.closing is not None else "jambonz"
+        note = f"socket closed by {by} with {code}" + ("" if final else "; jambonz should reconnect")
         if abandoned:
             note += f"; {len(abandoned)} ack(s) abandoned"
         self.record_lab(session.call_sid, "close", note)
@@ -387,7 +452,7 @@ class AppServer:
         session._resolve(("close",), closed)
         if session.closed:
             session._fail_waiters()
-        self.run_handlers(session, session._handlers_for("close"), closed)
+        self.run_handlers(session, session._handlers_for("close"), closed, what="close")
 
     def wait_for_session(self, path: str | None, waiter: Waiter[Session]) -> None:
         """Resolve ``waiter`` with the next session opened under ``path`` (loop thread)."""
@@ -456,53 +521,134 @@ class AppServer:
         *,
         msgid: str | None = None,
         auto_ack: bool = True,
+        what: str = "",
     ) -> None:
-        """Run handlers one after the other, then auto-ack ``msgid`` if nobody did."""
+        """Run handlers one after the other in one :class:`HandlerRun`, then finish the run.
+
+        Plain functions run on a worker thread (the whole chain, when every
+        handler is plain), coroutines on the loop in one task. Finishing sends
+        verbs the handlers composed and did not send, and auto-acks ``msgid``
+        if nobody did (``auto_ack``).
+        """
         if not handlers:
             if msgid and auto_ack:
                 self._auto_ack(session, msgid)
             return
-        # one task per event, in a context where reply() knows which hook it answers
+        run = HandlerRun(session, msgid, what or (msgid or "event"))
         ctx = contextvars.copy_context()
-        if msgid:
-            ctx.run(current_hook.set, (session, msgid))
-        task = asyncio.get_running_loop().create_task(
-            self._run_all(session, handlers, arg, msgid, auto_ack), context=ctx
-        )
+        ctx.run(current_run.set, run)
+        if not any(is_coroutine_handler(h) for h in handlers):
+            self._workers.submit(lambda: ctx.run(self._run_plain, run, handlers, arg, auto_ack))
+            return
+        coro = self._run_all(run, handlers, arg, auto_ack)
+        task = asyncio.get_running_loop().create_task(coro, context=ctx)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_all(
-        self, session: Session, handlers: list[Handler], arg: Any, msgid: str | None, auto_ack: bool
-    ) -> None:
-        running = asyncio.get_running_loop()
+    def _run_plain(self, run: HandlerRun, handlers: list[Handler], arg: Any, auto_ack: bool) -> None:
+        """A worker thread: every handler of the run, then one hand-off back to the loop."""
+        errors: list[tuple[str, BaseException]] = []
         for handler in handlers:
+            run.handler = handler_name(handler)
+            try:
+                result = handler(arg)
+                if inspect.isawaitable(result):
+                    if inspect.iscoroutine(result):
+                        result.close()
+                    raise TypeError("handler returned an awaitable; declare it 'async def'")
+            except Exception as exc:  # a handler's failure never reaches the socket
+                errors.append((run.handler, exc))
+        loop.call_soon(self._finish_run, run, errors, auto_ack)
+
+    async def _run_all(self, run: HandlerRun, handlers: list[Handler], arg: Any, auto_ack: bool) -> None:
+        """A task on the loop: coroutine handlers here, plain ones on a worker thread."""
+        errors: list[tuple[str, BaseException]] = []
+        session = run.session
+        for handler in handlers:
+            run.handler = handler_name(handler)
             try:
                 if is_coroutine_handler(handler):
                     await handler(arg)
                     await session._conn.flush()  # its replies leave now, from this task
                 else:
-                    run = contextvars.copy_context().run  # this task's context, hook included
-                    result = await running.run_in_executor(self._pool, run, handler, arg)
-                    if inspect.isawaitable(result):
-                        if inspect.iscoroutine(result):
-                            result.close()
-                        raise TypeError("handler returned an awaitable; declare it 'async def'")
+                    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    job = contextvars.copy_context().run  # this task's context, the run included
+                    self._workers.submit(functools.partial(job, _run_one, handler, arg, done))
+                    await done
             except Exception as exc:  # a handler's failure never reaches the socket
-                name = getattr(handler, "__qualname__", repr(handler))
-                log.error(
-                    "handler %s failed on call %s: %s: %s",
-                    name,
-                    session.call_sid,
-                    type(exc).__name__,
-                    exc,
-                    exc_info=exc,
+                errors.append((run.handler, exc))
+        self._finish_run(run, errors, auto_ack)
+
+    def _finish_run(self, run: HandlerRun, errors: list[tuple[str, BaseException]], auto_ack: bool) -> None:
+        """The loop thread, after the last handler of a run: report, send what was left, auto-ack."""
+        session = run.session
+        for name, exc in errors:
+            log.error(
+                "handler %s failed on call %s: %s: %s",
+                name,
+                session.call_sid,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
+            self.record_lab(
+                session.call_sid, "handler-error", f"{name}: {type(exc).__name__}: {exc}", msgid=run.msgid
+            )
+        with session._qlock:
+            left = list(run.verbs)
+            run.verbs.clear()
+        call = session._call
+        msgid = run.msgid
+        owed = msgid is not None and not run.replied and call.pending_hook(msgid)
+        try:
+            if left:
+                self._unsent(run, left, owed)
+            elif owed and auto_ack and msgid is not None:
+                session._write(call.auto_ack(msgid))
+        except JambonzLabError as exc:
+            self.record_lab(session.call_sid, "protocol-error", str(exc), msgid=msgid)
+
+    def _unsent(self, run: HandlerRun, verbs: list[dict[str, Any]], owed: bool) -> None:
+        """Verbs a run composed and never sent: its event's reply, or appended to the stack."""
+        session, call, msgid = run.session, run.session._call, run.msgid
+        names = ", ".join(v.get("verb", "?") for v in verbs)
+        who = run.handler or "handler"
+        if owed and msgid is not None:
+            if self.options.unreplied == "error":
+                note = (
+                    f"{who} composed {len(verbs)} verb(s) ({names}) for {run.what} and returned without "
+                    "reply(); they were dropped (ServerOptions.unreplied='error')"
                 )
-                self.record_lab(
-                    session.call_sid, "handler-error", f"{name}: {type(exc).__name__}: {exc}", msgid=msgid
-                )
-        if msgid and auto_ack:
-            self._auto_ack(session, msgid)
+                log.error("call %s: %s", session.call_sid, note)
+                self.record_lab(session.call_sid, "handler-error", note, msgid=msgid)
+                if msgid != call.initial_msgid:
+                    session._write(call.auto_ack(msgid))
+                return
+            note = (
+                f"{who} composed {len(verbs)} verb(s) ({names}) for {run.what} and returned without "
+                "reply(); sent them as its reply"
+            )
+            log.warning("call %s: %s", session.call_sid, note)
+            self.record_lab(session.call_sid, "implicit-reply", note, msgid=msgid)
+            session._write(call.reply(msgid, verbs))
+            return
+        note = (
+            f"{who} composed {len(verbs)} verb(s) ({names}) after {run.what} was answered and did not "
+            "send them; appended them to the verb stack (a redirect with queueCommand)"
+        )
+        log.warning("call %s: %s", session.call_sid, note)
+        self.record_lab(session.call_sid, "implicit-send", note, msgid=msgid)
+        session._write(call.send(verbs, exec_immediate=False))
+
+    def apply_reply(self, session: Session, msgid: str, verbs: list[dict[str, Any]], text: str) -> None:
+        """The loop side of a worker thread's ``reply()``: ack ``msgid`` with the frame it encoded."""
+        try:
+            outs = session._call.reply(msgid, verbs, text=text)
+        except JambonzLabError as exc:
+            log.warning("call %s: reply to %s not sent: %s", session.call_sid, msgid, exc)
+            self.record_lab(session.call_sid, "protocol-error", f"reply not sent: {exc}", msgid=msgid)
+            return
+        session._write(outs)
 
     def _auto_ack(self, session: Session, msgid: str) -> None:
         try:
@@ -545,6 +691,29 @@ class AppServer:
         if self._record is not None:
             row = make_row("jambonz", "lab", kind, call_sid=call_sid, msgid=msgid, payload=payload, note=note)
             self._record(row)
+
+
+def _run_one(handler: Handler, arg: Any, done: asyncio.Future[None]) -> None:
+    """A worker thread: one plain handler of a mixed run; the outcome goes back to the loop."""
+    try:
+        result = handler(arg)
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()
+            raise TypeError("handler returned an awaitable; declare it 'async def'")
+    except Exception as exc:  # noqa: BLE001 - handed to the run, which reports it
+        loop.call_soon(_settle, done, exc)
+    else:
+        loop.call_soon(_settle, done, None)
+
+
+def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
+    if done.done():
+        return
+    if exc is None:
+        done.set_result(None)
+    else:
+        done.set_exception(exc)
 
 
 def _check_env_schema(schema: Mapping[str, Any]) -> None:

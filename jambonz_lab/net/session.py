@@ -15,7 +15,7 @@ wait for the loop to take it, so their errors (:exc:`FrameTooLarge`,
 
 from __future__ import annotations
 
-import contextvars
+import asyncio
 import copy
 import inspect
 import logging
@@ -26,11 +26,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
 from .. import loop
-from ..exceptions import FrameTooLarge, SessionClosed
+from ..exceptions import AlreadyReplied, FrameTooLarge, SessionClosed, VerbError
 from ..protocol import CallProtocol, CallState, Message, MessageType, Outgoing, TtsQueue, VerbMethods
 from ..protocol import commands as cmd
+from ..protocol.call import ack_message
+from ..protocol.messages import encode
 from ..protocol.verbs import build_verb, normalize_verbs
 from ..waiting import Waiter
+from .handlers import HandlerRun, current_run
 
 if TYPE_CHECKING:
     from .server import AppServer, Connection
@@ -41,11 +44,6 @@ log = logging.getLogger("jambonz_lab.session")
 
 Handler = Callable[[Any], Any]
 
-#: the (session, msgid) a running hook handler answers; set per handler run
-current_hook: contextvars.ContextVar[tuple[Session, str] | None] = contextvars.ContextVar(
-    "jambonz_lab_current_hook", default=None
-)
-
 SERVICE_EVENTS = ("session:new", "session:redirect", "session:reconnect")
 
 
@@ -55,7 +53,9 @@ class Closed:
 
     Attributes:
         code: the WebSocket close code (``None`` if the TCP link just died).
-        final: True when the call is over (1000); otherwise jambonz reconnects.
+        final: True when the call is over: jambonz closed the socket (it does
+            so only on purpose, with 1000, or 1001 when it rejects the call)
+            or the app closed it with 1000. Otherwise jambonz reconnects.
     """
 
     code: int | None
@@ -169,6 +169,7 @@ class Session(VerbMethods):
         self._handlers = _Handlers()
         self._tts = TtsQueue()
         self._waiters: list[tuple[str, Waiter[Any]]] = []
+        self._settle_timer: asyncio.TimerHandle | None = None
 
     # -- facts ----------------------------------------------------------------------
 
@@ -187,9 +188,9 @@ class Session(VerbMethods):
 
     @property
     def queued(self) -> list[dict[str, Any]]:
-        """A copy of the verbs composed but not sent yet."""
+        """A copy of the verbs composed but not sent yet (in a handler: those of its event)."""
         with self._qlock:
-            return copy.deepcopy(self._queue)
+            return copy.deepcopy(self._composing())
 
     @property
     def events(self) -> Any:
@@ -233,6 +234,11 @@ class Session(VerbMethods):
 
     # -- composing ------------------------------------------------------------------
 
+    def _composing(self) -> list[dict[str, Any]]:
+        """Where verbs composed now go: the running handler's event, else the session queue."""
+        run = current_run.get()
+        return run.verbs if run is not None and run.session is self else self._queue
+
     def _verb(self, method: str, spec: Any, args: dict[str, Any]) -> Self:
         props: dict[str, Any] = {}
         if spec is not None:
@@ -244,22 +250,28 @@ class Session(VerbMethods):
                 raise TypeError(f"{method}() takes a dict or an SDK model, not {type(spec).__name__}")
         props.update({k: v for k, v in args.items() if k not in ("self", "spec", "extra")})
         props.update(args.get("extra") or {})
-        verb = build_verb(method, props)
+        try:
+            verb = build_verb(method, props)
+        except VerbError as exc:
+            raise exc.with_traceback(None) from None  # the error is the caller's line, not ours
         with self._qlock:
-            self._queue.append(verb)
+            self._composing().append(verb)
         return self
 
     def extend(self, verbs: Iterable[Mapping[str, Any]]) -> Self:
         """Queue verbs given as JSON (``{"verb": "say", …}`` or ``{"say": {…}}``), validated."""
-        checked = normalize_verbs(verbs)
+        try:
+            checked = normalize_verbs(verbs)
+        except VerbError as exc:
+            raise exc.with_traceback(None) from None
         with self._qlock:
-            self._queue.extend(checked)
+            self._composing().extend(checked)
         return self
 
     def clear(self) -> Self:
-        """Drop the verbs composed but not sent."""
+        """Drop the verbs composed but not sent (in a handler: those of its event)."""
         with self._qlock:
-            self._queue.clear()
+            self._composing().clear()
         return self
 
     # -- sending --------------------------------------------------------------------
@@ -270,39 +282,100 @@ class Session(VerbMethods):
         The first send acks ``session:new`` with them; later sends become a
         ``redirect`` command (``exec_immediate=False`` appends them to the
         running stack instead of replacing it). Nothing queued, nothing sent.
+        Inside a handler it sends the verbs that handler's event composed;
+        elsewhere (a cell) the session's queue.
+
+        Commands right after the opening ack are held until jambonz shows it
+        listens (its next frame for the call, or ``ServerOptions.command_hold``
+        seconds): jambonz drops a command that reaches it in the same read as
+        the ack.
 
         Raises:
-            FrameTooLarge: over 24 KiB; the verbs stay queued.
+            FrameTooLarge: over 24 KiB; nothing stays queued (the refused
+                verbs are on ``exc.verbs``).
             SessionClosed: the call is over.
         """
-        self._flush(lambda verbs: self._call.send(verbs, exec_immediate=exec_immediate))
+        self._flush(None, lambda verbs: self._call.send(verbs, exec_immediate=exec_immediate))
 
     def reply(self, msgid: str | None = None) -> None:
         """Ack a hook with the composed verbs (none: an empty ack, carry on).
 
-        Inside a hook handler it acks that handler's hook, even with several
-        hooks in flight; elsewhere (a cell) it acks the newest hook still
-        waiting, or ``msgid`` when given.
+        Inside a hook handler it acks that handler's hook with exactly the
+        verbs composed in that handler run, even with several hooks in flight.
+        Elsewhere (a cell) it acks the newest hook still waiting, or ``msgid``
+        when given, with the session's queue. A hook handler that composes
+        verbs and returns without ``reply()`` has them sent as its reply, with
+        a warning row (``ServerOptions.unreplied``).
+
+        From a plain handler's worker thread the ack is handed to the loop
+        without waiting; if jambonz abandoned the hook meanwhile (the socket
+        dropped), that is reported as a ``protocol-error`` row.
 
         Raises:
             AlreadyReplied: that hook was acked already (by you, or
                 automatically because no handler replied).
             NoPendingHook: jambonz waits for no such hook.
+            FrameTooLarge: over 24 KiB; nothing stays queued.
         """
-        if msgid is None:
-            ctx = current_hook.get()
-            if ctx is not None and ctx[0] is self:
-                msgid = ctx[1]
-        self._flush(lambda verbs: self._call.reply(msgid, verbs))
+        run = current_run.get()
+        if run is not None and run.session is self and run.msgid is not None and msgid in (None, run.msgid):
+            self._reply_run(run)
+            return
+        self._flush(msgid, lambda verbs: self._call.reply(msgid, verbs))
 
-    def _flush(self, step: Callable[[list[dict[str, Any]]], list[Outgoing]]) -> None:
+    def _reply_run(self, run: HandlerRun) -> None:
+        """reply() inside a handler run: that event's msgid, that run's verbs."""
+        assert run.msgid is not None
+        msgid = run.msgid
+        if loop.in_loop_thread() or run.msgid == self._call.initial_msgid:
+            self._flush(msgid, lambda verbs: self._call.reply(msgid, verbs), run)
+            return
+        # a worker thread: check what can be checked here, hand the ack over without waiting
+        with self._qlock:
+            if run.replied:
+                raise AlreadyReplied(
+                    f"{run.what} (msgid {msgid}) was already acked by this handler run; "
+                    "use send() to push more verbs",
+                    call_sid=self.call_sid,
+                    msgid=msgid,
+                )
+            verbs = list(run.verbs)
+            run.verbs.clear()
+            try:
+                text = encode(ack_message(msgid, verbs), limit=self._call.limit, call_sid=self.call_sid)
+            except FrameTooLarge as exc:
+                exc.verbs = verbs
+                loop.call_soon(self._server.record_lab, self.call_sid, "refused-frame", str(exc))
+                raise exc.with_traceback(None) from None
+            run.replied = True
+        loop.call_soon(self._server.apply_reply, self, msgid, verbs, text)
+
+    def _flush(
+        self,
+        msgid: str | None,
+        step: Callable[[list[dict[str, Any]]], list[Outgoing]],
+        run: HandlerRun | None = None,
+    ) -> None:
+        source_run = run or current_run.get()
+        if source_run is not None and source_run.session is not self:
+            source_run = None
+
         def on_loop() -> None:
-            # take and clear the queue in one step on the loop, so that a hook
+            # take the verbs and step the protocol in one go on the loop, so that a hook
             # answered right after this frame cannot pick up the same verbs
             with self._qlock:
-                verbs = list(self._queue)
-                outs = self._refusing(step, verbs)
-                del self._queue[: len(verbs)]
+                source = source_run.verbs if source_run is not None else self._queue
+                verbs = list(source)
+                try:
+                    outs = step(verbs)
+                except FrameTooLarge as exc:
+                    del source[: len(verbs)]  # refused: nothing stays queued, the verbs are on exc
+                    exc.verbs = verbs
+                    self._server.record_lab(self.call_sid, "refused-frame", str(exc))
+                    raise
+                del source[: len(verbs)]
+                if source_run is not None and msgid is not None and msgid == source_run.msgid:
+                    source_run.replied = True
             self._write(outs)
 
         loop.run_sync(on_loop)
@@ -312,16 +385,15 @@ class Session(VerbMethods):
         self._command(command, data, call_sid=call_sid)
 
     def _command(self, name: str, data: Any = None, **kw: Any) -> None:
-        loop.run_sync(lambda: self._write(self._refusing(lambda _: self._call.command(name, data, **kw), [])))
+        def on_loop() -> None:
+            try:
+                outs = self._call.command(name, data, **kw)
+            except FrameTooLarge as exc:
+                self._server.record_lab(self.call_sid, "refused-frame", str(exc))
+                raise
+            self._write(outs)
 
-    def _refusing(
-        self, step: Callable[[list[dict[str, Any]]], list[Outgoing]], verbs: list[dict[str, Any]]
-    ) -> list[Outgoing]:
-        try:
-            return step(verbs)
-        except FrameTooLarge as exc:
-            self._server.record_lab(self.call_sid, "refused-frame", str(exc))
-            raise
+        loop.run_sync(on_loop)
 
     def inject_mute(self, status: str = "mute", *, call_sid: str | None = None) -> None:
         """Mute or unmute a leg (dial or conference); ``call_sid`` picks a B-leg."""
@@ -507,10 +579,33 @@ class Session(VerbMethods):
     def _write(self, outs: list[Outgoing]) -> None:
         loop.require_loop_thread()
         self._conn.write(self, outs)
+        if self._call.state is CallState.STARTING and self._settle_timer is None:
+            # the opening ack is out; held commands go at jambonz's next frame, or after command_hold
+            self._settle_timer = asyncio.get_running_loop().call_later(
+                self._server.options.command_hold, self._settle
+            )
+
+    def _settle(self) -> None:
+        outs = self._call.settle()
+        if outs:
+            self._server.record_lab(
+                self.call_sid,
+                "commands-held",
+                f"{len(outs)} command(s) held after the opening ack sent after "
+                f"{self._server.options.command_hold:g} s (no frame from jambonz meanwhile)",
+            )
+            self._write(outs)
 
     def _deliver(self, msg: Message) -> list[Handler]:
         """Take a message for this call; returns the handlers to run."""
-        self._call.receive(msg)
+        released = self._call.receive(msg)
+        if released:  # commands held since the opening ack: jambonz listens now
+            self._server.record_lab(
+                self.call_sid,
+                "commands-held",
+                f"{len(released)} command(s) held after the opening ack sent on jambonz's next frame",
+            )
+            self._write(released)
         self.messages.append(msg)
         if msg.type is MessageType.CALL_STATUS and msg.leg_sid in (self.call_sid, None):
             self.status = msg.call_status or self.status

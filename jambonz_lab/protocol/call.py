@@ -27,8 +27,16 @@ Rules (protocol doc §1.5, §1.6, §3, §7):
   opening ack sends nothing;
 * every msgid is tracked on its own, so concurrent hooks each get their ack;
 * commands issued before the opening ack, or while the socket is down, are
-  held and written right after the ack (jambonz drops commands that arrive
-  before the session exists);
+  held; after the opening ack they stay held (state ``STARTING``) until the
+  next frame jambonz sends on the call, or until the I/O layer calls
+  :meth:`~CallProtocol.settle` after a short delay. The feature server handles
+  every frame of one socket read before it creates the call session and
+  starts listening for commands, so a command that reached it in the same
+  read as the ack would be dropped (feature-server 0.9.8 ``ws-requestor.js``
+  emits ``command`` while parsing a read; ``CallSession`` subscribes only once
+  the ``session:new`` request resolved). The first frame after the ack — the
+  ``call:status`` ``trying`` an inbound call session sends as it starts —
+  proves the session listens;
 * ``session:adulting`` is acked at once (jambonz ignores its content).
 """
 
@@ -43,7 +51,7 @@ from typing import Any
 from ..exceptions import AlreadyReplied, NoPendingHook, ProtocolError, SessionClosed
 from .messages import MAX_APP_FRAME, Message, MessageType, encode
 
-__all__ = ["AckedBy", "CallProtocol", "CallState", "Outgoing", "Pending"]
+__all__ = ["AckedBy", "CallProtocol", "CallState", "Outgoing", "Pending", "ack_message"]
 
 _DONE_KEPT = 512  # how many answered msgids to remember for AlreadyReplied
 
@@ -52,7 +60,8 @@ class CallState(enum.Enum):
     """Where the call stands, from the app's side."""
 
     OPENING = "opening"  #: the opening message waits for its ack (the first verbs)
-    ACTIVE = "active"  #: opening acked, socket up
+    STARTING = "starting"  #: opening acked; jambonz may not take commands yet (they are held)
+    ACTIVE = "active"  #: opening acked, jambonz listens; socket up
     DETACHED = "detached"  #: socket dropped (not 1000); jambonz should reconnect
     CLOSED = "closed"  #: the call ended or the socket closed with 1000
 
@@ -96,6 +105,14 @@ class Outgoing:
         return "ack" if self.acks else str(self.message.get("command"))
 
 
+def ack_message(msgid: str, verbs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ack of ``msgid`` carrying ``verbs`` (no ``data`` key when there are none)."""
+    message: dict[str, Any] = {"type": "ack", "msgid": msgid}
+    if verbs:
+        message["data"] = [dict(v) for v in verbs]
+    return message
+
+
 class CallProtocol:
     """Ack bookkeeping and message building for one call (see the module doc)."""
 
@@ -119,12 +136,15 @@ class CallProtocol:
         """Start a call from the first message of a socket.
 
         Returns:
-            The protocol object and the frames to write now (an immediate ack
-            for ``session:adulting``, whose content jambonz ignores).
+            The protocol object and the frames to write now: an immediate ack
+            for ``session:adulting`` (jambonz ignores its content) and for a
+            ``session:reconnect`` opening a socket for a call unknown here.
         """
         call = cls(opening, limit=limit)
         out: list[Outgoing] = []
-        if opening.type is MessageType.SESSION_ADULTING:
+        # adulting: jambonz ignores the ack's content; a reconnect of a call this app does not know
+        # (it restarted): jambonz only waits for the ack, the call's verbs run on
+        if opening.type in (MessageType.SESSION_ADULTING, MessageType.SESSION_RECONNECT):
             out = call._ack_initial([], auto=True)
         return call, out
 
@@ -156,19 +176,42 @@ class CallProtocol:
 
     # -- input ---------------------------------------------------------------------
 
-    def receive(self, msg: Message) -> None:
+    def receive(self, msg: Message) -> list[Outgoing]:
         """Take a message received on the call's socket (not the opening one).
 
         Messages that need an ack are remembered until acked. A
         ``session:reconnect`` must go to :meth:`reconnect` instead.
+
+        Returns:
+            Commands held since the opening ack, now safe to write (a frame
+            from jambonz after the ack shows its call session listens).
         """
         if msg.type is MessageType.SESSION_RECONNECT:
             raise ProtocolError("session:reconnect goes to reconnect()", msgid=msg.msgid)
         if msg.needs_ack:
             self._pending[msg.msgid] = Pending(msg.msgid, msg.type, msg.hook)
+        if self.state is CallState.STARTING:
+            return self.settle()
+        return []
 
-    def connection_lost(self, code: int | None) -> list[Pending]:
-        """The socket closed. 1000 ends the call; anything else detaches it.
+    def settle(self) -> list[Outgoing]:
+        """Declare jambonz ready for commands (``STARTING`` → ``ACTIVE``).
+
+        Called by :meth:`receive` on the first frame after the opening ack,
+        or by the I/O layer when a short delay after writing the ack has
+        passed. Returns the held commands, in order; nothing in other states.
+        """
+        if self.state is not CallState.STARTING:
+            return []
+        self.state = CallState.ACTIVE
+        return self._release_held()
+
+    def connection_lost(self, code: int | None, *, final: bool | None = None) -> list[Pending]:
+        """The socket closed. ``final`` (default: ``code == 1000``) ends the call; else it detaches.
+
+        The I/O layer knows who closed: jambonz never reconnects after closing
+        a socket itself (1000, or 1001 when it rejects a call), nor after the
+        app closed with 1000.
 
         Returns:
             The acks jambonz abandoned (it fails in-flight msgids on a drop);
@@ -180,7 +223,9 @@ class CallProtocol:
         self._pending.clear()
         if self.state is CallState.CLOSED:
             return abandoned
-        self.state = CallState.CLOSED if code == 1000 else CallState.DETACHED
+        if final is None:
+            final = code == 1000
+        self.state = CallState.CLOSED if final else CallState.DETACHED
         if self.state is CallState.CLOSED:
             self._held.clear()
         return abandoned
@@ -240,9 +285,17 @@ class CallProtocol:
         return self.command("redirect", list(verbs), queue=not exec_immediate)
 
     def reply(
-        self, msgid: str | None, verbs: Sequence[Mapping[str, Any]], *, auto: bool = False
+        self,
+        msgid: str | None,
+        verbs: Sequence[Mapping[str, Any]],
+        *,
+        auto: bool = False,
+        text: str | None = None,
     ) -> list[Outgoing]:
         """Ack one msgid (``None``: the newest message still waiting).
+
+        ``text`` is the frame already encoded from :func:`ack_message` with the
+        same msgid and verbs (a worker thread checked its size); it is used as is.
 
         Raises:
             AlreadyReplied: that msgid was acked already.
@@ -256,9 +309,13 @@ class CallProtocol:
         target = self._find(msgid)
         if self._initial is not None and target.msgid == self._initial.msgid:
             return self._ack_initial(verbs, auto=auto)
-        out = self._ack(target, verbs, auto=auto)
+        out = self._ack(target, verbs, auto=auto, text=text)
         del self._pending[target.msgid]
         return [out]
+
+    def pending_hook(self, msgid: str) -> bool:
+        """True while ``msgid`` (a hook or the opening message) still waits for its ack."""
+        return self.state not in (CallState.CLOSED, CallState.DETACHED) and self.is_pending(msgid)
 
     def auto_ack(self, msgid: str, verbs: Sequence[Mapping[str, Any]] = ()) -> list[Outgoing]:
         """Ack ``msgid`` on the app's behalf if it still waits; else nothing."""
@@ -348,11 +405,12 @@ class CallProtocol:
             f"{what} was {by} acked; use send() to push more verbs", call_sid=self.call_sid, msgid=msgid
         )
 
-    def _ack(self, target: Pending, verbs: Sequence[Mapping[str, Any]], *, auto: bool) -> Outgoing:
-        message: dict[str, Any] = {"type": "ack", "msgid": target.msgid}
-        if verbs:
-            message["data"] = [dict(v) for v in verbs]
-        text = encode(message, limit=self.limit, call_sid=self.call_sid)
+    def _ack(
+        self, target: Pending, verbs: Sequence[Mapping[str, Any]], *, auto: bool, text: str | None = None
+    ) -> Outgoing:
+        message = ack_message(target.msgid, verbs)
+        if text is None:
+            text = encode(message, limit=self.limit, call_sid=self.call_sid)
         self._remember(target, AckedBy.AUTO if auto else AckedBy.APP)
         return Outgoing(message, text, acks=target.msgid, auto=auto, verbs=len(verbs))
 
@@ -364,10 +422,14 @@ class CallProtocol:
                 call_sid=self.call_sid,
                 msgid=self._initial.msgid,
             )
+        reconnect = self.opening.type is MessageType.SESSION_RECONNECT
         out = self._ack(self._initial, verbs, auto=auto)
         self._initial = None
-        self.state = CallState.ACTIVE
-        return [out, *self._release_held()]
+        if reconnect:  # jambonz's call session exists and listens already
+            self.state = CallState.ACTIVE
+            return [out, *self._release_held()]
+        self.state = CallState.STARTING
+        return [out]
 
     def _release_held(self) -> list[Outgoing]:
         held, self._held = self._held, []

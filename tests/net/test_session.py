@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from fakejambonz import FakeJambonz, call_data, wait_until
+from fakejambonz import FakeJambonz, call_data, lab_rows, wait_until
 from websockets.exceptions import ConnectionClosed
 
 import jambonz_lab as jl
@@ -66,7 +66,7 @@ class TestReconnect:
             first = FakeJambonz(lab.url, "early")
             first.session_new()
             wait_until(lambda: lab.server.sessions.get("early"))
-            first.close(1001)  # dropped before any ack
+            first.close(1011)  # dropped before any ack (a 1001 from jambonz would end the call)
             session = lab.session("early")
             wait_until(lambda: session.state is jl.CallState.DETACHED)
             with FakeJambonz(lab.url, "early") as second:
@@ -80,13 +80,50 @@ class TestReconnect:
         finally:
             lab.stop()
 
-    def test_reconnect_for_an_unknown_call_is_handled_like_session_new(self, lab: jl.Lab) -> None:
-        got: list[jl.Session] = []
-        lab.service("/").on("session:new", lambda s: (got.append(s), s.answer().send()))
+    def test_reconnect_for_an_unknown_call_goes_to_reconnect_handlers_only(self, lab: jl.Lab) -> None:
+        """The app restarted: jambonz only waits for the reconnect's ack; the greeting must not replay."""
+        new: list[jl.Session] = []
+        back: list[jl.Session] = []
+        svc = lab.service("/")
+        svc.on("session:new", lambda s: (new.append(s), s.say(text="welcome").send()))
+        svc.on("session:reconnect", back.append)
         with FakeJambonz(lab.url, "stranger") as fj:
             msgid = fj.send("session:reconnect", call_data("stranger"))
-            assert fj.recv() == {"type": "ack", "msgid": msgid, "data": [{"verb": "answer"}]}
-        assert got[0].call_sid == "stranger"
+            assert fj.recv() == {"type": "ack", "msgid": msgid}
+            wait_until(lambda: back)
+            fj.recv_none()
+            assert back[0].call_sid == "stranger" and new == []
+            back[0].say(text="where were we").send()  # the session takes commands at once
+            assert fj.recv()["command"] == "redirect"
+        assert lab_rows(lab, "reconnect")
+
+    def test_a_second_socket_cannot_take_over_a_live_call(self, lab: jl.Lab) -> None:
+        """A session:reconnect while the call's socket is open is refused (1008): no hijack."""
+        svc = lab.service("/")
+
+        @svc.on("session:new")
+        def new(session: jl.Session) -> None:
+            session.on("/h", lambda msg: session.say(text="for the real socket").reply())
+            session.answer().send()
+
+        real = FakeJambonz(lab.url, "live")
+        try:
+            session = answered(lab, real)
+            with FakeJambonz(lab.url, "live") as intruder:
+                intruder.send("session:reconnect", call_data("live"))
+                with pytest.raises(ConnectionClosed) as info:
+                    intruder.recv()
+                assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+            assert session.reconnects == 0 and session.state is not jl.CallState.DETACHED
+            msgid = real.hook("/h")
+            assert real.recv() == {
+                "type": "ack",
+                "msgid": msgid,
+                "data": [{"verb": "say", "text": "for the real socket"}],
+            }
+            assert any("still open" in str(r["note"]) for r in lab_rows(lab, "protocol-error"))
+        finally:
+            real.close(1000)
 
 
 class TestOpeners:

@@ -49,9 +49,12 @@ def opening(mtype: str = "session:new", msgid: str = "s1") -> CallProtocol:
 
 
 def active() -> CallProtocol:
-    """A call whose session:new (s1) was acked with SAY."""
+    """A call whose session:new (s1) was acked with SAY, and jambonz's next frame arrived."""
     call = opening()
     call.send([SAY])
+    assert call.state is CallState.STARTING
+    assert call.receive(msg("call:status", "st1", call_status="trying")) == []
+    assert call.state is CallState.ACTIVE
     return call
 
 
@@ -96,7 +99,7 @@ def test_adulting_is_acked_at_once() -> None:
     call, out = CallProtocol.open(msg("session:adulting", "a1", call_sid=None))
     assert wire(out) == [{"type": "ack", "msgid": "a1"}]
     assert out[0].auto is True and out[0].acks == "a1"
-    assert call.state is CallState.ACTIVE
+    assert call.state is CallState.STARTING  # commands wait until jambonz shows it listens
     assert call.opening_ack_owed is False
     assert call.acked_by("a1") is AckedBy.AUTO
 
@@ -112,21 +115,22 @@ def test_adulting_call_sid_from_data() -> None:
 def test_adulting_then_send_is_a_redirect() -> None:
     """After the automatic adulting ack, send() becomes a redirect command."""
     call, _ = CallProtocol.open(msg("session:adulting", "a1"))
-    assert wire(call.send([SAY])) == [redirect([SAY])]
+    assert call.send([SAY]) == []  # held: jambonz may not listen for commands yet
+    assert wire(call.settle()) == [redirect([SAY])]
 
 
 def test_redirect_opener_acked_by_send() -> None:
     """A session:redirect opener is acked by the first send()."""
     call = opening("session:redirect", "r1")
     assert wire(call.send([SAY])) == [{"type": "ack", "msgid": "r1", "data": [SAY]}]
-    assert call.state is CallState.ACTIVE
+    assert call.state is CallState.STARTING
 
 
 def test_redirect_opener_accepts_empty_ack() -> None:
     """Unlike session:new, session:redirect may be acked with no verbs."""
     call = opening("session:redirect", "r1")
     assert wire(call.reply("r1", [])) == [{"type": "ack", "msgid": "r1"}]
-    assert call.state is CallState.ACTIVE
+    assert call.state is CallState.STARTING
 
 
 # -- send -------------------------------------------------------------------------------
@@ -139,7 +143,7 @@ def test_first_send_acks_session_new() -> None:
     assert wire(out) == [{"type": "ack", "msgid": "s1", "data": [SAY, PLAY]}]
     assert (out[0].acks, out[0].auto, out[0].verbs, out[0].kind) == ("s1", False, 2, "ack")
     assert out[0].text == encode(out[0].message)
-    assert call.state is CallState.ACTIVE
+    assert call.state is CallState.STARTING
     assert call.acked_by("s1") is AckedBy.APP
     assert call.pending() == []
 
@@ -199,7 +203,7 @@ def test_reply_none_to_session_new_with_verbs() -> None:
     """reply(None, verbs) acks the opening message like send()."""
     call = opening()
     assert wire(call.reply(None, [SAY])) == [{"type": "ack", "msgid": "s1", "data": [SAY]}]
-    assert call.state is CallState.ACTIVE
+    assert call.state is CallState.STARTING
 
 
 def test_two_hooks_each_acked_with_own_msgid() -> None:
@@ -401,13 +405,13 @@ def test_command_queue_flag() -> None:
 
 
 def test_commands_before_opening_ack_held_in_order() -> None:
-    """Commands before the opening ack are held and written right after it, in order."""
+    """Commands before the opening ack are held past it, and written in order at jambonz's next frame."""
     call = opening()
     assert call.command("mute:status", MUTE) == []
     assert call.command("tts:flush") == []
     assert call.command("redirect", [PLAY], queue=True) == []
-    assert wire(call.send([SAY])) == [
-        {"type": "ack", "msgid": "s1", "data": [SAY]},
+    assert wire(call.send([SAY])) == [{"type": "ack", "msgid": "s1", "data": [SAY]}]
+    assert wire(call.receive(msg("call:status", "st1", call_status="trying"))) == [
         {"type": "command", "command": "mute:status", "queueCommand": False, "data": MUTE},
         {"type": "command", "command": "tts:flush", "queueCommand": False},
         redirect([PLAY], queue=True),
@@ -419,14 +423,93 @@ def test_held_commands_released_once() -> None:
     call = opening()
     call.command("tts:flush")
     call.send([SAY])
+    assert [o.kind for o in call.settle()] == ["tts:flush"]
+    assert call.settle() == []
     assert wire(call.send([PLAY])) == [redirect([PLAY])]
 
 
 def test_held_commands_released_by_reply() -> None:
-    """reply() to the opening message also releases held commands."""
+    """reply() to the opening message acks it; held commands follow at the next frame."""
     call = opening()
     call.command("tts:flush")
-    assert [o.kind for o in call.reply("s1", [SAY])] == ["ack", "tts:flush"]
+    assert [o.kind for o in call.reply("s1", [SAY])] == ["ack"]
+    assert [o.kind for o in call.receive(msg("verb:hook", "h1", hook="/x"))] == ["tts:flush"]
+
+
+# -- the command race: jambonz listens for commands only once its call session exists -----------
+
+
+def test_send_right_after_the_opening_ack_is_held() -> None:
+    """feature-server 0.9.8 handles every frame of one socket read before its CallSession
+    subscribes to 'command' (ws-requestor.js ~553; call-session.js ~130): a redirect written
+    right behind the ack could share its read and be dropped, so it waits."""
+    call = opening()
+    assert [o.kind for o in call.send([SAY])] == ["ack"]
+    assert call.send([PLAY]) == []
+    assert call.command("mute:status", MUTE) == []
+    assert call.state is CallState.STARTING
+    released = call.receive(msg("call:status", "st1", call_status="trying"))
+    assert wire(released) == [
+        redirect([PLAY]),
+        {"type": "command", "command": "mute:status", "queueCommand": False, "data": MUTE},
+    ]
+    assert call.state is CallState.ACTIVE
+    assert wire(call.send([HANGUP])) == [redirect([HANGUP])]  # from now on at once
+
+
+def test_settle_releases_held_commands_without_a_frame() -> None:
+    """settle() (the I/O layer's timer) releases them when jambonz sends nothing."""
+    call = opening()
+    call.send([SAY])
+    call.send([PLAY])
+    assert wire(call.settle()) == [redirect([PLAY])]
+    assert call.state is CallState.ACTIVE
+
+
+def test_settle_does_nothing_outside_starting() -> None:
+    call = opening()
+    assert call.settle() == []
+    assert call.state is CallState.OPENING
+    assert active().settle() == []
+
+
+def test_a_hook_in_starting_is_tracked_and_releases() -> None:
+    """A hook as jambonz's next frame both releases held commands and waits for its ack."""
+    call = opening()
+    call.send([SAY])
+    call.send([PLAY])
+    assert wire(call.receive(msg("verb:hook", "h1", hook="/x"))) == [redirect([PLAY])]
+    assert call.is_pending("h1")
+
+
+def test_drop_while_starting_keeps_held_commands_for_the_reconnect() -> None:
+    call = opening()
+    call.send([SAY])
+    call.send([PLAY])
+    call.connection_lost(1006)
+    assert call.state is CallState.DETACHED
+    out = call.reconnect(msg("session:reconnect", "r1"))
+    assert [o.kind for o in out] == ["ack", "redirect"]
+    assert call.state is CallState.ACTIVE
+
+
+def test_final_flag_overrides_the_code() -> None:
+    """jambonz closing with 1001 (it rejected the call) ends it: the I/O layer says final."""
+    call = active()
+    call.connection_lost(1001, final=True)
+    assert call.state is CallState.CLOSED
+    call2 = active()
+    call2.connection_lost(1001)
+    assert call2.state is CallState.DETACHED
+
+
+def test_reconnect_of_an_unknown_call_is_acked_at_once() -> None:
+    """A session:reconnect opening a socket (the app restarted) is acked empty at once."""
+    call, out = CallProtocol.open(msg("session:reconnect", "r9"))
+    assert wire(out) == [{"type": "ack", "msgid": "r9"}]
+    assert out[0].auto is True
+    assert call.state is CallState.ACTIVE
+    assert wire(call.send([SAY])) == [redirect([SAY])]
 
 
 # -- connection lost / reconnect --------------------------------------------------------
@@ -521,7 +604,7 @@ def test_reconnect_rekeys_owed_opening_ack() -> None:
     assert call.initial_msgid == "r1"
     assert call.pending() == [Pending("r1", MessageType.SESSION_RECONNECT, None)]
     assert wire(call.send([SAY])) == [{"type": "ack", "msgid": "r1", "data": [SAY]}]
-    assert call.state is CallState.ACTIVE
+    assert call.state is CallState.STARTING  # the re-keyed session:new: jambonz's session starts now
 
 
 def test_reconnect_sends_held_opening_send_as_ack() -> None:
@@ -531,8 +614,8 @@ def test_reconnect_sends_held_opening_send_as_ack() -> None:
     assert call.send([SAY]) == []
     assert call.command("mute:status", MUTE) == []
     out = call.reconnect(msg("session:reconnect", "r1"))
-    assert wire(out) == [
-        {"type": "ack", "msgid": "r1", "data": [SAY]},
+    assert wire(out) == [{"type": "ack", "msgid": "r1", "data": [SAY]}]
+    assert wire(call.settle()) == [
         {"type": "command", "command": "mute:status", "queueCommand": False, "data": MUTE},
     ]
     assert out[0].auto is False
@@ -583,8 +666,8 @@ def test_second_send_while_detached_becomes_redirect() -> None:
     call.send([PLAY])
     assert wire(call.reconnect(msg("session:reconnect", "r1"))) == [
         {"type": "ack", "msgid": "r1", "data": [SAY]},
-        redirect([PLAY]),
     ]
+    assert wire(call.settle()) == [redirect([PLAY])]
 
 
 # -- close ------------------------------------------------------------------------------
@@ -667,7 +750,8 @@ def test_too_large_opening_send_keeps_ack_owed() -> None:
     assert call.state is CallState.OPENING
     assert call.opening_ack_owed is True
     assert call.acked_by("s1") is None
-    assert [o.kind for o in call.send([SAY])] == ["ack", "tts:flush"]
+    assert [o.kind for o in call.send([SAY])] == ["ack"]
+    assert [o.kind for o in call.settle()] == ["tts:flush"]
 
 
 def test_too_large_reply_keeps_hook_pending() -> None:
