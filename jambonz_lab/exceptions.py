@@ -67,15 +67,20 @@ class JambonzLabError(Exception):
 class VerbError(JambonzLabError, ValueError):
     """A verb is invalid: unknown verb, unknown property, wrong type, missing value.
 
+    The message has one line per problem (``say: unknown property 'txt' (did
+    you mean 'text'?)``), every problem listed.
+
     Attributes:
         verb: the verb name (``"say"``).
-        property: the offending property path (``"text"``), or ``None``.
+        property: the first offending property path (``"text"``), or ``None``.
+        problems: every problem, one line each.
     """
 
     def __init__(self, message: str, *, verb: str, property: str | None = None):
         super().__init__(message)
         self.verb = verb
         self.property = property
+        self.problems: list[str] = message.splitlines()
 
 
 class CommandError(JambonzLabError, ValueError):

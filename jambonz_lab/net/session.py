@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
 from .. import loop
-from ..exceptions import AlreadyReplied, FrameTooLarge, SessionClosed, VerbError
+from ..exceptions import AlreadyReplied, FrameTooLarge, JambonzLabError, SessionClosed, VerbError
 from ..protocol import CallProtocol, CallState, Message, MessageType, Outgoing, TtsQueue, VerbMethods
 from ..protocol import commands as cmd
 from ..protocol.call import ack_message
@@ -378,7 +378,7 @@ class Session(VerbMethods):
                     source_run.replied = True
             self._write(outs)
 
-        loop.run_sync(on_loop)
+        _on_loop(on_loop)
 
     def inject(self, command: str, data: Any = None, *, call_sid: str | None = None) -> None:
         """Send any command as is (prefer the checked ``inject_*`` helpers)."""
@@ -393,7 +393,7 @@ class Session(VerbMethods):
                 raise
             self._write(outs)
 
-        loop.run_sync(on_loop)
+        _on_loop(on_loop)
 
     def inject_mute(self, status: str = "mute", *, call_sid: str | None = None) -> None:
         """Mute or unmute a leg (dial or conference); ``call_sid`` picks a B-leg."""
@@ -618,6 +618,14 @@ class Session(VerbMethods):
 
     def _handlers_for(self, event: str) -> list[Handler]:
         return self._handlers.get(event)
+
+
+def _on_loop(step: Callable[[], None]) -> None:
+    """Run a sending step on the loop; its error is raised at the caller's line, not ours."""
+    try:
+        loop.run_sync(step)
+    except JambonzLabError as exc:
+        raise exc.with_traceback(None) from None
 
 
 def _s(value: object) -> str | None:

@@ -150,7 +150,8 @@ def normalize_verbs(verbs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         try:
             out.append(normalize_verb(verb))
         except VerbError as exc:
-            raise VerbError(f"verb {i}: {exc}", verb=exc.verb, property=exc.property) from None
+            lines = "\n".join(f"verb {i}: {line}" for line in exc.problems)
+            raise VerbError(lines, verb=exc.verb, property=exc.property) from None
     return out
 
 
@@ -234,9 +235,19 @@ def _is_field(part: str) -> bool:
 
 
 def _verb_error(verb: str, model: Any, exc: Any) -> VerbError:
-    errors = exc.errors()
+    """One line per property with a problem, in pydantic's order (the first one names ``property``)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for error in exc.errors():
+        groups.setdefault(_path(tuple(error["loc"])), []).append(error)
+    lines = [_problem(verb, model, path, errors) for path, errors in groups.items()]
+    first = next(iter(groups))
+    err = VerbError("\n".join(lines), verb=verb, property=first or None)
+    err.problems = lines
+    return err
+
+
+def _problem(verb: str, model: Any, path: str, errors: list[dict[str, Any]]) -> str:
     first = errors[0]
-    path = _path(tuple(first["loc"]))
     if first["type"] == "extra_forbidden":
         key = str(first["loc"][-1])
         choices = _aliases(model) if len(first["loc"]) == 1 else []
@@ -245,16 +256,13 @@ def _verb_error(verb: str, model: Any, exc: Any) -> VerbError:
             close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
             suggestion = close[0] if close else None
         hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
-        return VerbError(f"{verb}: unknown property '{path}'{hint}", verb=verb, property=path)
+        return f"{verb}: unknown property '{path}'{hint}"
     if first["type"] == "missing":
-        return VerbError(f"{verb}: missing required property '{path}'", verb=verb, property=path)
-    same = [e for e in errors if _path(tuple(e["loc"])) == path]
-    msgs = list(dict.fromkeys(_lower(e["msg"]) for e in same))
+        return f"{verb}: missing required property '{path}'"
+    msgs = list(dict.fromkeys(_lower(e["msg"]) for e in errors))
     msgs = [m if i == 0 else m.removeprefix("should be ") for i, m in enumerate(msgs)]
-    more = len({_path(tuple(e["loc"])) for e in errors}) - 1
-    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
     where = f"property '{path}'" if path else "value"
-    return VerbError(f"{verb}: {where} {' or '.join(msgs)}{tail}", verb=verb, property=path or None)
+    return f"{verb}: {where} {' or '.join(msgs)}"
 
 
 def _lower(msg: str) -> str:

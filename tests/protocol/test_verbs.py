@@ -97,20 +97,28 @@ def test_verb_error_is_value_error() -> None:
 
 
 def test_errors_are_one_line() -> None:
-    """Every validation message is a single line."""
+    """A validation message with one problem is a single line."""
     for fn, arg in [
         (build_verb, ("say", {"txt": 1})),
         (build_verb, ("play", {})),
-        (build_verb, ("dial", {"target": "x", "timeout": "y"})),
     ]:
         assert "\n" not in str(error(fn, *arg))
 
 
-def test_several_problems_counted() -> None:
-    """Further problems on other properties are counted, not listed."""
-    assert str(error(build_verb, "dial", {"target": "x", "timeout": "y"})) == (
-        "dial: property 'target' should be a valid list (and 1 more problem)"
-    )
+def test_several_problems_listed_one_line_each() -> None:
+    """Every problem is listed, one line per property, the first one named by ``property``."""
+    exc = error(build_verb, "dial", {"target": "x", "timeout": "y"})
+    assert str(exc).splitlines() == exc.problems
+    assert exc.problems[0] == "dial: property 'target' should be a valid list"
+    assert len(exc.problems) == 2 and exc.problems[1].startswith("dial: property 'timeout' ")
+    assert exc.property == "target"
+    two = error(build_verb, "say", {"text": 5, "bogus": 1})
+    assert two.problems == [
+        "say: property 'text' should be a valid string or a valid list",
+        "say: unknown property 'bogus'",
+    ]
+    listed = error(normalize_verbs, [{"verb": "say", "text": "ok"}, {"verb": "say", "text": 5, "bogus": 1}])
+    assert listed.problems == [f"verb 1: {line}" for line in two.problems]
 
 
 # -- normalize_verb forms ---------------------------------------------------------------
