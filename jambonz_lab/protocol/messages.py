@@ -15,8 +15,11 @@ fire-and-forget and must never be acked.
 from __future__ import annotations
 
 import enum
+import itertools
 import json
-from collections.abc import Mapping
+import reprlib
+import sys
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,9 +87,19 @@ _OPENERS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+@dataclass(frozen=True, slots=True, repr=False)
+class Message(Mapping[str, Any]):
     """One message from jambonz, as handed to handlers.
+
+    A message reads like the dict of its payload: ``msg["digits"]``,
+    ``msg.get("speech")``, ``"digits" in msg``, ``dict(msg)``, ``len(msg)`` and
+    iteration all go to :attr:`data` (read-only), as in the jambonz Python SDK
+    and in Node apps. The envelope (``type``, ``msgid``, ``hook``, …) stays on
+    attributes. A message is always true, even with an empty payload: it is
+    there (``if msg:`` never tests ``data``; use ``if msg.data:`` for that).
+    Equality is the dataclass's (every field), never a comparison with a
+    dict; ``dict(msg)`` is a plain copy of the payload (for ``json.dumps``).
+    The ``repr`` is one short line: type, ids, hook, a few payload keys.
 
     Attributes:
         type: the message type.
@@ -102,8 +115,13 @@ class Message:
     Example::
 
         @session.on("/echo")
-        def echo(msg):
-            heard = msg.transcript if msg.reason == "speechDetected" else msg.digits
+        def echo(evt):
+            if evt["reason"] == "dtmfDetected":
+                heard = evt["digits"]
+            elif evt.get("speech"):
+                heard = evt.transcript  # speech.alternatives[0].transcript
+            else:
+                heard = "nothing"
             session.say(text=f"You said {heard}").reply()
     """
 
@@ -114,6 +132,46 @@ class Message:
     data: dict[str, Any] = field(default_factory=dict)
     b3: str | None = None
     size: int = 0
+
+    # -- the payload, read like a dict ----------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.data
+
+    def get(self, key: str, default: Any = None, /) -> Any:
+        return self.data.get(key, default)
+
+    def keys(self) -> KeysView[str]:
+        return self.data.keys()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self.data.items()
+
+    def values(self) -> ValuesView[Any]:
+        return self.data.values()
+
+    def __bool__(self) -> bool:
+        return True  # a message exists even when its payload is empty (Mapping would say len() > 0)
+
+    def __repr__(self) -> str:
+        parts = [f"{self.type.value} msgid={_short.repr(self.msgid)}"]
+        if self.call_sid is not None:
+            parts.append(f"call_sid={_short.repr(self.call_sid)}")
+        if self.hook is not None:
+            parts.append(f"hook={_short.repr(self.hook)}")
+        parts.append(f"data={_short.repr(self.data)}")
+        return f"<Message {' '.join(parts)}>"
+
+    # -- facts ----------------------------------------------------------------------------
 
     @property
     def needs_ack(self) -> bool:
@@ -150,6 +208,30 @@ class Message:
         return float(value) if isinstance(value, int | float) else None
 
 
+class _ShortRepr(reprlib.Repr):
+    """reprlib's abbreviations, with dicts in their own order (reprlib sorts the keys)."""
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        shown = itertools.islice(x.items(), self.maxdict)
+        pieces = [f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}" for k, v in shown]
+        if len(x) > self.maxdict:
+            pieces.append("...")
+        return "{" + ", ".join(pieces) + "}"
+
+
+#: how Message.__repr__ shows its fields: a few keys, short strings, two levels
+_short = _ShortRepr()
+_short.maxlevel = 2
+_short.maxdict = 5
+_short.maxlist = 3
+_short.maxstring = 60
+_short.maxother = 40
+
+
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -176,55 +258,124 @@ def parse(frame: str | bytes) -> Message:
         The parsed :class:`Message`.
 
     Raises:
-        InvalidFrame: not JSON, not an object, unknown ``type``, missing
-            ``msgid``, a non-object ``data`` — with a one-line reason.
+        InvalidFrame: not JSON (or JSON Python cannot decode: nested too
+            deeply, an integer over Python's digit limit), not an object,
+            unknown ``type``, missing or non-string ``msgid``, a non-object
+            ``data`` — with a one-line reason and the frame as ``raw``. Nothing
+            else escapes, whatever the input.
     """
-    if isinstance(frame, bytes | bytearray):
-        raise InvalidFrame("binary frame refused: jambonz sends JSON text frames", raw=bytes(frame))
+    if type(frame) is not str:  # one identity test on the hot path; the odd cases go the slow way
+        frame = _text(frame)
     try:
         obj = json.loads(frame)
     except json.JSONDecodeError as exc:
         raise InvalidFrame(f"frame is not JSON ({exc.msg} at char {exc.pos})", raw=frame) from None
-    except UnicodeDecodeError as exc:
-        raise InvalidFrame(f"frame is not UTF-8 text ({exc.reason})", raw=frame) from None
-    if not isinstance(obj, dict):
+    except RecursionError:
+        depth = _decodable_depth(min(len(frame), 1 << 16))
+        raise InvalidFrame(f"frame nests deeper than {depth} levels", raw=frame) from None
+    except ValueError as exc:  # an integer literal over sys.get_int_max_str_digits()
+        raise InvalidFrame(_undecodable(exc), raw=frame) from None
+    if type(obj) is not dict:
         raise InvalidFrame(f"frame is JSON {type(obj).__name__}, not an object", raw=frame)
-    call_sid = obj.get("call_sid") if isinstance(obj.get("call_sid"), str) else None
+    call_sid = obj.get("call_sid")
+    if type(call_sid) is not str:
+        call_sid = None
     raw_type = obj.get("type")
-    if not isinstance(raw_type, str):
+    if type(raw_type) is not str:
         raise InvalidFrame("frame has no 'type'", raw=frame, call_sid=call_sid)
-    try:
-        mtype = MessageType(raw_type)
-    except ValueError:
-        raise InvalidFrame(f"unknown message type {raw_type!r}", raw=frame, call_sid=call_sid) from None
+    mtype = _TYPES.get(raw_type)
+    if mtype is None:
+        raise InvalidFrame(f"unknown message type {_clip(raw_type)}", raw=frame, call_sid=call_sid)
     msgid = obj.get("msgid")
-    if not isinstance(msgid, str) or not msgid:
-        raise InvalidFrame(f"{raw_type} frame has no 'msgid'", raw=frame, call_sid=call_sid)
-    data = obj.get("data", {})
+    if type(msgid) is not str or not msgid:
+        if msgid is None or msgid == "":
+            raise InvalidFrame(f"{raw_type} frame has no 'msgid'", raw=frame, call_sid=call_sid)
+        raise InvalidFrame(
+            f"{raw_type} 'msgid' is {type(msgid).__name__}, not a string", raw=frame, call_sid=call_sid
+        )
+    data = obj.get("data")
     if data is None:
         data = {}
-    if not isinstance(data, dict):
+    elif type(data) is not dict:
         raise InvalidFrame(
             f"{raw_type} 'data' is {type(data).__name__}, not an object", raw=frame, call_sid=call_sid
         )
     hook = obj.get("hook")
-    if isinstance(hook, dict):  # object hooks: jambonz sends the url string, be lenient
-        hook = hook.get("url")
+    if type(hook) is not str:  # object hooks: jambonz sends the url string, be lenient
+        hook = hook.get("url") if type(hook) is dict else None
+        if type(hook) is not str:
+            hook = None
     b3 = obj.get("b3")
-    return Message(
-        type=mtype,
-        msgid=msgid,
-        call_sid=call_sid,
-        hook=hook if isinstance(hook, str) else None,
-        data=data,
-        b3=b3 if isinstance(b3, str) else None,
-        size=_utf8_len(frame),
-    )
+    size = len(frame) if frame.isascii() else _non_ascii_size(frame)
+    # positional, in field order: a quarter cheaper than keywords on the hot path
+    return Message(mtype, msgid, call_sid, hook, data, b3 if type(b3) is str else None, size)
+
+
+_TYPES: dict[str, MessageType] = {t.value: t for t in MessageType}
+
+
+def _text(frame: object) -> str:
+    """The frame as text, or InvalidFrame (``parse`` on anything but an exact ``str``)."""
+    if isinstance(frame, str):
+        return frame
+    if isinstance(frame, bytes | bytearray | memoryview):
+        raise InvalidFrame("binary frame refused: jambonz sends JSON text frames", raw=bytes(frame))
+    raise InvalidFrame(f"frame is {type(frame).__name__}, not text", raw=repr(frame)[:500])
 
 
 def _utf8_len(text: str) -> int:
     """UTF-8 size without encoding when the text is ASCII (nearly always)."""
     return len(text) if text.isascii() else len(text.encode())
+
+
+def _non_ascii_size(frame: str) -> int:
+    try:
+        return len(frame.encode())
+    except UnicodeEncodeError as exc:  # only a str built in Python: a WebSocket text frame is valid UTF-8
+        raise InvalidFrame(
+            f"frame is not valid UTF-8 text (lone surrogate at char {exc.start})", raw=frame
+        ) from None
+
+
+def _decodable_depth(most: int) -> int:
+    """How deep the JSON decoder can nest from here, up to ``most`` (called once it refused a frame).
+
+    It depends on the recursion limit, the Python version and the caller's
+    stack, so it is measured with ``[[…]]`` probes: doubling from 64, then
+    bisecting (about 15 small probes, under a millisecond). The answer
+    is a lower bound of the refused frame's depth.
+    """
+    low, high = 0, 64
+    while high <= most and _decodes(high):
+        low, high = high, high * 2
+    high = min(high, most + 1)  # the smallest depth known not to decode (or past ``most``)
+    while high - low > 1:
+        mid = (low + high) // 2
+        if _decodes(mid):
+            low = mid
+        else:
+            high = mid
+    return low
+
+
+def _decodes(depth: int) -> bool:
+    try:
+        json.loads("[" * depth + "]" * depth)
+    except RecursionError:
+        return False
+    return True
+
+
+def _undecodable(exc: ValueError) -> str:
+    if "integer string conversion" in str(exc):
+        return f"frame has an integer of more than {sys.get_int_max_str_digits()} digits"
+    reason = str(exc).partition("\n")[0][:100] or type(exc).__name__
+    return f"frame cannot be decoded as JSON ({reason})"
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    """``repr(text)``, cut to about ``limit`` characters: error messages stay one short line."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
 
 
 def encode(message: Mapping[str, Any], *, limit: int = MAX_APP_FRAME, call_sid: str | None = None) -> str:
@@ -234,7 +385,11 @@ def encode(message: Mapping[str, Any], *, limit: int = MAX_APP_FRAME, call_sid: 
         FrameTooLarge: the UTF-8 encoding is larger than ``limit`` bytes.
     """
     text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-    size = _utf8_len(text)
+    try:
+        size = _utf8_len(text)
+    except UnicodeEncodeError:  # a lone surrogate (echoed from a payload): send it escaped, as JSON allows
+        text = json.dumps(message, separators=(",", ":"))
+        size = len(text)
     if size > limit:
         what = message.get("command") or message.get("type")
         raise FrameTooLarge(
