@@ -3,7 +3,8 @@
 A fake jambonz (this process, ``websockets`` asyncio client, subprotocol
 ``ws.jambonz.org``) drives N concurrent calls against the same reference app
 on each server: ``session:new`` → ack with a digits ``gather`` (actionHook
-``/hook``), then K ``verb:hook`` round trips, each acked with ``say "ok"``,
+``/hook``), then K ``verb:hook`` round trips (digits ``0``…``K-1``), each
+acked with one ``say`` built from the hook's payload (``You pressed {digits}``),
 then a 1000 close. Each server runs in its own process on 127.0.0.1, so its
 CPU time (user + sys of all its threads) is its own: summed from
 ``/proc/PID/task/*/schedstat`` (ns), or from ``/proc/PID/stat`` (10 ms ticks)
@@ -368,8 +369,8 @@ def session_new(info: dict[str, Any], msgid: str) -> str:
     return json.dumps(frame)
 
 
-def verb_hook(info: dict[str, Any], msgid: str) -> str:
-    data = {"reason": "dtmfDetected", "digits": "1", **info}
+def verb_hook(info: dict[str, Any], msgid: str, digits: str) -> str:
+    data = {"reason": "dtmfDetected", "digits": digits, **info}
     frame = {"type": "verb:hook", "msgid": msgid, "call_sid": info["call_sid"], "hook": HOOK}
     return json.dumps({**frame, "data": data})
 
@@ -407,10 +408,11 @@ def check_opening_ack(ack: dict[str, Any]) -> None:
         raise BenchError(f"session:new ack is not a gather to {HOOK}: {ack}")
 
 
-def check_hook_ack(ack: dict[str, Any]) -> None:
+def check_hook_ack(ack: dict[str, Any], digits: str) -> None:
+    """The reply is built from the hook's payload: ``say "You pressed {digits}"``."""
     data = ack.get("data") or [{}]
-    if verbs_of(ack) != ["say"] or data[0].get("text") != "ok":
-        raise BenchError(f"hook ack is not say 'ok': {ack}")
+    if verbs_of(ack) != ["say"] or data[0].get("text") != f"You pressed {digits}":
+        raise BenchError(f"hook ack is not say 'You pressed {digits}': {ack}")
 
 
 async def run_call(url: str, n: int, hooks: int, deflate: bool) -> CallResult:
@@ -434,13 +436,14 @@ async def run_call(url: str, n: int, hooks: int, deflate: bool) -> CallResult:
         await ws.send(session_new(info, msgid))
         check_opening_ack(await await_ack(ws, msgid))
         result.messages += 2
-        for _ in range(hooks):
+        for k in range(hooks):
             msgid = new_msgid()
+            digits = str(k)  # a new text each time: no reply is served from a cache
             t0 = time.perf_counter()
-            await ws.send(verb_hook(info, msgid))
+            await ws.send(verb_hook(info, msgid, digits))
             ack = await await_ack(ws, msgid)
             result.rtts.append(time.perf_counter() - t0)
-            check_hook_ack(ack)
+            check_hook_ack(ack, digits)
             result.messages += 2
         await ws.close(code=1000)
     return result

@@ -1,4 +1,5 @@
 // The same reference app on @jambonz/node-client-ws 0.2.x, run by bench_server.py.
+// Each /hook is answered with one say built from the hook's payload (its digits).
 // Listens on 127.0.0.1 (port chosen by the OS), prints the port on one stdout
 // line, then serves until SIGTERM or SIGINT.
 'use strict';
@@ -11,8 +12,8 @@ const makeService = createEndpoint({ server });
 const svc = makeService({ path: '/bench' });
 
 svc.on('session:new', (session) => {
-  session.on('/hook', () => {
-    session.say({ text: 'ok' }).reply();
+  session.on('/hook', (evt) => {
+    session.say({ text: `You pressed ${evt.digits}` }).reply();
   });
   session.gather({ input: ['digits'], actionHook: '/hook' }).send();
 });

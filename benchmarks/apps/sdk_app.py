@@ -1,5 +1,8 @@
 """The same reference app on jambonz-python-sdk 0.4.x, run as its own process.
 
+Each ``/hook`` is answered with one ``say`` built from the hook's payload
+(``You pressed {digits}``), as in ``lab_app.py``.
+
 Prints its port on one stdout line, then serves until SIGTERM or SIGINT.
 """
 
@@ -14,7 +17,7 @@ from jambonz_sdk.websocket import create_endpoint
 
 async def on_new(session: Any) -> None:
     async def hook(data: dict[str, Any]) -> None:
-        session.say(text="ok")
+        session.say(text=f"You pressed {data['digits']}")
         await session.reply()
 
     session.on("/hook", hook)

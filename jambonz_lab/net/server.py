@@ -48,6 +48,7 @@ from ..protocol import (
 from ..protocol.verbs import normalize_verbs
 from ..records import RECORD_FIELDS, Record, make_row
 from ..waiting import Waiter
+from . import eager
 from .handlers import HandlerRun, Workers, current_run, handler_name
 from .session import Closed, Handler, Service, Session, is_coroutine_handler
 
@@ -163,7 +164,7 @@ class Connection:
     def _start(self) -> None:
         self._kicked = False
         if not self._flushing and (self._out or self._close_code is not None):
-            self.server.spawn(self.flush())
+            self.server.start_now(self.flush())
 
     async def flush(self) -> None:
         """Write the queued frames in order; one writer at a time, any task may call it."""
@@ -279,6 +280,13 @@ class AppServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def start_now(self, coro: Any, context: contextvars.Context | None = None) -> None:
+        """Run ``coro`` at once; a task (tracked for :meth:`stop`) only if it has to wait."""
+        task = eager.start(coro, context=context)
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # -- HTTP -------------------------------------------------------------------------
 
@@ -540,10 +548,7 @@ class AppServer:
         if not any(is_coroutine_handler(h) for h in handlers):
             self._workers.submit(lambda: ctx.run(self._run_plain, run, handlers, arg, auto_ack))
             return
-        coro = self._run_all(run, handlers, arg, auto_ack)
-        task = asyncio.get_running_loop().create_task(coro, context=ctx)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.start_now(self._run_all(run, handlers, arg, auto_ack), ctx)
 
     def _run_plain(self, run: HandlerRun, handlers: list[Handler], arg: Any, auto_ack: bool) -> None:
         """A worker thread: every handler of the run, then one hand-off back to the loop."""
