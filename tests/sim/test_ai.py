@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from simtrace import sent
+import pytest
+from simtrace import notes, sent
 
 import jambonz_lab as jl
 from jambonz_lab import sim
-from jambonz_lab.sim.verbs.ai import event_filter
+from jambonz_lab.sim.verbs.ai import CHARS_PER_SECOND, event_filter
 
 
 def stream_events(result: sim.CallResult) -> list[str]:
@@ -60,8 +61,11 @@ class TestLlm:
         ]
         assert result.statuses() == ["trying", "in-progress", "completed"]
 
-    def test_unanswered_tool_call_ends_with_client_error(self, lab: jl.Lab) -> None:
-        """No llm:tool-output in time: completion_reason is 'client error calling function'."""
+    def test_unanswered_tool_call_has_no_timeout(self, lab: jl.Lab) -> None:
+        """No llm:tool-output: jambonz sets no timeout, the call waits in the tool call until the hangup.
+
+        openai_s2s.js ~320–335 sends llm:tool-call and waits for processToolOutput; no timer anywhere.
+        """
         done: list[dict[str, Any]] = []
 
         @lab.service("/mute").on("session:new")
@@ -72,11 +76,13 @@ class TestLlm:
         caller = sim.Caller(
             inputs=[sim.Speech("book it"), sim.Speech("hello?")],
             tool_calls=[sim.ToolCall("book", {"slot": 3})],
+            hangup_after=120,
         )
         result = sim.call(lab.url + "/mute", caller=caller, options=sim.SimOptions(tool_timeout=0.3))
-        assert [d["completion_reason"] for d in done] == ["client error calling function"]
-        assert result.heard == []
+        assert done == [] and result.heard == []
         assert len(sent(result, "llm:tool-call")) == 1
+        assert (result.termination_by, result.trace[-1].t) == ("caller", pytest.approx(120, abs=0.01))
+        assert any("no tool timeout" in n for n in notes(result, "tool-wait"))
 
     def test_events_are_filtered_and_tools_without_tool_hook_are_skipped(self, lab: jl.Lab) -> None:
         """events=[session.created, response.*, -response.audio_transcript.done] picks exactly those."""
@@ -175,7 +181,11 @@ class TestTtsStreaming:
         assert result.statuses() == ["trying", "in-progress", "completed"]
 
     def test_raw_client_ignoring_backpressure_gets_full(self, lab: jl.Lab) -> None:
-        """Fifteen unpaced chunks: ten accepted, five refused 'full'; no id, no reply."""
+        """Fifteen unpaced chunks: ten accepted, five refused 'full'; no id, no reply.
+
+        The flush sends the buffer without a stream_resumed: only a chunk sent by the
+        sentence splitter resumes it (tts-streaming-buffer.js ~200–241 vs ~324–328).
+        """
         chunk = "z" * 99 + " "
 
         @lab.service("/raw").on("session:new")
@@ -196,7 +206,58 @@ class TestTtsStreaming:
             {"id": i, "status": "failed", "reason": "full"} for i in range(11, 16)
         ]
         assert result.heard == [("say", chunk * 10)]
-        assert stream_events(result) == ["stream_open", "stream_paused", "stream_resumed", "stream_closed"]
+        assert stream_events(result) == ["stream_open", "stream_paused", "stream_closed"]
+
+    def test_a_chunk_over_1000_chars_is_refused_even_into_an_empty_buffer(self, lab: jl.Lab) -> None:
+        """buffer + chunk > 1000 is refused whatever is buffered (tts-streaming-buffer.js ~111); no
+        stream_resumed follows with nothing to send (~324); whitespace into an empty buffer is ok (~103)."""
+
+        @lab.service("/big").on("session:new")
+        def new(session: jl.Session) -> None:
+            def on_event(msg: Any) -> None:
+                if msg.data["event_type"] == "stream_open":
+                    session.inject("tts:tokens", {"id": 1, "tokens": "w" * 1001})
+                    session.inject("tts:tokens", {"id": 2, "tokens": "   "})
+                    session.inject("tts:tokens", {"id": 3, "tokens": "short."})
+                    session.inject("tts:flush")
+
+            session.on("tts:streaming-event", on_event)
+            session.say(stream=True).send()
+
+        result = sim.call(lab.url + "/big", options=sim.SimOptions(idle_wait=0.3))
+        assert [m["data"] for m in sent(result, "tts:tokens-result")] == [
+            {"id": 1, "status": "failed", "reason": "full"},
+            {"id": 2, "status": "ok"},
+            {"id": 3, "status": "ok"},
+        ]
+        assert result.heard == [("say", "short.")]
+        assert stream_events(result) == ["stream_open", "stream_paused", "stream_closed"]
+
+    def test_paused_stream_resumes_when_speech_drains_a_chunk(self, lab: jl.Lab) -> None:
+        """Paused at 900 buffered chars, the stream resumes once a chunk leaves and <= 200 are left
+        (tts-streaming-buffer.js ~318–328), not before; a clear un-pauses silently (~174)."""
+
+        @lab.service("/drain").on("session:new")
+        def new(session: jl.Session) -> None:
+            def on_event(msg: Any) -> None:
+                if msg.data["event_type"] == "stream_open":
+                    session.inject("tts:tokens", {"id": 1, "tokens": "a " * 450})
+                    session.inject("tts:tokens", {"id": 2, "tokens": "b " * 100})
+
+            session.on("tts:streaming-event", on_event)
+            session.say(stream=True, closeStreamOnEmpty=False).send()
+
+        result = sim.call(
+            lab.url + "/drain", sim.Caller(hangup_after=200), options=sim.SimOptions(idle_wait=0.3)
+        )
+        events = [
+            (e.t, e.payload["data"]["event_type"]) for e in result.messages("sent", "tts:streaming-event")
+        ]
+        kinds = [k for _, k in events]
+        assert kinds[:3] == ["stream_open", "stream_paused", "stream_resumed"]
+        drained = (900 - 200) / CHARS_PER_SECOND  # seconds of speech until 200 chars are left
+        assert events[2][0] - events[1][0] == pytest.approx(drained, abs=0.2)
+        assert any("closeOnStreamEmpty" in n for n in notes(result, "ignored"))
 
     def test_tokens_without_a_stream_fail_with_the_vendor_connection(self, lab: jl.Lab) -> None:
         """After a plain say, tokens get failed / 'connection to <vendor> failed'."""

@@ -334,6 +334,7 @@ def raw_app(verbs: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, A
 
 class TestSipVerbs:
     def test_sip_refer_reports_notifies_and_the_final_status(self, lab: jl.Lab) -> None:
+        """Each sipfrag status goes out parsed to a number (sip_refer.js ~86–98)."""
         events: list[dict[str, Any]] = []
 
         @lab.service("/r").on("session:new")
@@ -344,13 +345,13 @@ class TestSipVerbs:
 
         result = sim.call(lab.url + "/r", sim.Caller(dial={BOB: sim.DialOutcome(ring=4)}, hangup_after=60))
         expected = [
-            {"event": "transfer-status", "call_status": "100"},
-            {"event": "transfer-status", "call_status": "200"},
+            {"event": "transfer-status", "call_status": 100},
+            {"event": "transfer-status", "call_status": 200},
         ]
         assert hook_data(result, "/refer-event") == expected  # no call info in these
         assert events == expected
         [action] = hook_data(result, "/refer-done")
-        assert (action["refer_status"], action["final_referred_call_status"]) == (202, "200")
+        assert (action["refer_status"], action["final_referred_call_status"]) == (202, 200)
         assert action["call_sid"] == result.call_sid
         assert hook_times(result) == approx([0.0, 4.0, 4.0], abs=0.3)
         assert result.said == ["still here"]  # the stack goes on
@@ -365,7 +366,7 @@ class TestSipVerbs:
             lab.url + "/r", sim.Caller(dial={BOB: sim.DialOutcome("busy", ring=1)}, hangup_after=60)
         )
         [action] = hook_data(result, "/refer-done")
-        assert (action["refer_status"], action["final_referred_call_status"]) == (202, "486")
+        assert (action["refer_status"], action["final_referred_call_status"]) == (202, 486)
         assert not any(e.type == "transferred" for e in result.trace)
 
     def test_sip_request_action_hook(self, lab: jl.Lab) -> None:

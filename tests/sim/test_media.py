@@ -95,7 +95,7 @@ class TestListen:
         assert t - answered_at(result) == pytest.approx(12, abs=0.05)
         assert got[0]["dial_call_duration"] == 12 and "digits" not in got[0]
         assert result.heard == [("say", "stream over")]
-        names = [e.payload["data"]["name"] for e in result.messages("sent", "verb:status")]
+        names = [e.payload["data"].get("name") for e in result.messages("sent", "verb:status")]
         assert "listen" in names and "stream" not in names
         assert any("wss://audio.example/ws" in n for n in notes(result, "listen"))
 
@@ -139,7 +139,8 @@ class TestListen:
 
 class TestOtherMedia:
     def test_message_action_hook_reports_success(self, lab: jl.Lab) -> None:
-        """message_status success, the carrier and a carrier message id, merged into call info."""
+        """message_sid, message_status success, the carrier and a carrier message id, merged into call
+        info; sent without waiting (message.js ~12, ~30, ~93–98: performAction not awaited)."""
         got: list[dict[str, Any]] = []
 
         @lab.service("/m").on("session:new")
@@ -158,6 +159,7 @@ class TestOtherMedia:
         data = got[0]
         assert (data["message_status"], data["carrier"], data["verb_id"]) == ("success", "Twilio", "m1")
         assert str(uuid.UUID(data["carrier_message_id"])) == data["carrier_message_id"]
+        assert str(uuid.UUID(data["message_sid"])) == data["message_sid"]
         assert data["call_sid"] == result.call_sid
         assert result.heard == [("say", "sent")]
         assert "SMS from +15550002 to +15550001 via Twilio: 'hi'" in notes(result, "message")
@@ -196,3 +198,23 @@ class TestOtherMedia:
             "removeTrack on track 'music'",
         ]
         assert result.trace[-1].t - answered_at(result) == pytest.approx(speech_seconds("hi"), abs=0.05)
+
+
+class TestMessageUnawaited:
+    def test_next_verb_starts_before_the_message_ack(self, lab: jl.Lab) -> None:
+        """message.js ~93–98 does not await performAction: the next verb runs at once; the ack's
+        verbs replace the stack when they come. The verb's own message_sid is passed on (~12)."""
+
+        @lab.service("/m2").on("session:new")
+        def new(session: jl.Session) -> None:
+            session.on("/sms", lambda msg: session.say(text="acked").hangup().reply())
+            session.message(
+                to="+15550001", from_="+15550002", text="hi", message_sid="sid-1", actionHook="/sms"
+            )
+            session.say(text="right after").send()
+
+        result = sim.call(lab.url + "/m2", sim.Caller(hangup_after=30))
+        [(_, data)] = sent_hooks(result, "/sms")
+        assert data["message_sid"] == "sid-1"
+        assert result.heard[0] == ("say", "right after")
+        assert ("say", "acked") in result.heard

@@ -20,7 +20,8 @@ def account_sid(result: sim.CallResult) -> str:
 
 class TestConference:
     def test_start_enter_hook_then_alone_until_hangup(self, lab: jl.Lab) -> None:
-        """start, enterHook prompt, join; the caller's hangup sends leave and end, no actionHook."""
+        """start, enterHook prompt, join; the caller's hangup sends leave and end, then completed and
+        the actionHook (conference.js ~107–110: sent after every end; inbound-call-session.js ~113–118)."""
         entered: list[dict[str, Any]] = []
 
         @lab.service("/conf").on("session:new")
@@ -46,7 +47,9 @@ class TestConference:
         order = [
             e.payload["data"].get("event", e.payload["hook"]) for e in result.messages("sent", "verb:hook")
         ]
-        assert order == ["start", "/enter", "join", "leave", "end"]
+        assert order == ["start", "/enter", "join", "leave", "end", "/after"]
+        kinds = [(e.type, e.payload.get("hook")) for e in result.messages("sent") if e.type != "verb:status"]
+        assert kinds.index(("call:status", None), 3) < kinds.index(("verb:hook", "/after"))
         start = status[0][1]
         assert start["conference_sid"] == f"conf:{account_sid(result)}:room1"
         assert start["friendly_name"] == "room1"
@@ -56,7 +59,7 @@ class TestConference:
         assert status[1][1]["duration"] == pytest.approx(speech_seconds("welcome to the room"), abs=0.1)
         assert status[2][0] == pytest.approx(30, abs=0.01)
         assert entered[0]["caller_name"] == "Alice" and "fs_sip_address" not in entered[0]
-        assert sent_hooks(result, "/after") == []
+        assert len(sent_hooks(result, "/after")) == 1
         assert result.termination_by == "caller"
         assert result.statuses() == ["trying", "in-progress", "completed"]
 
@@ -96,8 +99,9 @@ class TestConference:
         assert "event" not in after[0] and "conference_sid" not in after[0]
         assert result.termination_by == "jambonz"
 
-    def test_replace_ends_it_without_the_action_hook(self, lab: jl.Lab) -> None:
-        """A redirect command kills the conference: leave and end are sent, the actionHook is not."""
+    def test_replace_still_sends_the_action_hook(self, lab: jl.Lab) -> None:
+        """A redirect command kills the conference: leave and end, then the actionHook (conference.js
+        ~107–110: awaitTaskDone returns on the kill and performAction follows)."""
 
         @lab.service("/conf").on("session:new")
         def new(session: jl.Session) -> None:
@@ -113,7 +117,7 @@ class TestConference:
         result = sim.call(lab.url + "/conf", sim.Caller(hangup_after=60))
         assert result.heard == [("say", "moved on")]
         assert [d["event"] for _, d in sent_hooks(result, "/status")] == ["join", "leave", "end"]
-        assert sent_hooks(result, "/after") == []
+        assert len(sent_hooks(result, "/after")) == 1
         assert any(e.note == "conference killed (replaced)" for e in result.messages("sim", "killed"))
 
     def test_wait_hook_loops_until_an_empty_ack(self, lab: jl.Lab) -> None:
@@ -143,7 +147,9 @@ class TestConference:
         prompt = speech_seconds("please wait")
         assert times == pytest.approx([0.75, 1.5 + prompt, 2.25 + 2 * prompt], abs=0.05)
         assert rounds[0]["caller_name"] == "Alice" and "fs_sip_address" not in rounds[0]
-        assert sent_hooks(result, "/status") == [] and sent_hooks(result, "/after") == []
+        assert sent_hooks(result, "/status") == []
+        [(t, _)] = sent_hooks(result, "/after")  # the waiting caller's hangup ends it too (~107)
+        assert t == pytest.approx(20, abs=0.01)
         assert result.trace[-1].t == pytest.approx(20, abs=0.01)
         assert result.termination_by == "caller"
 
@@ -204,7 +210,8 @@ class TestQueues:
         assert done[0]["verb_id"] == "q1" and done[0]["call_sid"] == result.call_sid
 
     def test_enqueue_empty_ack_waits_silently_until_hangup(self, lab: jl.Lab) -> None:
-        """After an empty waitHook ack the caller waits in silence; the hangup sends no actionHook."""
+        """After an empty waitHook ack the caller waits in silence; the hangup kills the task and the
+        actionHook reports queue_result 'hangup' (enqueue.js ~56, ~65–70; QueueResults.Wait)."""
 
         @lab.service("/q").on("session:new")
         def new(session: jl.Session) -> None:
@@ -212,7 +219,9 @@ class TestQueues:
 
         result = sim.call(lab.url + "/q", sim.Caller(hangup_after=15), options=FAST)
         assert len(sent_hooks(result, "/wait")) == 1
-        assert sent_hooks(result, "/done") == []
+        [(t, done)] = sent_hooks(result, "/done")
+        assert (t, done["queue_result"]) == (pytest.approx(15, abs=0.01), "hangup")
+        assert done["queue_time"] in (14, 15)  # whole seconds, floored (enqueue.js ~12)
         assert result.heard == []
         assert result.trace[-1].t == pytest.approx(15, abs=0.01)
         assert (result.termination_by, result.final_status) == ("caller", "completed")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..engine import SimCall
 
-__all__ = ["NEEDS_MEDIA", "RUNNERS", "run_verb", "runner"]
+__all__ = ["NEEDS_MEDIA", "RUNNERS", "config_needs_media", "run_verb", "runner", "task_status"]
 
 Runner = Callable[["SimCall", dict[str, Any]], Awaitable[None]]
 RUNNERS: dict[str, Runner] = {}
@@ -35,7 +35,23 @@ S2S_VENDORS = {
     "voiceagent_s2s": "voiceagent",
     "ultravox_s2s": "ultravox",
 }
-CONFIG_ANSWERS = ("bargeIn", "record", "listen", "stream", "amd", "transcribe", "boostAudioSignal")
+
+
+def config_needs_media(verb: dict[str, Any]) -> bool:
+    """The config verb's precondition: an endpoint (the answer) only for these (``config.js`` ~67–73)."""
+
+    def has(key: str, field: str) -> bool:
+        value = verb.get(key)
+        return isinstance(value, dict) and bool(value.get(field))
+
+    return (
+        has("bargeIn", "enable")
+        or has("record", "action")
+        or has("listen", "url")
+        or bool(verb.get("amd"))
+        or "boostAudioSignal" in verb
+        or has("transcribe", "enable")
+    )
 
 
 def runner(*names: str) -> Callable[[Runner], Runner]:
@@ -83,7 +99,7 @@ async def run_verb(call: SimCall, verb: dict[str, Any]) -> None:
     if name == "sip:decline" and call.answered:
         call.note("skipped", "sip:decline needs an unanswered call; skipped")
         return
-    wants_media = name in NEEDS_MEDIA or (name == "config" and any(k in verb for k in CONFIG_ANSWERS))
+    wants_media = name in NEEDS_MEDIA or (name == "config" and config_needs_media(verb))
     if wants_media and not verb.get("earlyMedia"):
         await call.answer()
     fn = RUNNERS.get(name)
@@ -95,4 +111,13 @@ async def run_verb(call: SimCall, verb: dict[str, Any]) -> None:
     await call.verb_status("finished", reported)
 
 
-from . import ai, basic, dial, media, rooms  # noqa: E402,F401  (registers the runners)
+async def task_status(call: SimCall, verb: dict[str, Any], event: str, **extra: Any) -> None:
+    """A verb's own ``verb:status`` (``Task.notifyStatus``, ``task.js`` ~216): key ``verb``, not ``name``."""
+    if call.notify_events:
+        data: dict[str, Any] = {"event": event, **extra, "verb": verb["verb"]}
+        if verb.get("id") is not None:
+            data["id"] = verb["id"]
+        await call.notify("verb:status", data)
+
+
+from . import ai, basic, dial, gather, media, rooms  # noqa: E402,F401  (registers the runners)

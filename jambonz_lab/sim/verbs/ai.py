@@ -24,15 +24,17 @@ not made). Each goes to ``toolHook`` as ``llm:tool-call {tool_call_id, name,
 args}`` (``args`` verbatim, jambonz does not snake-case it); vendor ``google``
 gets jambonz's ``{tool_call_id:"function_call_id", type:"toolCall",
 function_calls:[{id, name, args}]}``. The verb then waits, in real time, for an
-``llm:tool-output`` command whose top-level ``tool_call_id`` matches
-(``SimOptions.tool_timeout``, default 5 s). OpenAI-shaped output
+``llm:tool-output`` command whose top-level ``tool_call_id`` matches, with no
+timeout: jambonz sets none, the call just waits (on the virtual clock the app
+gets ``SimOptions.tool_timeout`` real seconds, default 5, then time jumps to
+the caller's hangup). OpenAI-shaped output
 (``conversation.item.create`` / ``function_call_output``) and Google's
 ``toolResponse.functionResponses[0].response`` are spoken as the turn's reply
-("tool result: <output>"); other shapes are recorded only. No output in time
-ends the conversation with ``completion_reason: "client error calling
-function"``; without a ``toolHook`` scripted tool calls are skipped (noted).
-``llm:update`` commands are recorded while the verb runs. The actionHook gets
-``{completion_reason}`` (``normal conversation end`` when the caller stopped).
+("tool result: <output>"); other shapes are recorded only. Without a
+``toolHook`` scripted tool calls are skipped (noted). ``llm:update`` commands
+are recorded while the verb runs. The actionHook gets ``{completion_reason}``
+(``normal conversation end`` when the caller stopped); unacked, or acked with
+invalid verbs, it ends the call (``openai_s2s.js`` ~144, ``llm/index.js`` ~51).
 
 **TTS streaming** — see :class:`TtsStream`. The ``say`` and ``config`` runners
 of :mod:`.basic` are re-registered here with wrappers: this module imports
@@ -51,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..caller import Digits, Silence, Speech, ToolCall
 from . import basic, runner
-from .basic import WORDS_PER_SECOND, action_hook, hook_url, pick, speech_seconds
+from .basic import WORDS_PER_SECOND, hang_up_on_error, hook_url, speech_seconds, texts
 
 if TYPE_CHECKING:
     from ..engine import SimCall
@@ -201,8 +203,6 @@ class _Llm:
             tool = self.next_tool()
             if tool is not None:
                 output = await self.tool_call(tool)
-                if output is False:
-                    return "client error calling function"
                 if isinstance(output, str):
                     reply = f"tool result: {output}"
             call.heard("llm", reply)
@@ -222,8 +222,8 @@ class _Llm:
         state.tools_made += 1
         return tools[state.tools_made - 1]
 
-    async def tool_call(self, tool: ToolCall) -> str | bool | None:
-        """Send one tool call and wait for its output: the text heard, None (not heard), False (failed)."""
+    async def tool_call(self, tool: ToolCall) -> str | None:
+        """Send one tool call and wait for its output (no timeout): the text heard, or None."""
         call = self.call
         hook = self.tool_hook
         if not hook or hook.startswith(("http://", "https://")):
@@ -254,12 +254,16 @@ class _Llm:
         for key in keys:
             self.waiting[key] = fut
         await call.notify("llm:tool-call", data, hook)
-        timeout = call.options.tool_timeout
+        end, _ = call.deadline()
+        remaining = max(0.0, end - call.clock.now())
+        window = min(remaining, call.options.tool_timeout) if call.clock.virtual else remaining
         try:
-            output = await call.wait_real(fut, timeout)
+            output = await call.wait_real(fut, window)
         except TimeoutError:
-            call.note("tool-timeout", f"no llm:tool-output for {call_id} within {timeout:g} s")
-            return False
+            why = "jambonz has no tool timeout: the call waits until it ends"
+            call.note("tool-wait", f"no llm:tool-output for {call_id}; {why}")
+            await call.sleep(max(0.0, end - call.clock.now()))  # at the deadline: raises Hangup
+            return None
         finally:
             for key in keys:
                 self.waiting.pop(key, None)
@@ -276,7 +280,8 @@ async def llm(call: SimCall, verb: dict[str, Any]) -> None:
         for name, fn in session.listeners.items():
             if call.listeners.get(name) == fn:
                 del call.listeners[name]
-    await action_hook(call, verb, {"completion_reason": reason})
+    # performAction throws when unacked or acked with invalid verbs: the session ends (openai_s2s.js ~144)
+    await hang_up_on_error(call, verb, {"completion_reason": reason})
 
 
 # -- TTS token streaming ----------------------------------------------------------------------
@@ -293,11 +298,14 @@ class TtsStream:
     - ``tts:tokens {id, tokens}`` appends to the buffer → ``tts:tokens-result
       {id, status:"ok"}``. Tokens that would take the buffer over
       :data:`HIGH_WATER` (1000 chars) are refused with ``{status:"failed",
-      reason:"full"}``, and ``stream_paused`` is sent once; the stream resumes
-      (``stream_resumed``) when speech has drained the buffer to
-      :data:`LOW_WATER` (200), or to empty if it was refused at or below that.
-      A chunk into an empty buffer is always taken, so a client retrying after
-      ``stream_resumed`` cannot loop. No ``id`` ⇒ no reply; no ``tokens`` ⇒
+      reason:"full"}`` — even into an empty buffer, so a single chunk over
+      1000 chars is never taken (``tts-streaming-buffer.js`` ~111) — and
+      ``stream_paused`` is sent once; the stream resumes (``stream_resumed``)
+      only when a chunk leaves the buffer (speech drains it here) and at most
+      :data:`LOW_WATER` (200) chars are left (~318–328). A flush or a clear
+      does not resume it (a clear un-pauses it silently, ~165–175).
+      Whitespace into an empty buffer is discarded, ``ok``. No ``id`` ⇒ no
+      reply; no ``tokens`` ⇒
       ``missing tokens``. With no stream open the reply is ``failed`` with
       ``connection to <vendor> failed``: the documented failure for a stream
       whose vendor connection is not up (``stream_open`` is that connection).
@@ -310,11 +318,13 @@ class TtsStream:
       ``("say", <everything spoken since the last flush or clear>)`` and the
       flushed text takes its speaking time. ``tts:clear`` drops the buffer and
       any flushed audio still playing (what was already spoken is heard).
-    - A streaming say ends when ``closeStreamOnEmpty`` (default true) and it
-      has been flushed, nothing is left to say and the app is quiet; otherwise
-      it lasts until replaced or the call ends (like an idle stack: on the
-      virtual clock ``SimOptions.idle_wait`` real seconds of silence jump to
-      the caller's hangup). A ``text`` on a streaming say is buffered first.
+    - A streaming say ends when ``closeOnStreamEmpty`` (default true; the
+      SDK's ``closeStreamOnEmpty`` is not read by 0.9.8, ``say.js`` ~80) and
+      it has been flushed, nothing is left to say and the app is quiet;
+      otherwise it lasts until replaced or the call ends (like an idle stack:
+      on the virtual clock ``SimOptions.idle_wait`` real seconds of silence
+      jump to the caller's hangup). Each ``text`` entry of a streaming say is
+      buffered and flushed first, and a text makes it close on empty (~121).
     - Barge-in: with ``config.bargeIn`` enabled for ``speech``, a streaming say
       takes the caller's next input; a ``Speech`` ``after`` seconds into the
       stream clears the buffer and sends ``user_interruption`` (the bargeIn
@@ -333,7 +343,6 @@ class TtsStream:
         self.flushed = False
         self.barge_at: float | None = None
         self.activity = asyncio.Event()
-        self._resume_at = LOW_WATER
         self._last = 0.0
         self._credit = 0.0
         self._outbox: asyncio.Task[None] | None = None
@@ -402,11 +411,12 @@ class TtsStream:
             self._result(tid, "failed", f"connection to {self.vendor_now()} failed")
         else:
             self.settle()
-            if self.buffer and len(self.buffer) + len(tokens) > HIGH_WATER:
+            if not self.buffer and not tokens.strip():
+                self._result(tid, "ok")  # whitespace into an empty buffer: discarded
+            elif len(self.buffer) + len(tokens) > HIGH_WATER:
                 self._result(tid, "failed", "full")
                 if not self.paused:
                     self.paused = True
-                    self._resume_at = LOW_WATER if len(self.buffer) > LOW_WATER else 0
                     self._emit("tts:streaming-event", {"event_type": "stream_paused"})
             else:
                 self.buffer += tokens
@@ -424,7 +434,6 @@ class TtsStream:
         self.buffer = self.spoken = ""
         self._credit = 0.0
         self.flushed = True
-        self._check_resume()
 
     def on_clear(self, msg: dict[str, Any]) -> None:
         self.activity.set()
@@ -446,7 +455,7 @@ class TtsStream:
         self.call.note("tts-cleared", f"{why}: {len(self.buffer)} chars dropped")
         self.buffer = self.spoken = ""
         self.backlog, self._credit = 0.0, 0.0
-        self._check_resume()
+        self.paused = False  # cleared silently: no stream_resumed (tts-streaming-buffer.js ~174)
 
     def vendor_now(self) -> str:
         return self.vendor if self.open else _vendor(self.call, {})
@@ -465,7 +474,6 @@ class TtsStream:
             self._interrupt()
         self._speak(now - self._last)
         self._last = now
-        self._check_resume()
 
     def _speak(self, seconds: float) -> None:
         if seconds <= 0:
@@ -480,9 +488,12 @@ class TtsStream:
         self._credit = chars - n if n < len(self.buffer) else 0.0
         self.spoken += self.buffer[:n]
         self.buffer = self.buffer[n:]
+        if n > 0:
+            self._chunk_sent()
 
-    def _check_resume(self) -> None:
-        if self.paused and len(self.buffer) <= self._resume_at:
+    def _chunk_sent(self) -> None:
+        """A chunk left the buffer: a paused stream resumes at or below LOW_WATER (~324–328)."""
+        if self.paused and len(self.buffer) <= LOW_WATER:
             self.paused = False
             self._emit("tts:streaming-event", {"event_type": "stream_resumed"})
 
@@ -499,8 +510,9 @@ class TtsStream:
         seconds = self.backlog + len(self.buffer) / CHARS_PER_SECOND
         if seconds <= 0:
             return 0.0
-        if self.paused and len(self.buffer) > self._resume_at:
-            seconds = self.backlog + (len(self.buffer) - self._resume_at - self._credit) / CHARS_PER_SECOND
+        if self.paused and self.buffer:  # until the chunk that resumes it leaves
+            left = max(1.0, len(self.buffer) - LOW_WATER) - self._credit
+            seconds = self.backlog + max(left, 0.0) / CHARS_PER_SECOND
         if self.barge_at is not None:
             seconds = min(seconds, self.barge_at - self.call.clock.now())
         return max(seconds, 1e-6)
@@ -587,10 +599,14 @@ async def say(call: SimCall, verb: dict[str, Any]) -> None:
         stream.start("say", _vendor(call, verb))
     else:
         stream.flushed = False
-    text = pick(call, verb.get("text"))
-    if text:
+    entries = texts(verb)
+    for text in entries:  # each entry is buffered, then flushed (say.js ~150–194)
         stream.buffer += text
-    close_on_empty = verb.get("closeStreamOnEmpty", True) is not False
+        stream.on_flush({})
+    # say.js ~80, ~121: closeOnStreamEmpty (default true), forced on by a text
+    close_on_empty = verb.get("closeOnStreamEmpty") is not False or bool(entries)
+    if "closeStreamOnEmpty" in verb:
+        call.note("ignored", "closeStreamOnEmpty: jambonz 0.9.8 reads closeOnStreamEmpty (say.js ~80)")
     stream.arm_bargein()
     try:
         while True:

@@ -1,19 +1,45 @@
-"""say, play, pause, gather, hangup, answer, config, tag, redirect, sip:decline."""
+"""say, play, pause, hangup, answer, config, tag, redirect, sip:decline; the hook helpers verbs share.
+
+say (``tasks/say.js``)
+    Every entry of a ``text`` array is spoken, in order (~74, ~278), ``loop``
+    times (``loop || 1``: 0 plays once, ~84; ``"forever"`` until killed).
+    ``verb:status`` (with ``notifyEvents``): ``start-playback`` once (~276),
+    ``stop-playback`` after each entry (~307); killed, ``stop-playback`` if
+    none was sent yet and ``kill-playback`` (~462–464).
+play (``tasks/play.js``)
+    ``loop || 1`` (~26); ``start-playback`` (~55), ``kill-playback`` when killed (~69).
+hooks
+    :func:`hook_verbs` is an awaited hook whose ack verbs are checked the way
+    ``performAction`` checks them (``task.js`` ~254): invalid verbs raise
+    :class:`InvalidAck`, like a missing ack raises ``AckTimeout``. What a verb
+    does then is the verb's: gather reports it (``gather.js`` ~1426), redirect
+    and llm end the call, play carries on (``play.js`` ~99).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..caller import Digits, Silence, Speech
-from ..engine import AckTimeout, Hangup
-from . import runner
+from ...exceptions import VerbError
+from ...protocol.verbs import normalize_verbs
+from ..caller import Speech
+from ..engine import FS_VERBS, AckTimeout, Hangup
+from . import runner, task_status
 
 if TYPE_CHECKING:
     from ..engine import SimCall
 
 WORDS_PER_SECOND = 2.6  # a TTS voice's speaking rate
 PLAY_SECONDS = 3.0  # an audio file's length (no media is fetched)
+FOREVER = 1000  # loop "forever": until killed or hung up
+
+_background: set[asyncio.Task[None]] = set()  # unawaited hooks in flight (kept from the GC)
+
+
+class InvalidAck(Exception):
+    """The ack's verbs do not validate: jambonz's ``performAction`` throws (``task.js`` ~254–256)."""
 
 
 def speech_seconds(text: str) -> float:
@@ -21,29 +47,47 @@ def speech_seconds(text: str) -> float:
 
 
 def loops(verb: dict[str, Any]) -> int:
-    value = verb.get("loop", 1)
-    if value in ("forever", 0):
-        return 1000  # until killed or hung up
-    return max(1, int(value))
+    """``loop || 1`` (``say.js`` ~84, ``play.js`` ~26): 0 and absent play once."""
+    value = verb.get("loop")
+    if value == "forever":
+        return FOREVER
+    return max(1, int(value or 1))
+
+
+def texts(verb: dict[str, Any]) -> list[str]:
+    """A say's ``text``: a string, or an array whose every entry is spoken in order (``say.js`` ~74)."""
+    value = verb.get("text")
+    if isinstance(value, list):
+        return [str(t) for t in value]
+    return [str(value)] if value else []
 
 
 def with_id(verb: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "verb_id": verb["id"]} if "id" in verb else data
 
 
-def pick(call: SimCall, value: Any) -> str:
-    """``text`` / ``url`` may be a list: jambonz picks one at random."""
-    if isinstance(value, list):
-        return str(call.rng.choice(value)) if value else ""
-    return str(value or "")
+async def speak(call: SimCall, verb: dict[str, Any], *, heard_as: str = "say") -> None:
+    """The say task: each text entry, ``loop`` times, with its verb:status events."""
+    entries = texts(verb)
+    stopped = False
+    await task_status(call, verb, "start-playback")
+    try:
+        for _ in range(loops(verb)):
+            for text in entries:
+                call.heard(heard_as, text)
+                await call.sleep(speech_seconds(text))
+                await task_status(call, verb, "stop-playback")
+                stopped = True
+    except asyncio.CancelledError:
+        if not stopped:
+            await task_status(call, verb, "stop-playback")
+        await task_status(call, verb, "kill-playback")
+        raise
 
 
 @runner("say")
 async def say(call: SimCall, verb: dict[str, Any]) -> None:
-    text = pick(call, verb.get("text"))
-    for _ in range(loops(verb)):
-        call.heard("say", text)
-        await call.sleep(speech_seconds(text))
+    await speak(call, verb)
 
 
 @runner("play")
@@ -51,11 +95,16 @@ async def play(call: SimCall, verb: dict[str, Any]) -> None:
     urls = verb["url"] if isinstance(verb["url"], list) else [verb["url"]]
     seconds = float(verb.get("timeoutSecs") or PLAY_SECONDS)
     played = 0.0
-    for _ in range(loops(verb)):
-        for url in urls:
-            call.heard("play", str(url))
-            await call.sleep(seconds)
-            played += seconds
+    await task_status(call, verb, "start-playback")
+    try:
+        for _ in range(loops(verb)):
+            for url in urls:
+                call.heard("play", str(url))
+                await call.sleep(seconds)
+                played += seconds
+    except asyncio.CancelledError:
+        await task_status(call, verb, "kill-playback")
+        raise
     result = {
         "reason": "playCompleted",
         "playback_seconds": int(played),
@@ -103,96 +152,115 @@ async def sip_decline(call: SimCall, verb: dict[str, Any]) -> None:
 
 @runner("redirect")
 async def redirect(call: SimCall, verb: dict[str, Any]) -> None:
+    """An unacked session:redirect, or one acked with invalid verbs, throws: the call ends."""
     hook = hook_url(verb.get("actionHook"))
     if hook and hook.startswith(("ws://", "wss://")):
         call.note("redirect", f"redirect to {hook}: a new socket in jambonz; simulated on this socket")
     try:
-        verbs = await call.hook(hook, call.call_info(), kind="session:redirect")
+        verbs = await hook_verbs(call, hook, call.call_info(), kind="session:redirect")
     except AckTimeout:
         call.error("session:redirect not acked: the call is hung up")
+        raise Hangup("jambonz") from None
+    except InvalidAck as exc:
+        call.error(f"session:redirect acked with invalid verbs ({exc}): the call is hung up")
         raise Hangup("jambonz") from None
     if verbs:  # an empty ack carries on with the stack
         call.replace_stack(verbs, kill=False)
 
 
-@runner("gather")
-async def gather(call: SimCall, verb: dict[str, Any]) -> None:
-    kinds = verb.get("input") or ["digits"]
-    heard_input = call.next_input()
-    prompt = verb.get("say") or verb.get("play")
-    prompt_seconds = 0.0
-    if isinstance(prompt, dict):
-        if "say" in verb:
-            text = pick(call, prompt.get("text"))
-            call.heard("say", text)
-            prompt_seconds = speech_seconds(text)
-        else:
-            call.heard("play", pick(call, prompt.get("url")))
-            prompt_seconds = PLAY_SECONDS
-    accepted = (isinstance(heard_input, Speech) and "speech" in kinds) or (
-        isinstance(heard_input, Digits) and "digits" in kinds
-    )
-    barge = verb.get("listenDuringPrompt", True) and (
-        (isinstance(heard_input, Speech) and verb.get("bargein", False))
-        or (isinstance(heard_input, Digits) and verb.get("dtmfBargein", True))
-    )
-    if accepted and barge and not isinstance(heard_input, Silence) and heard_input.after < prompt_seconds:
-        await call.sleep(heard_input.after)
-        call.note("bargein", f"caller barged in after {heard_input.after:g} s")
-        after = 0.0
-    else:
-        await call.sleep(prompt_seconds)
-        after = heard_input.after if accepted and not isinstance(heard_input, Silence) else 0.0
-    timeout = float(verb.get("timeout", 15) or 0)
-    if not accepted:
-        if isinstance(heard_input, Speech | Digits):
-            call.note("ignored-input", f"caller input {heard_input!r} is not among {kinds}")
-        if timeout == 0:  # no timeout: wait until the caller hangs up
-            end, _ = call.deadline()
-            await call.sleep(end - call.clock.now())
-        await call.sleep(timeout)
-        await gather_result(call, verb, {"reason": "timeout"})
-        return
-    if isinstance(heard_input, Speech):
-        await call.sleep(after)
-        words = heard_input.text.split()
-        if verb.get("partialResultHook") and len(words) > 1:
-            partial = speech_result(heard_input, " ".join(words[: len(words) // 2]), final=False)
-            await call.notify_hook(
-                hook_url(verb["partialResultHook"]), with_id(verb, {**call.call_info(), "speech": partial})
-            )
-        minimum = (verb.get("recognizer") or {}).get("minConfidence")
-        low = minimum is not None and heard_input.confidence < float(minimum)
-        reason = "stt-low-confidence" if low else "speechDetected"
-        await gather_result(
-            call, verb, {"reason": reason, "speech": speech_result(heard_input, heard_input.text)}
-        )
-        return
-    assert isinstance(heard_input, Digits)
-    await call.sleep(after)
-    digits, reason = collect_digits(verb, heard_input.digits)
-    await call.sleep(heard_input.interval * max(1, len(digits)))
-    if reason == "timeout":
-        await call.sleep(float(verb.get("interDigitTimeout", 5)))
-        await gather_result(call, verb, {"reason": "timeout"})
-        return
-    await gather_result(call, verb, {"reason": "dtmfDetected", "digits": digits})
+def ack_problem(raw: list[Any]) -> str:
+    """Why jambonz would refuse these ack verbs (``invalid instruction: <verb>`` for unknown ones)."""
+    try:
+        checked = normalize_verbs(raw)
+    except VerbError as exc:
+        if exc.property is None and "unknown verb" in str(exc):
+            return f"invalid instruction: {exc.verb}"
+        return exc.problems[0].split(": ", 1)[-1] if exc.problems else str(exc)
+    except (TypeError, AttributeError, KeyError):
+        return "malformed jambonz payload: must be array of objects"
+    unknown = [v["verb"] for v in checked if v["verb"] not in FS_VERBS]
+    return f"invalid instruction: {unknown[0]}" if unknown else "invalid verbs"
 
 
-def collect_digits(verb: dict[str, Any], pressed: str) -> tuple[str, str]:
-    """What a digits gather reports for the keys pressed: (digits, reason)."""
-    finish = verb.get("finishOnKey")
-    limit = verb.get("numDigits") or verb.get("maxDigits")
-    minimum = int(verb.get("minDigits", 1))
-    out = ""
-    for key in pressed:
-        if finish and key == finish:
-            return out, "dtmfDetected" if len(out) >= minimum else "timeout"
-        out += key
-        if limit and len(out) >= int(limit):
-            return out, "dtmfDetected"
-    # no finish key: the inter-digit timeout ends collection
-    return out, "dtmfDetected" if out and len(out) >= minimum else "timeout"
+async def hook_verbs(
+    call: SimCall, hook: str | None, data: dict[str, Any], *, kind: str = "verb:hook"
+) -> list[dict[str, Any]]:
+    """An awaited hook's valid ack verbs ([] = carry on).
+
+    Raises:
+        AckTimeout: no ack in time.
+        InvalidAck: the ack carries verbs jambonz would not run.
+    """
+    if not hook or hook.startswith(("http://", "https://")):
+        return await call.hook(hook, data, kind=kind)
+    raw = await call.request(kind, data, hook)
+    verbs = call.accept_verbs(raw, f"ack to {hook}")
+    if not verbs and isinstance(raw, list) and raw:
+        raise InvalidAck(ack_problem(raw))
+    return verbs
+
+
+OnError = Callable[[str | None], Awaitable[None]]
+
+
+async def action_hook(
+    call: SimCall,
+    verb: dict[str, Any],
+    result: dict[str, Any],
+    *,
+    on_error: OnError | None = None,
+) -> None:
+    """An awaited actionHook; its verbs replace the stack.
+
+    Unacked (a 5 s stall) or acked with invalid verbs, ``performAction`` throws:
+    ``on_error`` gets the error message (None for a timeout: jambonz rejects
+    with a plain string, which has no ``message``); without one the verb carries on.
+    """
+    hook = hook_url(verb.get("actionHook"))
+    if not hook:
+        return
+    try:
+        verbs = await hook_verbs(call, hook, with_id(verb, {**call.call_info(), **result}))
+    except AckTimeout:
+        if on_error is not None:
+            await on_error(None)
+        return
+    except InvalidAck as exc:
+        if on_error is not None:
+            await on_error(str(exc))
+        return
+    if verbs:
+        call.replace_stack(verbs, kill=False)
+
+
+async def hang_up_on_error(call: SimCall, verb: dict[str, Any], result: dict[str, Any]) -> None:
+    """An actionHook whose failure throws out of the task: the call ends (``call-session.js`` ~1390)."""
+
+    async def fail(message: str | None) -> None:
+        why = message or "actionHook not acked"
+        call.error(f"{verb['verb']} actionHook failed ({why}): the call is hung up")
+        raise Hangup("jambonz")
+
+    await action_hook(call, verb, result, on_error=fail)
+
+
+def unawaited_action(call: SimCall, verb: dict[str, Any], result: dict[str, Any]) -> None:
+    """An actionHook jambonz sends without waiting: the ack's verbs replace the stack when they come."""
+    hook = hook_url(verb.get("actionHook"))
+    if not hook:
+        return
+
+    async def send() -> None:
+        try:
+            verbs = await call.hook(hook, with_id(verb, {**call.call_info(), **result}))
+        except AckTimeout:
+            return
+        if verbs:
+            call.replace_stack(verbs)
+
+    task = asyncio.get_running_loop().create_task(send())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def speech_result(said: Speech, text: str, *, final: bool = True) -> dict[str, Any]:
@@ -203,41 +271,6 @@ def speech_result(said: Speech, text: str, *, final: bool = True) -> dict[str, A
         "alternatives": [{"confidence": said.confidence, "transcript": text}],
         "vendor": {"name": "google", "evt": {"is_final": final, "transcript": text}},
     }
-
-
-async def gather_result(call: SimCall, verb: dict[str, Any], result: dict[str, Any]) -> None:
-    """Send the gather actionHook; an unacked one is reported as jambonz reports it."""
-
-    async def invalid_response() -> None:
-        err = {"msg": "invalid actionHook response", "verb": "gather"}
-        if "id" in verb:
-            err["id"] = verb["id"]
-        await call.jambonz_error(err)
-        status = {**call.call_info(), "error": "invalid actionHook response", "reason": result.get("reason")}
-        await call.notify("call:status", status)
-
-    await action_hook(call, verb, result, on_timeout=invalid_response)
-
-
-async def action_hook(
-    call: SimCall,
-    verb: dict[str, Any],
-    result: dict[str, Any],
-    *,
-    on_timeout: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """An awaited actionHook: a 5 s stall if unacked (then ``on_timeout``); verbs replace the stack."""
-    hook = hook_url(verb.get("actionHook"))
-    if not hook:
-        return
-    try:
-        verbs = await call.hook(hook, with_id(verb, {**call.call_info(), **result}))
-    except AckTimeout:
-        if on_timeout is not None:
-            await on_timeout()
-        return
-    if verbs:
-        call.replace_stack(verbs, kill=False)
 
 
 def hook_url(hook: Any) -> str | None:

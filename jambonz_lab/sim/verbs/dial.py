@@ -29,7 +29,16 @@ from typing import TYPE_CHECKING, Any
 from ..caller import DialOutcome
 from ..engine import AckTimeout, Hangup
 from . import runner
-from .basic import PLAY_SECONDS, action_hook, hook_url, loops, pick, speech_seconds, with_id
+from .basic import (
+    PLAY_SECONDS,
+    action_hook,
+    hang_up_on_error,
+    hook_url,
+    loops,
+    speech_seconds,
+    texts,
+    with_id,
+)
 
 if TYPE_CHECKING:
     from ..engine import SimCall
@@ -254,10 +263,10 @@ class Dial:
         for v in verbs:
             name = v["verb"]
             if name == "say":
-                text = pick(call, v.get("text"))
                 for _ in range(loops(v)):
-                    call.heard("b-leg:say", text)
-                    await call.sleep(speech_seconds(text))
+                    for text in texts(v):
+                        call.heard("b-leg:say", text)
+                        await call.sleep(speech_seconds(text))
             elif name == "play":
                 urls = v["url"] if isinstance(v["url"], list) else [v["url"]]
                 for _ in range(loops(v)):
@@ -321,26 +330,39 @@ async def sip_refer(call: SimCall, verb: dict[str, Any]) -> None:
     outcome = call.caller.outcome(refer_to)
     event_hook = hook_url(verb.get("eventHook"))
     call.note("refer", f"REFER to {refer_to}: 202 Accepted")
-    await call.notify_hook(event_hook, {"event": "transfer-status", "call_status": "100"})
+    # every sipfrag status goes out as a number (sip_refer.js ~86-94)
+    await call.notify_hook(event_hook, {"event": "transfer-status", "call_status": 100})
     if outcome.ring >= REFER_WAIT:
         await call.sleep(REFER_WAIT)
         call.note("refer", f"no final NOTIFY within {REFER_WAIT:g} s")
         await action_hook(call, verb, {"refer_status": 202})
         return
     await call.sleep(outcome.ring)
-    final = str(REFER_FINAL[outcome.result])  # jambonz passes the sipfrag status on as a string
+    final = REFER_FINAL[outcome.result]  # parseInt of the sipfrag status (sip_refer.js ~88)
     if event_hook:
         try:  # jambonz awaits this one before it sends the actionHook; its verbs are ignored
             await call.hook(event_hook, {"event": "transfer-status", "call_status": final})
         except AckTimeout:
             pass
     await action_hook(call, verb, {"refer_status": 202, "final_referred_call_status": final})
-    if final == "200":
+    if final == 200:
         call.note("transferred", "call transferred; the far end normally releases this leg now (BYE)")
 
 
 @runner("sip:request")
 async def sip_request(call: SimCall, verb: dict[str, Any]) -> None:
+    """200 OK → actionHook ``{result:"success", sip_status}``.
+
+    If that fails (unacked, invalid verbs) a second one goes out, ``{result:"failed", err?}``,
+    and if that fails too the call ends (``sip_request.js`` ~36–44).
+    """
     method = str(verb["method"]).upper()
     call.note("sip-request", f"SIP {method} sent in the dialog: 200 OK")
-    await action_hook(call, verb, {"result": "success", "sip_status": 200})
+
+    async def second(message: str | None) -> None:
+        failed: dict[str, Any] = {"result": "failed"}
+        if message is not None:  # a timeout rejects with a string: no err.message
+            failed["err"] = message
+        await hang_up_on_error(call, verb, failed)
+
+    await action_hook(call, verb, {"result": "success", "sip_status": 200}, on_error=second)

@@ -21,8 +21,11 @@ listen / stream
     it whenever the stream started, also outside a dial).
 
 message
-    The SMS is noted; the actionHook gets ``message_status:"success"``,
-    ``carrier`` (the verb's, else the call's carrier) and ``carrier_message_id``.
+    The SMS is noted (an SMPP gateway is assumed); the actionHook is sent and
+    not awaited — the next verb starts at once, the ack's verbs replace the
+    stack when they come (``message.js`` ~62–121) — with ``message_sid`` (the
+    verb's, else a new UUID, ~12), ``carrier`` (the verb's, else the call's
+    carrier), ``carrier_message_id`` and ``message_status:"success"``.
 
 dtmf
     The caller hears ``("dtmf", digits)``; the verb lasts as jambonz waits:
@@ -45,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from ..caller import Digits, Speech
 from ..engine import AckTimeout
 from . import runner
-from .basic import action_hook, hook_url, speech_result
+from .basic import action_hook, hook_url, speech_result, unawaited_action
 from .rooms import wait_for_end
 
 if TYPE_CHECKING:
@@ -124,12 +127,14 @@ async def message(call: SimCall, verb: dict[str, Any]) -> None:
     carrier = str(verb.get("carrier") or call.payload["originating_sip_trunk_name"])
     sms = f"SMS from {verb.get('from')} to {verb.get('to')} via {carrier}"
     call.note("message", f"{sms}: {verb.get('text')!r}")
+    sid = verb.get("message_sid") or str(uuid.UUID(int=call.rng.getrandbits(128)))
     result = {
-        "message_status": "success",
+        "message_sid": sid,
         "carrier": carrier,
         "carrier_message_id": str(uuid.UUID(int=call.rng.getrandbits(128))),
+        "message_status": "success",
     }
-    await action_hook(call, verb, result)
+    unawaited_action(call, verb, result)
 
 
 @runner("dtmf")

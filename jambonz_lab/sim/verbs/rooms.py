@@ -15,9 +15,12 @@ conference (payloads per protocol doc §4.3)
     joins: statusHook ``join`` (members 1). The caller then stays, alone, until
     they hang up, the time limit passes, the stack is replaced, or the app kicks
     them with ``conf:participant-action {action:"kick"}``. Leaving sends
-    statusHook ``leave`` and ``end`` (members 0: the last member left). Only a
-    kick ends the verb normally: the actionHook (call info only) is sent and the
-    stack goes on. A replace ends it without an actionHook; a hangup ends the call.
+    statusHook ``leave`` and ``end`` (members 0: the last member left).
+    Whatever ends the verb, the actionHook (call info only) is sent
+    (``conference.js`` ~107–110): after a kick the stack goes on; after a
+    replace its ack verbs still replace the stack; after a hangup (the
+    caller's ``completed`` first) they are of no use. The waiting caller
+    (``startConferenceOnEnter: false``) gets it too.
 
     ``startConferenceOnEnter: false`` with no conference running: the caller
     waits for a moderator who never comes. waitHook loop: 0.75 s of silence,
@@ -41,7 +44,9 @@ enqueue
     ``leave`` in the ack plays the verbs before it, then ends the wait: the
     actionHook gets ``queue_sid, queue_time, queue_result:"leave"``. An ack
     without verbs (or unacked, or with another verb) ends the loop: the caller
-    waits in silence until hangup (nobody dequeues in one process).
+    waits in silence until hangup (nobody dequeues in one process). The
+    hangup — or a replace — ends the wait and the actionHook still gets
+    ``queue_result:"hangup"`` (``enqueue.js`` ~56, ~65–70, ~115), its verbs ignored.
     ``queue_sid`` is ``queue:<account_sid>:<name>``; ``queue_time`` whole seconds.
 
 dequeue
@@ -64,7 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine import AckTimeout, Hangup
 from . import runner
-from .basic import action_hook, hook_url, pause, play, say, tag, with_id
+from .basic import action_hook, hook_url, pause, play, say, tag, unawaited_action, with_id
 
 if TYPE_CHECKING:
     from ..engine import SimCall
@@ -77,8 +82,6 @@ CONF_EVENTS = ("start", "end", "join", "leave")
 CONF_PLAYABLE = frozenset({"say", "play", "pause"})
 QUEUE_PLAYABLE = frozenset({"say", "play", "pause", "leave", "tag"})
 KICK_COMMAND = "conf:participant-action"
-
-_background: set[asyncio.Task[None]] = set()  # unawaited hooks in flight (kept from the GC)
 
 
 async def wait_for_end(call: SimCall, wake: asyncio.Event | None = None) -> None:
@@ -174,6 +177,20 @@ class _Conference:
 
 @runner("conference")
 async def conference(call: SimCall, verb: dict[str, Any]) -> None:
+    """Whatever ends it (a kick, a replace, the hangup), the actionHook follows (``conference.js`` ~107)."""
+    try:
+        await _conference(call, verb)
+    except Hangup as ended:  # the caller's completed goes first (inbound-call-session.js ~113-118)
+        await call.send_final_status(ended)
+        await _late_action(call, verb, {}, replace=False)
+        raise
+    except asyncio.CancelledError:  # killed by a replace: performAction still replaces the stack
+        await _late_action(call, verb, {}, replace=True)
+        raise
+    await action_hook(call, verb, {})
+
+
+async def _conference(call: SimCall, verb: dict[str, Any]) -> None:
     room = _Conference(call, verb)
     inert = [
         k
@@ -235,7 +252,21 @@ async def conference(call: SimCall, verb: dict[str, Any]) -> None:
         else:
             call.listeners[KICK_COMMAND] = previous
     await room.leave()
-    await action_hook(call, verb, {})
+
+
+async def _late_action(call: SimCall, verb: dict[str, Any], result: dict[str, Any], *, replace: bool) -> None:
+    """The actionHook of a verb ended by a hangup or a replace; its verbs replace the stack if ``replace``."""
+    hook = hook_url(verb.get("actionHook"))
+    if not hook:
+        return
+    try:
+        verbs = await call.hook(hook, with_id(verb, {**call.call_info(), **result}))
+    except AckTimeout:
+        return
+    if verbs and replace:
+        call.replace_stack(verbs, kill=False)
+    elif verbs:
+        call.note("ignored", f"{verb['verb']} actionHook verbs ignored: the call is gone")
 
 
 @runner("enqueue")
@@ -244,9 +275,26 @@ async def enqueue(call: SimCall, verb: dict[str, Any]) -> None:
     queue_sid = f"queue:{call.payload['account_sid']}:{name}"
     joined = call.clock.now()
     call.note("queue", f"queued in {name}: position 0 of 1; nobody dequeues in one process")
+    try:
+        left = await _queue_wait(call, verb, queue_sid, joined)
+    except (Hangup, asyncio.CancelledError) as stop:  # enqueue.js ~56, ~65-70, ~115: still sent
+        if isinstance(stop, Hangup):
+            await call.send_final_status(stop)
+        waited = int(call.clock.now() - joined)
+        result = {"queue_sid": queue_sid, "queue_time": waited, "queue_result": "hangup"}
+        await _late_action(call, verb, result, replace=False)
+        raise
+    if not left:
+        return
+    call.note("queue", f"left queue {name} (leave in the waitHook ack)")
+    result = {"queue_sid": queue_sid, "queue_time": int(call.clock.now() - joined), "queue_result": "leave"}
+    await action_hook(call, verb, result)
+
+
+async def _queue_wait(call: SimCall, verb: dict[str, Any], queue_sid: str, joined: float) -> bool:
+    """The waitHook loop, then silence until the call ends; True when a ``leave`` ends the wait."""
     wait = hook_url(verb.get("waitHook"))
-    left = False
-    while wait and not left:
+    while wait:
         await call.sleep(QUEUE_WAIT_SILENCE)
         data: dict[str, Any] = {
             "queue_sid": queue_sid,
@@ -264,13 +312,10 @@ async def enqueue(call: SimCall, verb: dict[str, Any]) -> None:
         names = [v["verb"] for v in verbs]
         upto = names.index("leave") if "leave" in names else len(verbs)
         await play_verbs(call, verbs[:upto])
-        left = upto < len(verbs)
-    if not left:
-        await wait_for_end(call)
-        return
-    call.note("queue", f"left queue {name} (leave in the waitHook ack)")
-    result = {"queue_sid": queue_sid, "queue_time": int(call.clock.now() - joined), "queue_result": "leave"}
-    await action_hook(call, verb, result)
+        if upto < len(verbs):
+            return True
+    await wait_for_end(call)
+    return False
 
 
 @runner("dequeue")
@@ -281,26 +326,7 @@ async def dequeue(call: SimCall, verb: dict[str, Any]) -> None:
         await wait_for_end(call)
         return
     await call.sleep(timeout)
-    _unawaited_action(call, verb, {"dequeue_result": "timeout"})
-
-
-def _unawaited_action(call: SimCall, verb: dict[str, Any], result: dict[str, Any]) -> None:
-    """An actionHook jambonz sends without waiting: the ack's verbs replace the stack when they come."""
-    hook = hook_url(verb.get("actionHook"))
-    if not hook:
-        return
-
-    async def send() -> None:
-        try:
-            verbs = await call.hook(hook, with_id(verb, {**call.call_info(), **result}))
-        except AckTimeout:
-            return
-        if verbs:
-            call.replace_stack(verbs)
-
-    task = asyncio.get_running_loop().create_task(send())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    unawaited_action(call, verb, {"dequeue_result": "timeout"})
 
 
 @runner("leave")
