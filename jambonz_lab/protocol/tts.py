@@ -8,6 +8,13 @@ barge-in) empties the queue. A flush is a marker in the queue: it goes out
 when the tokens before it have been accepted. Every token frame carries an
 ``id`` (jambonz drops tokens without one, silently).
 
+jambonz refuses a chunk whenever its buffer plus the chunk exceeds 1000
+characters, even into an empty buffer, and only a chunk it sends on resumes
+a paused stream (``tts-streaming-buffer.js`` ~111, ~324): a single chunk over
+:data:`MAX_TOKENS` would be refused forever and stall the queue, so
+:meth:`TtsQueue.push` splits longer text, at the last whitespace that fits
+(or hard, inside a word longer than the limit).
+
 A result that matches nothing is reported, never fatal: the queue carries on.
 
 Example::
@@ -26,7 +33,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TtsQueue", "TtsState"]
+__all__ = ["MAX_TOKENS", "TtsQueue", "TtsState", "split_tokens"]
+
+#: jambonz's buffer size (HIGH_WATER_BUFFER_SIZE): no chunk may be longer
+MAX_TOKENS = 1000
 
 Command = tuple[str, Any]
 
@@ -66,8 +76,8 @@ class TtsQueue:
 
     def push(self, tokens: str) -> list[Command]:
         """Queue text for the TTS stream; returns the commands to send now."""
-        if tokens:
-            self._queue.append(_Item(tokens, self._take_id()))
+        for part in split_tokens(tokens):
+            self._queue.append(_Item(part, self._take_id()))
         return self._pump()
 
     def flush(self) -> list[Command]:
@@ -126,3 +136,21 @@ class TtsQueue:
             self._in_flight = item
             out.append(("tts:tokens", {"id": item.id, "tokens": item.tokens}))
         return out
+
+
+def split_tokens(text: str, limit: int = MAX_TOKENS) -> list[str]:
+    """``text`` in chunks of at most ``limit`` characters, cut after whitespace where possible.
+
+    Joined again they give ``text`` back exactly; ``""`` gives no chunk.
+    """
+    parts: list[str] = []
+    while len(text) > limit:
+        head = text[:limit]
+        cut = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t")) + 1
+        if cut <= 0:
+            cut = limit  # one word longer than the limit: cut it
+        parts.append(text[:cut])
+        text = text[cut:]
+    if text:
+        parts.append(text)
+    return parts

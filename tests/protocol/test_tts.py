@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jambonz_lab.protocol.tts import TtsQueue, TtsState
+from jambonz_lab.protocol.tts import MAX_TOKENS, TtsQueue, TtsState, split_tokens
 
 
 def tokens(id_: int, text: str) -> tuple[str, dict[str, object]]:
@@ -228,3 +228,37 @@ def test_failure_without_reason() -> None:
     assert q.on_result({"id": 1, "status": "failed"}) == []
     assert q.problems == ["tts:tokens id 1 failed: unknown"]
     assert q.state is TtsState.IDLE
+
+
+def test_oversized_token_is_split_and_cannot_stall() -> None:
+    """jambonz refuses buffer + chunk > 1000 even into an empty buffer (tts-streaming-buffer.js ~111),
+    so one 2500-char push goes out as chunks of at most 1000, cut at whitespace, the text unchanged."""
+    q = TtsQueue()
+    text = ("word " * 500).rstrip()  # 2499 chars
+    first = q.push(text)
+    sent = [first[0][1]["tokens"]]
+    while q.state is TtsState.WAITING:
+        last = q._in_flight
+        assert last is not None
+        out = q.on_result(ok(last.id))
+        sent += [c[1]["tokens"] for c in out if c[0] == "tts:tokens"]
+    assert "".join(sent) == text
+    assert all(len(s) <= MAX_TOKENS for s in sent) and len(sent) == 3
+    assert all(s.endswith(" ") for s in sent[:-1])
+
+
+def test_a_word_longer_than_the_limit_is_cut_hard() -> None:
+    """No whitespace to cut at: hard cuts of exactly MAX_TOKENS; short text is one chunk."""
+    assert [len(p) for p in split_tokens("x" * 2001)] == [1000, 1000, 1]
+    assert split_tokens("hi there") == ["hi there"] and split_tokens("") == []
+
+
+def test_full_refusal_of_a_split_chunk_resumes_on_stream_resumed() -> None:
+    """A refused (≤ 1000) chunk waits at the head and goes out again on stream_resumed."""
+    q = TtsQueue()
+    q.push("a" * 900)
+    q.on_result(ok(1))
+    assert q.push("b" * 200) == [tokens(2, "b" * 200)]
+    assert q.on_result(full(2)) == []
+    assert q.state is TtsState.PAUSED
+    assert q.on_event("stream_resumed") == [tokens(2, "b" * 200)]
