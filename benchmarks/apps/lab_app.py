@@ -28,6 +28,7 @@ from typing import Any
 
 import jambonz_lab as jl
 from jambonz_lab import loop
+from jambonz_lab.protocol.verbs import load_models
 
 
 def register_async(svc: jl.Service) -> None:
@@ -125,6 +126,7 @@ def main() -> None:
     workers = HandlerThreadProfiles(args.profile_clock) if args.profile else None
     if workers is not None:
         workers.install()  # before any handler thread starts (the pool starts them on demand)
+    load_models()  # before the port is printed: the warm-up must not meet a cold SDK import
     lab = jl.start(port=0, grace=1.0)
     svc = lab.service("/bench")
     (register_sync if args.sync else register_async)(svc)

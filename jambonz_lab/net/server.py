@@ -135,7 +135,6 @@ class Connection:
         self.early: list[Message] = []  # messages before the session opened
         self._out: deque[str] = deque()
         self._flushing = False
-        self._kicked = False
         self._close_code: int | None = None
         #: the code this side closed with (None while jambonz is the one to close)
         self.closing: int | None = None
@@ -157,13 +156,7 @@ class Connection:
         self._out.clear()
 
     def _kick(self) -> None:
-        if not self._kicked and not self._flushing:
-            self._kicked = True
-            asyncio.get_running_loop().call_soon(self._start)
-
-    def _start(self) -> None:
-        self._kicked = False
-        if not self._flushing and (self._out or self._close_code is not None):
+        if not self._flushing:  # else the running flush writes it; a flush only waits on a full buffer
             self.server.start_now(self.flush())
 
     async def flush(self) -> None:
@@ -195,7 +188,8 @@ class AppServer:
         self._workers = Workers(self.options.handler_threads)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: set[Connection] = set()
-        self._watch: dict[tuple[str, str], tuple[float, Session, Message]] = {}
+        #: hooks waiting for their ack, oldest first (deadlines grow: one ack_warning for all)
+        self._watch: deque[tuple[float, Session, Message]] = deque()
         self._session_waiters: list[tuple[str | None, Waiter[Session]]] = []
         #: the event log of one call as a DataFrame (set by the lab that owns this server)
         self.events_of: Callable[[str], Any] | None = None
@@ -432,7 +426,7 @@ class AppServer:
         handlers = session._deliver(msg)
         if msg.needs_ack:
             deadline = asyncio.get_running_loop().time() + self.options.ack_warning
-            self._watch[(session.call_sid, msg.msgid)] = (deadline, session, msg)
+            self._watch.append((deadline, session, msg))
         self.run_handlers(
             session,
             handlers,
@@ -505,12 +499,10 @@ class AppServer:
         while True:
             await asyncio.sleep(min(0.5, self.options.ack_warning / 4))
             now = running.time()
-            for key, (deadline, session, msg) in list(self._watch.items()):
-                if not session._call.is_pending(msg.msgid):
-                    del self._watch[key]
-                elif deadline <= now:
-                    del self._watch[key]
-                    self._ack_late(session, msg)
+            watch = self._watch
+            while watch and watch[0][0] <= now:
+                _, session, msg = watch.popleft()
+                self._ack_late(session, msg)  # a no-op when the hook was acked meanwhile
 
     def _ack_late(self, session: Session, msg: Message) -> None:
         if session._call.is_pending(msg.msgid):
@@ -543,26 +535,26 @@ class AppServer:
                 self._auto_ack(session, msgid)
             return
         run = HandlerRun(session, msgid, what or (msgid or "event"))
+        if not any(is_coroutine_handler(h) for h in handlers):
+            self._workers.submit(functools.partial(self._run_plain, run, handlers, arg, auto_ack))
+            return
         ctx = contextvars.copy_context()
         ctx.run(current_run.set, run)
-        if not any(is_coroutine_handler(h) for h in handlers):
-            self._workers.submit(lambda: ctx.run(self._run_plain, run, handlers, arg, auto_ack))
-            return
         self.start_now(self._run_all(run, handlers, arg, auto_ack), ctx)
 
     def _run_plain(self, run: HandlerRun, handlers: list[Handler], arg: Any, auto_ack: bool) -> None:
         """A worker thread: every handler of the run, then one hand-off back to the loop."""
         errors: list[tuple[str, BaseException]] = []
-        for handler in handlers:
-            run.handler = handler_name(handler)
-            try:
-                result = handler(arg)
-                if inspect.isawaitable(result):
-                    if inspect.iscoroutine(result):
-                        result.close()
-                    raise TypeError("handler returned an awaitable; declare it 'async def'")
-            except Exception as exc:  # a handler's failure never reaches the socket
-                errors.append((run.handler, exc))
+        token = current_run.set(run)  # this worker's own context: reset before the next job
+        try:
+            for handler in handlers:
+                run.handler = handler_name(handler)
+                try:
+                    _call_plain(handler, arg)
+                except Exception as exc:  # a handler's failure never reaches the socket
+                    errors.append((run.handler, exc))
+        finally:
+            current_run.reset(token)
         loop.call_soon(self._finish_run, run, errors, auto_ack)
 
     async def _run_all(self, run: HandlerRun, handlers: list[Handler], arg: Any, auto_ack: bool) -> None:
@@ -698,14 +690,19 @@ class AppServer:
             self._record(row)
 
 
+def _call_plain(handler: Handler, arg: Any) -> None:
+    """Call a plain handler; one that hands back an awaitable was meant to be ``async def``."""
+    result = handler(arg)
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        raise TypeError("handler returned an awaitable; declare it 'async def'")
+
+
 def _run_one(handler: Handler, arg: Any, done: asyncio.Future[None]) -> None:
     """A worker thread: one plain handler of a mixed run; the outcome goes back to the loop."""
     try:
-        result = handler(arg)
-        if inspect.isawaitable(result):
-            if inspect.iscoroutine(result):
-                result.close()
-            raise TypeError("handler returned an awaitable; declare it 'async def'")
+        _call_plain(handler, arg)
     except Exception as exc:  # noqa: BLE001 - handed to the run, which reports it
         loop.call_soon(_settle, done, exc)
     else:

@@ -23,6 +23,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, Self
 
 from .. import loop
@@ -633,5 +634,7 @@ def _s(value: object) -> str | None:
 
 
 def is_coroutine_handler(fn: Handler) -> bool:
+    if type(fn) is FunctionType:  # nearly always: one flag test on the hot path
+        return bool(fn.__code__.co_flags & inspect.CO_COROUTINE)
     call = type(fn).__call__ if not inspect.isroutine(fn) else None
     return inspect.iscoroutinefunction(fn) or (call is not None and inspect.iscoroutinefunction(call))

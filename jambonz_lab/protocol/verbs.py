@@ -22,6 +22,7 @@ import difflib
 import json
 import re
 import threading
+import typing
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -156,24 +157,79 @@ def normalize_verbs(verbs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _validate(json_verb: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate through the SDK model; the same verb composed again is served from a small cache."""
-    try:
-        key = json_verb + json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
-        key = None  # not JSON: the model will say what is wrong
+    """Validate through the SDK model; a verb of a shape seen before is served from a small cache.
+
+    The key is the payload itself, except that a value of a *free* string
+    property (one the model takes as any string, unchanged: ``say.text``,
+    ``id``) stands for every string: ``say "You pressed 1"`` and ``say "You
+    pressed 2"`` share one validation, the second only copies in its text.
+    """
+    free = _free_strings(json_verb)
+    key: Any = _shape(json_verb, payload, free)
+    if key is None:
+        try:
+            key = json_verb + json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError):
+            key = None  # not JSON: the model will say what is wrong
     if key is not None and (hit := _cache.get(key)) is not None:
-        return dict(hit)  # top level copied; nested values are only ever read
+        wire = dict(hit)  # top level copied; nested values are only ever read
+        for name in free.intersection(payload):
+            if type(payload[name]) is str:
+                wire[name] = payload[name]
+        return wire
     wire = _validate_uncached(json_verb, payload)
     if key is not None:
         if len(_cache) >= _CACHE_SIZE:
-            _cache.pop(next(iter(_cache)))
+            try:
+                _cache.pop(next(iter(_cache)))
+            except (KeyError, RuntimeError, StopIteration):  # another worker thread evicted at once
+                pass
         _cache[key] = wire
         return dict(wire)
     return wire
 
 
 _CACHE_SIZE = 512
-_cache: dict[str, dict[str, Any]] = {}
+_cache: dict[Any, dict[str, Any]] = {}
+_SCALARS = (str, int, float, bool, type(None))
+_ANY_STRING = object()  # a free string property's value, in a shape key
+
+
+def _shape(json_verb: str, payload: Mapping[str, Any], free: frozenset[str]) -> tuple[Any, ...] | None:
+    """A cache key for a payload of scalars (free strings folded into one mark), else None."""
+    if not free:
+        return None
+    parts: list[Any] = [json_verb]
+    for name, value in payload.items():
+        kind = type(value)
+        if kind not in _SCALARS:
+            return None
+        parts.append((name, _ANY_STRING if kind is str and name in free else (kind, value)))
+    return tuple(parts)
+
+
+@cache
+def _free_strings(json_verb: str) -> frozenset[str]:
+    """Properties whose every string value the verb's model accepts and keeps as it is.
+
+    A property qualifies when its type is ``str`` or a union holding ``str``
+    (smart-mode unions keep an exact ``str`` as it is) with no constraint; a
+    model with validators of its own, or string settings, has none.
+    """
+    model = _model(json_verb)
+    if model is None:
+        return frozenset()
+    hooks = model.__pydantic_decorators__
+    if hooks.validators or hooks.field_validators or hooks.model_validators or hooks.root_validators:
+        return frozenset()
+    if any(key.startswith("str_") for key in model.model_config):
+        return frozenset()
+    free = set()
+    for name, field in model.model_fields.items():
+        args = typing.get_args(field.annotation) or (field.annotation,)
+        if str in args and not field.metadata:
+            free.add(field.alias or name)
+    return frozenset(free)
 
 
 def _validate_uncached(json_verb: str, payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 from jambonz_sdk.verb_registry import VERB_DEFS
 
 from jambonz_lab.exceptions import JambonzLabError, VerbError
-from jambonz_lab.protocol import VerbMethods
+from jambonz_lab.protocol import VerbMethods, verbs
 from jambonz_lab.protocol.verbs import build_verb, normalize_verb, normalize_verbs, verb_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -319,3 +319,38 @@ def test_generated_file_is_current() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the validation cache: free string properties share one validation ------------------------
+
+
+def test_free_strings_are_the_unconstrained_string_properties() -> None:
+    assert {"text", "id"} <= verbs._free_strings("say")
+    assert "url" in verbs._free_strings("play")
+    assert verbs._free_strings("gather") == frozenset()  # gather's model has validators of its own
+    assert verbs._free_strings("no-such-verb") == frozenset()
+
+
+def test_a_cached_shape_still_carries_each_text() -> None:
+    texts = [build_verb("say", {"text": f"You pressed {n}"})["text"] for n in range(600)]
+    assert texts == [f"You pressed {n}" for n in range(600)]  # past the cache size too
+
+
+def test_a_cached_shape_never_lets_a_wrong_type_through() -> None:
+    build_verb("say", {"text": "hello", "loop": 2})
+    with pytest.raises(VerbError, match="text"):
+        build_verb("say", {"text": 5, "loop": 2})
+    with pytest.raises(VerbError, match="txt"):
+        build_verb("say", {"txt": "hello", "loop": 2})
+    assert build_verb("say", {"text": "hi", "loop": 2.0}) == {"verb": "say", "text": "hi", "loop": 2}
+
+
+def test_a_string_where_a_union_allows_numbers_stays_a_string() -> None:
+    assert build_verb("play", {"url": "a.wav", "loop": "3"})["loop"] == "3"
+    assert build_verb("play", {"url": "b.wav", "loop": 3})["loop"] == 3
+
+
+def test_a_cached_verb_is_a_new_dict_each_time() -> None:
+    first = build_verb("say", {"text": "one"})
+    first["text"] = "changed"
+    assert build_verb("say", {"text": "one"}) == {"verb": "say", "text": "one"}
