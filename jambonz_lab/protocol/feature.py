@@ -59,7 +59,7 @@ import secrets
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .messages import MAX_APP_FRAME, MessageType, encode
@@ -161,6 +161,7 @@ class Acked:
     msgid: str
     data: Any
     request: Request
+    message: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +177,7 @@ class StrayAck:
     data: Any
     why: str
     request: Request | None = None
+    message: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,25 +491,26 @@ class FeatureProtocol:
             msgid = fields.get("msgid")
             if not _truthy(msgid):
                 return [Invalid("msgid not supplied", text)]
-            return [self._ack(msgid, fields.get("data"))]
+            return [self._ack(msgid, fields)]
         if kind == "command":
             return [self._command(fields, text)]
         return [Invalid(f"invalid type property: {_js_text(kind)}", text)]
 
     # -- internals ------------------------------------------------------------------------
 
-    def _ack(self, msgid: Any, data: Any) -> Event:
+    def _ack(self, msgid: Any, fields: dict[str, Any]) -> Event:
+        data = fields.get("data")
         self._initial = None  # any ack clears the pending-session:new mark (~538)
         key = msgid if isinstance(msgid, str) else _js_text(msgid)
         request = self._in_flight.pop(key, None) if isinstance(msgid, str) else None
         if request is None:
             why, earlier = self._finished.get(key, ("unknown", None))
-            return StrayAck(key, data, why, earlier)
+            return StrayAck(key, data, why, earlier, fields)
         self._finish(key, "duplicate", request)
         if self.state is LinkState.RESYNC:  # any success resolves the reconnect wait (~282–284)
             self.state = LinkState.OPEN
             self._release()
-        return Acked(key, data, request)
+        return Acked(key, data, request, fields)
 
     def _command(self, fields: dict[str, Any], text: str) -> Event:
         name = fields.get("command")

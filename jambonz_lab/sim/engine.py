@@ -21,13 +21,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-import json
 import logging
 import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from typing import Any, Literal
 from urllib.parse import urldefrag
 
@@ -37,7 +36,18 @@ from websockets.typing import Subprotocol
 
 from ..exceptions import VerbError
 from ..protocol import MAX_APP_FRAME, SUBPROTOCOL
-from ..protocol.snake import snake_keys
+from ..protocol.feature import (
+    Acked,
+    Command,
+    Event,
+    FeatureProtocol,
+    Frame,
+    Invalid,
+    StrayAck,
+    TooLarge,
+    hook_params,
+    invalid_message_data,
+)
 from ..protocol.verbs import normalize_verbs
 from .caller import Caller, Input, Silence
 from .clock import Clock
@@ -130,7 +140,7 @@ class SimCall:
         if tag is not None and direction != "outbound":
             raise ValueError("tag is the REST createCall tag: only for direction='outbound'")
         self.url, fragment = urldefrag(url)
-        self.retries, self.policies = _hash_params(fragment)
+        self.retries, self.policies = hook_params(fragment)
         self.caller = caller or Caller()
         self.clock = clock or Clock("virtual")
         self.options = options or SimOptions()
@@ -159,17 +169,16 @@ class SimCall:
             self.payload = {}  # nothing cached for session:reconnect until session:new is sent
             if tag is not None:
                 self.customer_data = dict(tag)  # jambonz's CallInfo takes the tag at creation
-        # the top-level call_sid is set by the socket's session:new (absent on pre-answer REST statuses)
-        self._top_call_sid = direction == "inbound"
         self._inputs: Iterator[Input] = iter(self.caller.inputs)
         self._msgids = itertools.count()
+        #: the requestor's bookkeeping: envelopes, acks in flight, the queue while the socket is down
+        self.core = FeatureProtocol(
+            limit=self.options.max_frame, max_reconnects=self.retries, msgids=self.new_msgid
+        )
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[Any]] = {}
-        self._held: list[str] = []  # frames waiting for the reconnect ack
-        self._ready = asyncio.Event()  # socket open and not re-syncing
         self._graceful = False  # the app closed with 1000
-        self._connections = 0
         self._reconnecting: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._verb_task: asyncio.Task[None] | None = None
@@ -425,21 +434,11 @@ class SimCall:
         n = next(self._msgids)
         return "".join(self.rng.choice(_base58) for _ in range(18)) + f"{n:04d}"
 
-    def _envelope(self, kind: str, data: Any, hook: str | None, msgid: str) -> dict[str, Any]:
-        msg: dict[str, Any] = {"type": kind, "msgid": msgid}
-        if self._top_call_sid:
-            msg["call_sid"] = self.call_sid
-        if hook is not None:
-            msg["hook"] = hook
-        msg["data"] = snake_keys(data)
-        return msg
-
     async def notify(self, kind: str, data: Any, hook: str | None = None) -> None:
-        """Send a message that wants no ack."""
-        if self._graceful:
-            return
-        msg = self._envelope(kind, data, hook, self.new_msgid())
-        await self._send(msg)
+        """Send a message that wants no ack (discarded after a graceful close)."""
+        frame = self.core.request(kind, data, hook)
+        if frame is not None:
+            await self._send(frame)
 
     async def request(
         self, kind: str, data: Any, hook: str | None = None, *, timeout: float | None = None
@@ -449,18 +448,28 @@ class SimCall:
         Raises:
             AckTimeout: no ack in time (or the socket dropped and jambonz abandoned it).
         """
-        if self._graceful:
+        frame = self.core.request(kind, data, hook)
+        if frame is None:
             return None  # jambonz discards everything after a 1000 close
-        msgid = self.new_msgid()
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[msgid] = fut
         if kind == "session:new":
-            self._new_ack = fut
-        await self._send(self._envelope(kind, data, hook, msgid))
+            self._new_ack = self._expect(frame)
+        return await self._await_ack(frame, timeout)
+
+    def _expect(self, frame: Frame) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[frame.msgid] = fut
+        return fut
+
+    async def _await_ack(self, frame: Frame, timeout: float | None) -> Any:
+        msgid = frame.msgid
+        fut = self._pending.get(msgid) or self._expect(frame)
+        await self._send(frame)
         try:
             return await self.wait_real(fut, self.options.ack_timeout if timeout is None else timeout)
         except TimeoutError:
-            self.note("ack-timeout", f"timeout from far end for msgid {msgid}", {"type": kind, "hook": hook})
+            self.core.expire(msgid)
+            what = {"type": frame.type.value, "hook": frame.request.hook}
+            self.note("ack-timeout", f"timeout from far end for msgid {msgid}", what)
             raise AckTimeout(msgid) from None
         finally:
             self._pending.pop(msgid, None)
@@ -479,19 +488,21 @@ class SimCall:
 
     async def notify_hook(self, hook: str | None, data: dict[str, Any]) -> None:
         """A hook jambonz does not wait for (partial results, status hooks): sent now, acks ignored."""
-        if not hook or self._graceful:
+        if not hook:
             return
-        msgid = self.new_msgid()
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[msgid] = fut
-        await self._send(self._envelope("verb:hook", data, hook, msgid))  # before whatever follows it
-        task = asyncio.get_running_loop().create_task(self._unawaited(hook, msgid, fut))
+        frame = self.core.request("verb:hook", data, hook)
+        if frame is None:
+            return
+        fut = self._expect(frame)
+        await self._send(frame)  # before whatever follows it
+        task = asyncio.get_running_loop().create_task(self._unawaited(hook, frame.msgid, fut))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
     async def _unawaited(self, hook: str, msgid: str, fut: asyncio.Future[Any]) -> None:
         try:  # in the background: the call's clock does not wait for this ack
             await asyncio.wait_for(asyncio.shield(fut), self.options.ack_timeout)
         except TimeoutError:
+            self.core.expire(msgid)
             what = {"type": "verb:hook", "hook": hook}
             self.note("ack-timeout", f"timeout from far end for msgid {msgid}", what)
         except AckTimeout:
@@ -540,25 +551,28 @@ class SimCall:
 
     # -- transport -------------------------------------------------------------------------
 
-    async def _send(self, msg: dict[str, Any]) -> None:
-        text = json.dumps(msg)
-        self.trace("sent", msg["type"], msg.get("msgid"), msg)
-        if not self._ready.is_set() and msg["type"] != "session:reconnect":
-            self._held.append(text)
-            return
-        await self._write(text)
+    async def _send(self, frame: Frame) -> None:
+        """Trace a frame the core built, then write whatever the core lets out now."""
+        self.trace("sent", frame.type.value, frame.msgid, frame.message)
+        await self._flush()
 
-    async def _write(self, text: str) -> None:
-        ws = self._ws
-        if ws is None:
-            return
-        try:
-            await ws.send(text)
-        except websockets.ConnectionClosed:
-            pass
+    async def _flush(self) -> None:
+        """Write the core's outgoing frames in order (queued ones wait for the socket or the reconnect)."""
+        for frame in self.core.frames_to_send():
+            ws = self._ws
+            if ws is None:
+                continue
+            try:
+                await ws.send(frame.text)
+            except websockets.ConnectionClosed:
+                pass
 
-    async def connect(self) -> None:
-        """Open a socket with jambonz's retry policy (up to 1 + rc attempts)."""
+    async def connect(self) -> Frame | None:
+        """Open a socket with jambonz's retry policy (up to 1 + rc attempts).
+
+        Returns:
+            On a re-open, the ``session:reconnect`` to send first (see :meth:`_reconnect`).
+        """
         attempt = 0
         while True:
             try:
@@ -572,9 +586,8 @@ class SimCall:
                 attempt += 1
                 continue
             self._ws = ws
-            self._connections += 1
             self._reader = asyncio.get_running_loop().create_task(self._read(ws))
-            return
+            return self.core.connected()
 
     async def _read(self, ws: ClientConnection) -> None:
         try:
@@ -588,52 +601,45 @@ class SimCall:
             self._on_close(_close_code(ws))
 
     def _on_frame(self, frame: str | bytes) -> None:
-        text = frame.decode(errors="replace") if isinstance(frame, bytes) else frame
-        if len(text.encode()) > self.options.max_frame:
-            self.note("frame-too-large", f"app frame of {len(text.encode())} bytes; closing with 1009")
+        for event in self.core.receive(frame):
+            self._on_event(event, frame)
+
+    def _on_event(self, event: Event, frame: str | bytes) -> None:
+        if isinstance(event, TooLarge):
+            self.note("frame-too-large", f"app frame of {event.size} bytes; closing with 1009")
             self.error("app sent a frame over 24 KiB (closed 1009)")
             ws = self._ws
             if ws is not None:
                 asyncio.get_running_loop().create_task(ws.close(1009, "message too big"))
-            return
-        try:
-            msg = json.loads(text)
-            assert isinstance(msg, dict), "message is not an object"
-            kind = msg.get("type")
-            assert kind in ("ack", "command"), f"invalid type {kind!r}"
-            if kind == "ack":
-                assert isinstance(msg.get("msgid"), str), "ack has no msgid"
-            else:
-                assert isinstance(msg.get("command"), str), "command has no command"
-                if msg["command"] not in ("llm:tool-output", "tts:flush", "tts:clear"):
-                    assert "data" in msg, f"{msg['command']} has no data"
-        except (ValueError, AssertionError) as exc:
-            self.trace("received", "invalid", None, text[:2000], str(exc))
-            asyncio.get_running_loop().create_task(
-                self.jambonz_error({"msg": "InvalidMessage", "details": str(exc), "content": text[:2000]})
-            )
-            return
-        self.trace("received", msg["type"] if msg["type"] == "ack" else msg["command"], msg.get("msgid"), msg)
-        if msg["type"] == "ack":
-            fut = self._pending.get(msg["msgid"])
+        elif isinstance(event, Invalid):
+            self.trace("received", "invalid", None, event.content[:2000], event.details)
+            data = invalid_message_data(event, content_limit=2000)
+            asyncio.get_running_loop().create_task(self.jambonz_error(data))
+        elif isinstance(event, Acked | StrayAck):
+            self.trace("received", "ack", event.msgid, event.message)
+            fut: asyncio.Future[Any] | None = None
+            if isinstance(event, Acked):
+                fut = self._pending.get(event.msgid)
             if fut is None or fut.done():
-                self.note("ack-discarded", f"ack to unknown msgid {msg['msgid']}, discarding")
+                self.note("ack-discarded", f"ack to unknown msgid {event.msgid}, discarding")
                 return
-            fut.set_result(msg.get("data"))
-            return
-        if not self.session_started:
-            self.note("command-lost", f"{msg['command']} before the session:new ack was processed; lost")
-            return
-        from .commands import apply_command
+            fut.set_result(event.data)
+        elif isinstance(event, Command):
+            self.trace("received", event.name, event.msgid, event.message)
+            if not self.session_started:
+                self.note("command-lost", f"{event.name} before the session:new ack was processed; lost")
+                return
+            from .commands import apply_command
 
-        apply_command(self, msg)
+            apply_command(self, event.message)
 
     def _on_close(self, code: int | None) -> None:
-        self._ready.clear()
         self._ws = None
-        if code == 1000:
+        dropped = self.core.connection_lost(code)
+        if dropped.graceful:
             self._graceful = True
             self.note("app-closed", "app closed with 1000; jambonz stops sending for this call")
+            # issue 12: jambonz keeps these in flight until their 5 s pass; resolved empty here for now
             for fut in self._pending.values():
                 if not fut.done():
                     fut.set_result(None)
@@ -642,22 +648,24 @@ class SimCall:
         self.note("socket-closed", f"socket closed with {code}; reconnecting")
         if self._ended is not None:
             return
-        for msgid, fut in list(self._pending.items()):
-            if self.session_started and not fut.done():
-                self.note("abandoned", f"abandoning msgid {msgid} since socket is closed")
-                fut.set_exception(AckTimeout(msgid))
-        if self._connections < self.retries:
+        for request in dropped.abandoned:
+            waiting = self._pending.get(request.msgid)
+            if waiting is not None and not waiting.done():
+                self.note("abandoned", f"abandoning msgid {request.msgid} since socket is closed")
+                waiting.set_exception(AckTimeout(request.msgid))
+        if dropped.reconnect:
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
         else:
-            self.note("no-reconnect", f"{self._connections} connections made; no more reconnects")
+            self.note("no-reconnect", f"{self.core.connections} connections made; no more reconnects")
 
     async def _reconnect(self) -> None:
         attempt = 0
+        resync: Frame | None = None
         while self._ended is None:
             delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
             await self._pass(delay)
             try:
-                await self.connect()
+                resync = await self.connect()
                 break
             except Exception as exc:  # noqa: BLE001 - each failure schedules a longer wait
                 self.note("reconnect-failed", f"{type(exc).__name__}: {exc}")
@@ -665,20 +673,21 @@ class SimCall:
                 if attempt > 2 * len(BACKOFF):
                     self._end_now(Hangup("jambonz"))
                     return
-        if self._ended is not None:
+        if self._ended is not None or resync is None:
             return
         try:
-            data = await self.request("session:reconnect", self.payload, timeout=self.options.ack_timeout)
+            data = await self._await_ack(resync, self.options.ack_timeout)
         except AckTimeout:
             self.error("session:reconnect not acked; call hung up")
+            # issue 12 (transport): jambonz drops its queue but still sends the final call:status;
+            # the simulator sends nothing more on this socket for now
+            self.core.close()
             self._end_now(Hangup("jambonz"))
             return
         new = self._new_ack
         if not self.session_started and new is not None and not new.done():
             new.set_result(data)  # jambonz re-keys the unacked session:new to the reconnect
-        while self._held:  # held frames first, in order; new ones keep queueing meanwhile
-            await self._write(self._held.pop(0))
-        self._ready.set()
+        await self._flush()  # the ack released the frames queued meanwhile, in order
 
     def _end_now(self, hangup: Hangup) -> None:
         if self._ended is None:
@@ -726,7 +735,6 @@ class SimCall:
             await self.connect()
         except Exception as exc:  # noqa: BLE001 - connect failure rejects the call
             return self._reject(f"cannot connect: {type(exc).__name__}: {exc}", close=False)
-        self._ready.set()
         try:
             data = await self.request("session:new", self.payload)
         except AckTimeout:
@@ -756,8 +764,6 @@ class SimCall:
         except Exception as exc:  # noqa: BLE001 - jambonz only logs it; the messages are lost
             self.note("connect-failed", f"cannot connect: {type(exc).__name__}: {exc}; messages are lost")
             self.error(f"cannot connect: {type(exc).__name__}: {exc}")
-        else:
-            self._ready.set()
         await self.send_status("trying", 100, "Trying")
         failure = await self._ring()
         if failure is not None:
@@ -772,9 +778,8 @@ class SimCall:
         self.answer_at = self.clock.now()
         await self.send_status("in-progress", 200, "OK")
         self.payload = self._outbound_session_new()
-        self._top_call_sid = True
         data: Any = None
-        if self._connections == 0:  # the app could not be reached at all
+        if self.core.connections == 0:  # the app could not be reached at all
             self.note("no-app", "no socket for session:new; the call stays answered with no app")
         else:
             try:
@@ -898,6 +903,7 @@ class SimCall:
         self._ended = self._ended or Hangup("jambonz")
         if self._reconnecting is not None:
             self._reconnecting.cancel()
+        self.core.close()
         ws, self._ws = self._ws, None
         if ws is not None:
             await ws.close(code)
@@ -949,16 +955,6 @@ async def open_socket(url: str, options: SimOptions) -> ClientConnection:
     return ws
 
 
-def _hash_params(fragment: str) -> tuple[int, set[str]]:
-    params = dict(p.split("=", 1) for p in fragment.split("&") if "=" in p)
-    try:
-        rc = abs(int(params.get("rc", "5"))) or 5
-    except ValueError:
-        rc = 5
-    policies = {p.strip() for p in params.get("rp", "ct").split(",") if p.strip()}
-    return min(rc, 5), policies
-
-
 def _close_code(ws: ClientConnection) -> int | None:
     """The code that closed the socket: ours when we started the closing handshake.
 
@@ -970,7 +966,7 @@ def _close_code(ws: ClientConnection) -> int | None:
     return ws.close_code
 
 
-def _retryable(exc: Exception, policies: set[str]) -> bool:
+def _retryable(exc: Exception, policies: Set[str]) -> bool:
     if "all" in policies:
         return True
     if isinstance(exc, websockets.InvalidStatus):

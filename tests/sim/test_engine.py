@@ -855,11 +855,11 @@ class TestInvalidInput:
         ("frame", "details"),
         [
             ("{not json", None),
-            ("[1, 2]", "message is not an object"),
-            ('{"type": "hello"}', "invalid type 'hello'"),
-            ('{"type": "ack"}', "ack has no msgid"),
-            ('{"type": "command", "command": "redirect"}', "redirect has no data"),
-            ('{"type": "command", "data": []}', "command has no command"),
+            ("[1, 2]", "type property not supplied"),  # ws-requestor.js ~499-514: its assert texts
+            ('{"type": "hello"}', "invalid type property: hello"),
+            ('{"type": "ack"}', "msgid not supplied"),
+            ('{"type": "command", "command": "redirect"}', "data property not supplied"),
+            ('{"type": "command", "data": []}', "command property not supplied"),
         ],
     )
     def test_invalid_message_gets_jambonz_error_and_the_socket_stays_open(
