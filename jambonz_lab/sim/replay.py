@@ -37,6 +37,7 @@ import dataclasses
 import itertools
 import json
 import os
+import sys
 import time
 import uuid
 from collections.abc import Mapping
@@ -50,6 +51,7 @@ from websockets.asyncio.client import ClientConnection
 
 from .. import loop
 from ..protocol import MessageType
+from ..protocol.feature import Acked, Command, FeatureProtocol, StrayAck
 from .engine import SimOptions, open_socket
 
 if TYPE_CHECKING:
@@ -369,6 +371,8 @@ class _Replay:
         self.closed_by_app: int | None = None
         self._seq = itertools.count()
         self.by_msgid = {s.msgid: s for s in rec.steps}
+        # reads the app's frames as jambonz does; the recorded messages go out verbatim, not through it
+        self.core = FeatureProtocol(limit=sys.maxsize)
 
     # -- sockets --------------------------------------------------------------------
 
@@ -403,14 +407,12 @@ class _Replay:
 
     def _on_frame(self, text: str) -> None:
         seq = next(self._seq)
-        try:
-            raw = json.loads(text)
-        except ValueError:
-            raw = text
+        (event,) = self.core.receive(text)
+        raw: Any = event.message if isinstance(event, Acked | StrayAck | Command) else _json_or_text(text)
         self.replies.append(raw)
         frame = self._restore(raw)
         here = self.rec.steps[self.step - 1] if self.step else self.rec.steps[0]
-        if isinstance(frame, dict) and frame.get("type") == "ack":
+        if isinstance(event, Acked | StrayAck):
             old = frame.get("msgid")
             target = self.by_msgid.get(old) if isinstance(old, str) else None
             if isinstance(old, str) and old in self.rec.acks and old not in self.acks:
@@ -419,9 +421,9 @@ class _Replay:
                 where = target or here
                 d = Divergence(where.step, where.msgid, _name(where), EXTRA_REPLY, None, frame.get("data"))
                 self.extras.append((where.step, seq, d))
-        elif isinstance(frame, dict) and frame.get("type") == "command":
+        elif isinstance(event, Command):
             self.commands.append((frame, self.step, seq))
-        else:
+        else:  # what jambonz would answer with jambonz:error InvalidMessage
             d = Divergence(here.step, here.msgid, _name(here), EXTRA_REPLY, None, frame, "?")
             self.extras.append((here.step, seq, d))
         self.changed.set()
@@ -624,6 +626,14 @@ class _Replay:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _json_or_text(text: str) -> Any:
+    """An invalid reply as the report shows it: its JSON value if it has one, else the text."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return text
 
 
 def _name(s: _In) -> str:
