@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +18,7 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 
 import jambonz_lab as jl
+from jambonz_lab.protocol.feature import Acked, Command, FeatureProtocol, StrayAck
 
 SUBPROTOCOL = "ws.jambonz.org"
 _ids = itertools.count(1)
@@ -44,6 +46,7 @@ class FakeJambonz:
         protos: Any = [SUBPROTOCOL] if subprotocols is None else subprotocols
         self.ws: ClientConnection = connect(url, subprotocols=protos or None, open_timeout=5).__enter__()
         self.call_sid = call_sid
+        self.core = FeatureProtocol(limit=sys.maxsize)  # reads the app's frames as jambonz does
 
     def send(
         self,
@@ -71,10 +74,13 @@ class FakeJambonz:
         return self.send("verb:hook", {"call_sid": self.call_sid, **data}, hook=hook)
 
     def recv(self, timeout: float = 3.0) -> dict[str, Any]:
+        """The next frame of the app; AssertionError if jambonz would refuse it (InvalidMessage)."""
         frame = self.ws.recv(timeout)
-        assert isinstance(frame, str)
-        result: dict[str, Any] = json.loads(frame)
-        return result
+        assert isinstance(frame, str), "jambonz apps send text frames"
+        (event,) = self.core.receive(frame)
+        if not isinstance(event, Acked | StrayAck | Command):
+            raise AssertionError(f"jambonz would refuse this frame ({event}): {frame[:200]}")
+        return event.message
 
     def recv_none(self, timeout: float = 0.3) -> None:
         """Assert that nothing arrives within ``timeout``."""

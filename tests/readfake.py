@@ -46,6 +46,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +57,8 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
+
+from jambonz_lab.protocol.feature import Acked, Command, FeatureProtocol, StrayAck
 
 SUBPROTOCOL = Subprotocol("ws.jambonz.org")
 READ_SIZE = 65536
@@ -132,6 +135,8 @@ class ReadFake:
         self._cond = threading.Condition()
         self._wlock = threading.Lock()  # the protocol object and socket writes
         self._reader: threading.Thread | None = None
+        #: what jambonz makes of each frame (acks, commands, InvalidMessage); only its reading is used
+        self._core = FeatureProtocol(limit=sys.maxsize)
 
         uri = parse_uri(url)
         self._proto = ClientProtocol(uri, subprotocols=[SUBPROTOCOL])
@@ -223,11 +228,11 @@ class ReadFake:
             if frame.fin:
                 text = b"".join(self._fragments).decode()
                 self._fragments = None
-                try:
-                    parsed = json.loads(text)
-                except ValueError:
-                    parsed = {"type": "<invalid>", "raw": text}
-                out.append(parsed if isinstance(parsed, dict) else {"type": "<invalid>", "raw": text})
+                (event,) = self._core.receive(text)
+                if isinstance(event, Acked | StrayAck | Command):
+                    out.append(event.message)
+                else:
+                    out.append({"type": "<invalid>", "raw": text})
         return out
 
     def _handle_read(self, messages: list[Message]) -> None:
