@@ -19,39 +19,26 @@ Runs on one asyncio loop (the lab's, see :mod:`jambonz_lab.sim.api`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import logging
 import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Set
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 from urllib.parse import urldefrag
 
-import websockets
-from websockets.asyncio.client import ClientConnection
-from websockets.typing import Subprotocol
-
 from ..exceptions import VerbError
-from ..protocol import MAX_APP_FRAME, SUBPROTOCOL
+from ..protocol import MAX_APP_FRAME
 from ..protocol.feature import (
-    Acked,
-    Command,
-    Event,
-    FeatureProtocol,
-    Frame,
-    Invalid,
-    StrayAck,
-    TooLarge,
     hook_params,
-    invalid_message_data,
 )
 from ..protocol.verbs import normalize_verbs
 from .caller import Caller, Input, Silence
 from .clock import Clock
 from .result import CallResult, TraceEntry
+from .transport import AckTimeout, Link
 
 __all__ = ["AckTimeout", "Direction", "Hangup", "SimCall", "SimOptions"]
 
@@ -64,7 +51,6 @@ FS_VERBS = frozenset(
     "voiceagent_s2s ultravox_s2s dialogflow lex rasa message sip:decline sip:refer sip:request tag "
     "dtmf answer alert dub rest:dial".split()
 )
-BACKOFF = (0.5, 1.0, 2.0, 4.0, 6.0, 8.0)
 #: calls without an explicit seed take 0, 1, 2, … in order: a script replays identically,
 #: and no two calls of a process share a call_sid
 _SEEDS = itertools.count()
@@ -81,10 +67,6 @@ class Hangup(Exception):
         self.by = by
         self.sip_status = sip_status
         self.reason = reason
-
-
-class AckTimeout(Exception):
-    """No ack within the response timeout (jambonz rejects with a string)."""
 
 
 class SimOptions:
@@ -171,20 +153,11 @@ class SimCall:
                 self.customer_data = dict(tag)  # jambonz's CallInfo takes the tag at creation
         self._inputs: Iterator[Input] = iter(self.caller.inputs)
         self._msgids = itertools.count()
-        #: the requestor's bookkeeping: envelopes, acks in flight, the queue while the socket is down
-        self.core = FeatureProtocol(
-            limit=self.options.max_frame, max_reconnects=self.retries, msgids=self.new_msgid
-        )
-        self._ws: ClientConnection | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._pending: dict[str, asyncio.Future[Any]] = {}
-        self._graceful = False  # the app closed with 1000
-        self._reconnecting: asyncio.Task[None] | None = None
+        self.link = Link(self, self.url, self.options, self.retries, self.policies, self.new_msgid)
         self._wake = asyncio.Event()
         self._verb_task: asyncio.Task[None] | None = None
         self._replaced = False
         self._ended: Hangup | None = None
-        self._new_ack: asyncio.Future[Any] | None = None
         self.listeners: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     # -- facts ------------------------------------------------------------------------
@@ -409,11 +382,11 @@ class SimCall:
         end, by = self.deadline()
         now = self.clock.now()
         if now + seconds >= end:
-            await self._pass(end - now)
+            await self.pass_time(end - now)
             raise Hangup(by)
-        await self._pass(seconds)
+        await self.pass_time(seconds)
 
-    async def _pass(self, seconds: float) -> None:
+    async def pass_time(self, seconds: float) -> None:
         if self.clock.virtual:
             self.clock.advance(seconds)
             await asyncio.sleep(0)
@@ -436,43 +409,21 @@ class SimCall:
 
     async def notify(self, kind: str, data: Any, hook: str | None = None) -> None:
         """Send a message that wants no ack (discarded after a graceful close)."""
-        frame = self.core.request(kind, data, hook)
-        if frame is not None:
-            await self._send(frame)
+        await self.link.notify(kind, data, hook)
 
     async def request(
         self, kind: str, data: Any, hook: str | None = None, *, timeout: float | None = None
     ) -> Any:
-        """Send a message that wants an ack; return the ack's ``data`` (``None`` if absent).
+        """Send a message that wants an ack; return the ack's ``data`` (raises :class:`AckTimeout`)."""
+        return await self.link.request(kind, data, hook, timeout=timeout)
 
-        Raises:
-            AckTimeout: no ack in time (or the socket dropped and jambonz abandoned it).
-        """
-        frame = self.core.request(kind, data, hook)
-        if frame is None:
-            return None  # jambonz discards everything after a 1000 close
-        if kind == "session:new":
-            self._new_ack = self._expect(frame)
-        return await self._await_ack(frame, timeout)
+    async def notify_hook(self, hook: str | None, data: dict[str, Any]) -> None:
+        """A hook jambonz does not wait for (partial results, status hooks): sent now, acks ignored."""
+        await self.link.notify_hook(hook, data)
 
-    def _expect(self, frame: Frame) -> asyncio.Future[Any]:
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[frame.msgid] = fut
-        return fut
-
-    async def _await_ack(self, frame: Frame, timeout: float | None) -> Any:
-        msgid = frame.msgid
-        fut = self._pending.get(msgid) or self._expect(frame)
-        await self._send(frame)
-        try:
-            return await self.wait_real(fut, self.options.ack_timeout if timeout is None else timeout)
-        except TimeoutError:
-            self.core.expire(msgid)
-            what = {"type": frame.type.value, "hook": frame.request.hook}
-            self.note("ack-timeout", f"timeout from far end for msgid {msgid}", what)
-            raise AckTimeout(msgid) from None
-        finally:
-            self._pending.pop(msgid, None)
+    async def connect(self) -> None:
+        """Open the call's first socket (jambonz's retry policy)."""
+        await self.link.connect()
 
     async def hook(
         self, hook: str | None, data: dict[str, Any], *, kind: str = "verb:hook"
@@ -485,30 +436,6 @@ class SimCall:
             return []
         verbs = await self.request(kind, data, hook)
         return self.accept_verbs(verbs, f"ack to {hook}")
-
-    async def notify_hook(self, hook: str | None, data: dict[str, Any]) -> None:
-        """A hook jambonz does not wait for (partial results, status hooks): sent now, acks ignored."""
-        if not hook:
-            return
-        frame = self.core.request("verb:hook", data, hook)
-        if frame is None:
-            return
-        fut = self._expect(frame)
-        await self._send(frame)  # before whatever follows it
-        task = asyncio.get_running_loop().create_task(self._unawaited(hook, frame.msgid, fut))
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
-
-    async def _unawaited(self, hook: str, msgid: str, fut: asyncio.Future[Any]) -> None:
-        try:  # in the background: the call's clock does not wait for this ack
-            await asyncio.wait_for(asyncio.shield(fut), self.options.ack_timeout)
-        except TimeoutError:
-            self.core.expire(msgid)
-            what = {"type": "verb:hook", "hook": hook}
-            self.note("ack-timeout", f"timeout from far end for msgid {msgid}", what)
-        except AckTimeout:
-            pass
-        finally:
-            self._pending.pop(msgid, None)
 
     def accept_verbs(self, verbs: Any, where: str) -> list[dict[str, Any]]:
         """Validate verbs from an ack or command; invalid ones are dropped and reported."""
@@ -549,145 +476,10 @@ class SimCall:
         await self.notify("jambonz:error", data)
         self.error(str(data.get("msg")) + (f": {data['details']}" if data.get("details") else ""))
 
-    # -- transport -------------------------------------------------------------------------
-
-    async def _send(self, frame: Frame) -> None:
-        """Trace a frame the core built, then write whatever the core lets out now."""
-        self.trace("sent", frame.type.value, frame.msgid, frame.message)
-        await self._flush()
-
-    async def _flush(self) -> None:
-        """Write the core's outgoing frames in order (queued ones wait for the socket or the reconnect)."""
-        for frame in self.core.frames_to_send():
-            ws = self._ws
-            if ws is None:
-                continue
-            try:
-                await ws.send(frame.text)
-            except websockets.ConnectionClosed:
-                pass
-
-    async def connect(self) -> Frame | None:
-        """Open a socket with jambonz's retry policy (up to 1 + rc attempts).
-
-        Returns:
-            On a re-open, the ``session:reconnect`` to send first (see :meth:`_reconnect`).
-        """
-        attempt = 0
-        while True:
-            try:
-                ws = await open_socket(self.url, self.options)
-            except Exception as exc:  # what jambonz's retry policy sees
-                if attempt >= self.retries or not _retryable(exc, self.policies):
-                    raise
-                delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
-                self.note("connect-retry", f"{type(exc).__name__}: {exc}; retry in {delay:g} s")
-                await self._pass(delay)
-                attempt += 1
-                continue
-            self._ws = ws
-            self._reader = asyncio.get_running_loop().create_task(self._read(ws))
-            return self.core.connected()
-
-    async def _read(self, ws: ClientConnection) -> None:
-        try:
-            async for frame in ws:
-                self._on_frame(frame)
-                if self._ws is not ws:
-                    return
-        except websockets.ConnectionClosed:
-            pass
-        if self._ws is ws:
-            self._on_close(_close_code(ws))
-
-    def _on_frame(self, frame: str | bytes) -> None:
-        for event in self.core.receive(frame):
-            self._on_event(event, frame)
-
-    def _on_event(self, event: Event, frame: str | bytes) -> None:
-        if isinstance(event, TooLarge):
-            self.note("frame-too-large", f"app frame of {event.size} bytes; closing with 1009")
-            self.error("app sent a frame over 24 KiB (closed 1009)")
-            ws = self._ws
-            if ws is not None:
-                asyncio.get_running_loop().create_task(ws.close(1009, "message too big"))
-        elif isinstance(event, Invalid):
-            self.trace("received", "invalid", None, event.content[:2000], event.details)
-            data = invalid_message_data(event, content_limit=2000)
-            asyncio.get_running_loop().create_task(self.jambonz_error(data))
-        elif isinstance(event, Acked | StrayAck):
-            self.trace("received", "ack", event.msgid, event.message)
-            fut: asyncio.Future[Any] | None = None
-            if isinstance(event, Acked):
-                fut = self._pending.get(event.msgid)
-            if fut is None or fut.done():
-                self.note("ack-discarded", f"ack to unknown msgid {event.msgid}, discarding")
-                return
-            fut.set_result(event.data)
-        elif isinstance(event, Command):
-            self.trace("received", event.name, event.msgid, event.message)
-            if not self.session_started:
-                self.note("command-lost", f"{event.name} before the session:new ack was processed; lost")
-                return
-            from .commands import apply_command
-
-            apply_command(self, event.message)
-
-    def _on_close(self, code: int | None) -> None:
-        self._ws = None
-        dropped = self.core.connection_lost(code)
-        if dropped.graceful:
-            self._graceful = True
-            self.note("app-closed", "app closed with 1000; jambonz stops sending for this call")
-            # issue 12: jambonz keeps these in flight until their 5 s pass; resolved empty here for now
-            for fut in self._pending.values():
-                if not fut.done():
-                    fut.set_result(None)
-            # no wake-up: an idle call stays in dead air until the caller hangs up or timeLimit (§1.5)
-            return
-        self.note("socket-closed", f"socket closed with {code}; reconnecting")
-        if self._ended is not None:
-            return
-        for request in dropped.abandoned:
-            waiting = self._pending.get(request.msgid)
-            if waiting is not None and not waiting.done():
-                self.note("abandoned", f"abandoning msgid {request.msgid} since socket is closed")
-                waiting.set_exception(AckTimeout(request.msgid))
-        if dropped.reconnect:
-            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
-        else:
-            self.note("no-reconnect", f"{self.core.connections} connections made; no more reconnects")
-
-    async def _reconnect(self) -> None:
-        attempt = 0
-        resync: Frame | None = None
-        while self._ended is None:
-            delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
-            await self._pass(delay)
-            try:
-                resync = await self.connect()
-                break
-            except Exception as exc:  # noqa: BLE001 - each failure schedules a longer wait
-                self.note("reconnect-failed", f"{type(exc).__name__}: {exc}")
-                attempt += 1
-                if attempt > 2 * len(BACKOFF):
-                    self._end_now(Hangup("jambonz"))
-                    return
-        if self._ended is not None or resync is None:
-            return
-        try:
-            data = await self._await_ack(resync, self.options.ack_timeout)
-        except AckTimeout:
-            self.error("session:reconnect not acked; call hung up")
-            # issue 12 (transport): jambonz drops its queue but still sends the final call:status;
-            # the simulator sends nothing more on this socket for now
-            self.core.close()
-            self._end_now(Hangup("jambonz"))
-            return
-        new = self._new_ack
-        if not self.session_started and new is not None and not new.done():
-            new.set_result(data)  # jambonz re-keys the unacked session:new to the reconnect
-        await self._flush()  # the ack released the frames queued meanwhile, in order
+    @property
+    def over(self) -> bool:
+        """True once the call is ending (hung up, rejected, or killed)."""
+        return self._ended is not None
 
     def _end_now(self, hangup: Hangup) -> None:
         if self._ended is None:
@@ -739,7 +531,7 @@ class SimCall:
             data = await self.request("session:new", self.payload)
         except AckTimeout:
             return await self._reject_closing("session:new not acked in time")
-        if self._graceful:
+        if self.link.graceful:
             return self._reject("app closed the socket before acking session:new", close=False)
         if not isinstance(data, list):
             return await self._reject_closing("must be array")
@@ -779,7 +571,7 @@ class SimCall:
         await self.send_status("in-progress", 200, "OK")
         self.payload = self._outbound_session_new()
         data: Any = None
-        if self.core.connections == 0:  # the app could not be reached at all
+        if self.link.core.connections == 0:  # the app could not be reached at all
             self.note("no-app", "no socket for session:new; the call stays answered with no app")
         else:
             try:
@@ -849,7 +641,7 @@ class SimCall:
                 self.error(f"simulator failed running {verb.get('verb')}: {exc}")
             finally:
                 self._verb_task = None
-            if self._graceful and not self.stack:
+            if self.link.graceful and not self.stack:
                 self._ended = self._ended or Hangup("jambonz")
 
     async def _idle(self) -> bool:
@@ -869,7 +661,7 @@ class SimCall:
             return False
         finally:
             waiter.cancel()
-        return self._ended is None and (bool(self.stack) or not self._graceful)
+        return self._ended is None and (bool(self.stack) or not self.link.graceful)
 
     async def send_final_status(self, ended: Hangup) -> None:
         """The call's own last ``call:status`` (once): completed, or no-answer if the caller gave up."""
@@ -901,17 +693,7 @@ class SimCall:
 
     async def _close(self, code: int) -> None:
         self._ended = self._ended or Hangup("jambonz")
-        if self._reconnecting is not None:
-            self._reconnecting.cancel()
-        self.core.close()
-        ws, self._ws = self._ws, None
-        if ws is not None:
-            await ws.close(code)
-        if self._reader is not None:
-            await asyncio.gather(self._reader, return_exceptions=True)
-        for fut in self._pending.values():  # unawaited hooks still out: the call is over
-            if not fut.done():
-                fut.set_result(None)
+        await self.link.close(code)
 
     def _reject(self, reason: str, *, close: bool) -> CallResult:
         self.status = "failed"
@@ -927,55 +709,3 @@ class SimCall:
         result = self._reject(reason, close=True)
         await self._close(1001)
         return result
-
-
-async def open_socket(url: str, options: SimOptions) -> ClientConnection:
-    """Open one socket the way jambonz does: ``ws.jambonz.org`` offered and required, Basic auth
-    when configured, jambonz's user agent and handshake timeout, no compression.
-
-    Raises:
-        ConnectionError: the server did not select the subprotocol (jambonz aborts).
-    """
-    headers = {"User-Agent": "jambonz"}
-    if options.username is not None:
-        token = base64.b64encode(f"{options.username}:{options.password or ''}".encode())
-        headers["Authorization"] = "Basic " + token.decode()
-    ws = await websockets.connect(
-        url,
-        subprotocols=[Subprotocol(SUBPROTOCOL)],
-        additional_headers=headers,
-        open_timeout=options.handshake_timeout,
-        max_size=None,
-        ping_interval=None,
-        compression=None,
-    )
-    if ws.subprotocol != SUBPROTOCOL:
-        await ws.close()
-        raise ConnectionError("Server sent no subprotocol")
-    return ws
-
-
-def _close_code(ws: ClientConnection) -> int | None:
-    """The code that closed the socket: ours when we started the closing handshake.
-
-    (An aiohttp app answers any close frame with 1000; jambonz's ws client reports its own 1009.)
-    """
-    proto = ws.protocol
-    if proto.close_sent is not None and proto.close_rcvd_then_sent is not True:
-        return proto.close_sent.code
-    return ws.close_code
-
-
-def _retryable(exc: Exception, policies: Set[str]) -> bool:
-    if "all" in policies:
-        return True
-    if isinstance(exc, websockets.InvalidStatus):
-        code = exc.response.status_code
-        return f"{code // 100}xx" in policies
-    if isinstance(exc, TimeoutError):  # a handshake timeout has no error code: only rp=all
-        return False
-    if isinstance(exc, ConnectionRefusedError | ConnectionResetError | ConnectionAbortedError):
-        return "ct" in policies
-    if isinstance(exc, websockets.InvalidMessage) and isinstance(exc.__cause__, EOFError | ConnectionError):
-        return "ct" in policies  # dropped before the HTTP response: Node's "socket hang up", ECONNRESET
-    return False

@@ -52,7 +52,8 @@ from websockets.asyncio.client import ClientConnection
 from .. import loop
 from ..protocol import MessageType
 from ..protocol.feature import Acked, Command, FeatureProtocol, StrayAck
-from .engine import SimOptions, open_socket
+from .engine import SimOptions
+from .transport import open_socket
 
 if TYPE_CHECKING:
     import pandas as pd
