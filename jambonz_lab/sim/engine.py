@@ -35,8 +35,10 @@ from ..protocol.feature import (
     hook_params,
 )
 from ..protocol.verbs import normalize_verbs
+from . import payloads
 from .caller import Caller, Input, Silence
 from .clock import Clock
+from .payloads import REST_RING_TIMEOUT
 from .result import CallResult, TraceEntry
 from .transport import AckTimeout, Link
 
@@ -54,7 +56,6 @@ FS_VERBS = frozenset(
 #: calls without an explicit seed take 0, 1, 2, … in order: a script replays identically,
 #: and no two calls of a process share a call_sid
 _SEEDS = itertools.count()
-REST_RING_TIMEOUT = 60.0  # createCall ``timeout`` default: jambonz CANCELs an unanswered REST call
 Direction = Literal["inbound", "outbound"]
 _base58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -142,12 +143,12 @@ class SimCall:
         self.config: dict[str, Any] = {}
         self.session_started = False  # the session:new ack was processed
         self.ring_timeout = REST_RING_TIMEOUT
-        self._env_vars: dict[str, Any] | None = None
+        self.env_vars: dict[str, Any] | None = None  # a REST call's, for its session:new
         if direction == "inbound":
-            self.payload = self._session_new_payload()
+            self.payload = payloads.session_new_payload(self)
             self.facts = self.payload  # what call_info() / raw_info() are made of
         else:
-            self.facts = self._outbound_facts()
+            self.facts = payloads.outbound_facts(self)
             self.payload = {}  # nothing cached for session:reconnect until session:new is sent
             if tag is not None:
                 self.customer_data = dict(tag)  # jambonz's CallInfo takes the tag at creation
@@ -175,186 +176,11 @@ class SimCall:
 
     def call_info(self) -> dict[str, Any]:
         """The toJSON() shape of the call (most hooks and call:status)."""
-        facts = self.facts
-        info: dict[str, Any] = {
-            "call_sid": self.call_sid,
-            "direction": self.direction,
-            "from": facts["from"],
-            "to": facts["to"],
-            "call_id": facts["call_id"],
-        }
-        if "sbc_callid" in facts:  # none on a REST outbound call
-            info["sbc_callid"] = facts["sbc_callid"]
-        info.update(
-            {
-                "sip_status": self.sip_status,
-                "sip_reason": self.sip_reason,
-                "call_status": self.status,
-                "account_sid": facts["account_sid"],
-                "trace_id": facts["trace_id"],
-                "application_sid": facts["application_sid"],
-                "fs_sip_address": "10.0.1.30:5070",
-            }
-        )
-        for key in ("originating_sip_ip", "originating_sip_trunk_name"):  # inbound only
-            if key in facts:
-                info[key] = facts[key]
-        if self.customer_data is not None:
-            info["customerData"] = self.customer_data
-        info["fs_public_ip"] = "203.0.113.30"
-        return info
+        return payloads.call_info(self)
 
     def raw_info(self) -> dict[str, Any]:
         """The raw CallInfo shape (transcriptionHook, conference wait hooks)."""
-        keys = (
-            "direction",
-            "trace_id",
-            "caller_name",
-            "call_sid",
-            "account_sid",
-            "application_sid",
-            "from",
-            "to",
-            "call_id",
-            "sbc_callid",
-            "originating_sip_ip",
-            "originating_sip_trunk_name",
-            "local_sip_address",
-        )
-        info = {k: self.facts[k] for k in keys if k in self.facts}
-        info.update(
-            {
-                "has_recording": False,
-                "sip_status": self.sip_status,
-                "sip_reason": self.sip_reason,
-                "call_status": self.status,
-            }
-        )
-        return info
-
-    def _session_new_payload(self) -> dict[str, Any]:
-        r = self.rng
-
-        def hexid(n: int) -> str:
-            return "".join(r.choice("0123456789abcdef") for _ in range(n))
-
-        def sid() -> str:
-            return str(uuid.UUID(int=r.getrandbits(128)))
-
-        caller, to = self.caller.number, self.attrs.pop("to", "+16175550199")
-        frm = self.attrs.pop("from_", None) or self.attrs.pop("from", None) or caller
-        call_id = f"{hexid(8)}-{hexid(4)}-{hexid(4)}-{hexid(4)}-{hexid(12)}"
-        sbc = f"{hexid(16)}@203.0.113.10"
-        account, app = sid(), sid()
-        headers = {
-            "via": f"SIP/2.0/UDP 10.0.1.20:5060;rport=5060;branch=z9hG4bK{hexid(8)};received=10.0.1.20",
-            "max-forwards": "70",
-            "from": f'"{self.caller.name}" <sip:{frm}@203.0.113.10>;tag={hexid(6)}',
-            "to": f"<sip:{to}@203.0.113.20>",
-            "call-id": call_id,
-            "cseq": "1001 INVITE",
-            "contact": "<sip:10.0.1.20:5060>",
-            "content-type": "application/sdp",
-            "X-Account-Sid": account,
-            "X-CID": sbc,
-            "X-Forwarded-For": "198.51.100.7",
-            "X-Originating-Carrier": "AcmeCarrier",
-            "X-Application-Sid": app,
-        }
-        headers.update(self.attrs.pop("sip_headers", {}))
-        body = (
-            "v=0\r\no=- 4711 4711 IN IP4 10.0.1.20\r\ns=-\r\nc=IN IP4 10.0.1.20\r\nt=0 0\r\n"
-            "m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
-        )
-        raw = (
-            f"INVITE sip:{to}@10.0.1.30:5070 SIP/2.0\r\n"
-            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-            + "\r\n"
-            + body
-        )
-        payload: dict[str, Any] = {
-            "sip": {
-                "headers": headers,
-                "raw": raw,
-                "body": body,
-                "method": "INVITE",
-                "version": "2.0",
-                "uri": f"sip:{to}@10.0.1.30:5070",
-                "payload": [{"type": "application/sdp", "content": body}],
-            },
-            "direction": "inbound",
-            "trace_id": hexid(32),
-            "has_recording": False,
-            "caller_name": self.caller.name,
-            "call_sid": self.call_sid,
-            "account_sid": account,
-            "application_sid": app,
-            "from": frm,
-            "to": to,
-            "call_id": call_id,
-            "sip_status": 100,
-            "sip_reason": "Trying",
-            "call_status": "trying",
-            "sbc_callid": sbc,
-            "originating_sip_ip": "198.51.100.7",
-            "originating_sip_trunk_name": "AcmeCarrier",
-            "local_sip_address": "10.0.1.30:5070",
-            "public_ip": "203.0.113.30",
-            "service_provider_sid": sid(),
-            "defaults": {
-                "synthesizer": {"vendor": "google", "language": "en-US", "voice": "en-US-Standard-C"},
-                "recognizer": {"vendor": "google", "language": "en-US"},
-            },
-        }
-        env = self.attrs.pop("env_vars", None)
-        if env:
-            payload["env_vars"] = dict(env)
-        payload.update(self.attrs)
-        return payload
-
-    def _outbound_facts(self) -> dict[str, Any]:
-        """A REST-created call's CallInfo: ``to`` is the callee (``caller.number``), no SIP of its own."""
-        r = self.rng
-
-        def hexid(n: int) -> str:
-            return "".join(r.choice("0123456789abcdef") for _ in range(n))
-
-        def sid() -> str:
-            return str(uuid.UUID(int=r.getrandbits(128)))
-
-        to = self.attrs.pop("to", None) or self.caller.number
-        frm = self.attrs.pop("from_", None) or self.attrs.pop("from", None) or "+16175550199"
-        self.ring_timeout = float(self.attrs.pop("ring_timeout", REST_RING_TIMEOUT))
-        env = self.attrs.pop("env_vars", None)
-        self._env_vars = dict(env) if env else None
-        facts: dict[str, Any] = {
-            "direction": "outbound",
-            "trace_id": hexid(32),
-            "has_recording": False,
-            "caller_name": "",
-            "call_sid": self.call_sid,
-            "account_sid": sid(),
-            "application_sid": sid(),
-            "from": frm,
-            "to": to,
-            "call_id": f"{hexid(8)}-{hexid(4)}-{hexid(4)}-{hexid(4)}-{hexid(12)}",
-            "local_sip_address": "10.0.1.30:5070",
-            "public_ip": "203.0.113.30",
-        }
-        facts.update(self.attrs)
-        return facts
-
-    def _outbound_session_new(self) -> dict[str, Any]:
-        """REST-outbound ``session:new`` data: toJSON() + ``defaults`` + ``env_vars?`` (doc §2.2)."""
-        data = self.call_info()
-        synthesizer = {"vendor": "google", "language": "en-US", "voice": "en-US-Standard-C", "label": None}
-        data["defaults"] = {
-            "synthesizer": synthesizer,
-            "recognizer": {"vendor": "google", "language": "en-US", "label": None},
-        }
-        if self._env_vars:
-            data["env_vars"] = dict(self._env_vars)
-        return data
+        return payloads.raw_info(self)
 
     # -- trace ------------------------------------------------------------------------
 
@@ -569,7 +395,7 @@ class SimCall:
         self.answered = True
         self.answer_at = self.clock.now()
         await self.send_status("in-progress", 200, "OK")
-        self.payload = self._outbound_session_new()
+        self.payload = payloads.outbound_session_new(self)
         data: Any = None
         if self.link.core.connections == 0:  # the app could not be reached at all
             self.note("no-app", "no socket for session:new; the call stays answered with no app")
