@@ -21,6 +21,7 @@ import contextvars
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -66,58 +67,130 @@ def handler_name(handler: Any) -> str:
 
 
 class Workers:
-    """Threads for plain-function handlers: a queue and up to ``size`` daemon threads.
+    """Threads for plain-function handlers: a queue, ``size`` threads kept, more while all are blocked.
 
     Lighter than ``ThreadPoolExecutor`` + ``run_in_executor``: a job is a
     callable; it reports back by itself (with :func:`jambonz_lab.loop.call_soon`),
     so no future is chained across threads. A thread is started when a job
-    arrives and none is idle, up to ``size``. Any thread may submit.
+    arrives and none is idle, up to ``size``.
+
+    When every thread is busy and no queued job has been picked up for
+    ``stall`` seconds (the handlers are blocked: sleeping, waiting on I/O), a
+    watchdog thread starts one extra thread per queued job, up to
+    ``max_size``, and calls ``on_grow(threads, waiting)`` once per such
+    episode; extra threads leave after ``linger`` idle seconds. So handlers
+    that block delay another call's handler by about ``stall``, not until
+    they return. Any thread may submit.
     """
 
-    def __init__(self, size: int, *, name: str = "jambonz-lab-handler") -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        max_size: int | None = None,
+        stall: float = 0.05,
+        linger: float = 10.0,
+        on_grow: Callable[[int, int], None] | None = None,
+        name: str = "jambonz-lab-handler",
+    ) -> None:
         if size < 1:
             raise ValueError(f"handler_threads must be at least 1, not {size}")
         self.size = size
+        self.max_size = max(size, max_size if max_size is not None else 8 * size)
+        self.stall = stall
+        self.linger = linger
+        self.on_grow = on_grow
         self._name = name
         self._jobs: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
+        self._count = 0  # threads alive (extra ones leave)
+        self._serial = 0
+        self._idle = 0  # threads waiting for a job; negative: jobs waiting for a thread
+        self._picked = time.monotonic()  # when a thread last took a job
+        self._watching = False
         self._closed = False
 
     def submit(self, job: Callable[[], object]) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the handler workers are shut down")
-            if self._idle <= 0 and len(self._threads) < self.size:
-                thread = threading.Thread(
-                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
-                )
-                self._threads.append(thread)
-                self._idle += 1
-                thread.start()
+            if self._idle <= 0 and self._count < self.size:
+                self._spawn(extra=False)
             self._idle -= 1
+            watch = self._idle < 0 and not self._watching and self._count < self.max_size
+            if watch:
+                self._watching = True
         self._jobs.put(job)
+        if watch:
+            threading.Thread(target=self._watch, name=f"{self._name}-watchdog", daemon=True).start()
 
     @property
     def busy(self) -> int:
         """Jobs submitted and not finished (queued or running)."""
         with self._lock:
-            return len(self._threads) - self._idle
+            return self._count - self._idle
+
+    @property
+    def threads(self) -> int:
+        """Threads alive now (``size`` at most, unless blocked handlers made the pool grow)."""
+        with self._lock:
+            return self._count
 
     def shutdown(self) -> None:
         """Stop the threads once their current job ends; queued jobs are dropped."""
         with self._lock:
             self._closed = True
-            count = len(self._threads)
+            count = self._count
         for _ in range(count):
             self._jobs.put(None)
 
-    def _work(self) -> None:
+    def _spawn(self, *, extra: bool) -> None:
+        """Start a thread (lock held); it counts as idle until it takes a job."""
+        name = f"{self._name}-{self._serial}"
+        self._serial += 1
+        self._count += 1
+        self._idle += 1
+        threading.Thread(target=self._work, args=(extra,), name=name, daemon=True).start()
+
+    def _watch(self) -> None:
+        """While jobs wait: grow the pool when no thread has taken a job for ``stall`` seconds."""
+        grown = False
         while True:
-            job = self._jobs.get()
+            time.sleep(self.stall / 2)
+            with self._lock:
+                waiting = -self._idle
+                if waiting <= 0 or self._closed or self._count >= self.max_size:
+                    self._watching = False
+                    return
+                if time.monotonic() - self._picked < self.stall:
+                    continue
+                for _ in range(min(waiting, self.max_size - self._count)):
+                    self._spawn(extra=True)
+                threads = self._count
+            if not grown and self.on_grow is not None:
+                grown = True
+                try:
+                    self.on_grow(threads, waiting)
+                except Exception:  # noqa: BLE001 - a report must not stop the watchdog
+                    log.exception("on_grow callback failed")
+
+    def _work(self, extra: bool) -> None:
+        jobs = self._jobs
+        while True:
+            try:
+                job = jobs.get(timeout=self.linger) if extra else jobs.get()
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:  # nothing waits for this thread: leave
+                        self._idle -= 1
+                        self._count -= 1
+                        return
+                continue
             if job is None:
+                with self._lock:
+                    self._count -= 1
                 return
+            self._picked = time.monotonic()
             try:
                 job()
             except BaseException:  # noqa: BLE001 - a job reports its own errors; never lose the thread

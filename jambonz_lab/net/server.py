@@ -50,6 +50,7 @@ from ..records import RECORD_FIELDS, Record, make_row
 from ..waiting import Waiter
 from . import eager
 from .handlers import HandlerRun, Workers, current_run, handler_name
+from .limits import AcceptFloodFilter, HandshakeGuard, basic_auth_ok, connection_cap, raise_descriptor_limit
 from .session import Closed, Handler, Service, Session, is_coroutine_handler
 
 __all__ = ["RECORD_FIELDS", "AppServer", "Connection", "ServerOptions"]
@@ -88,7 +89,23 @@ class ServerOptions:
             not send: ``"reply"`` sends them as the hook's ack and records an
             ``implicit-reply`` warning row; ``"error"`` drops them, records a
             ``handler-error`` row and acks the hook empty.
-        handler_threads: worker threads for plain-function handlers.
+        handler_threads: worker threads kept for plain-function handlers.
+        handler_threads_max: how far the pool grows while every thread is
+            blocked (sleeping, waiting on I/O): one more thread per waiting
+            event after 50 ms, so a blocked handler never holds up another
+            call's; a ``handlers-blocked`` row and a warning say so.
+        handshake_timeout: seconds a new connection has to send its HTTP
+            request; silent ones (half-open upgrades) are closed.
+        ping_interval: seconds between WebSocket pings on each call's socket
+            (jambonz answers them); no pong within half of it and the socket
+            counts as dropped. ``None``: no pings.
+        max_connections: WebSocket connections served at once; more are
+            refused with 503. ``None``: the open-files limit (raised to its
+            hard limit at start) minus a headroom.
+        auth: ``(username, password)``: every WebSocket upgrade must carry
+            them as HTTP Basic credentials (jambonz sends them when the
+            application's WebSocket URL is configured with a username and
+            password); others get 401. ``None``: no check.
         max_frame: largest frame the app may send (jambonz's 24 KiB).
         max_incoming: largest frame accepted from jambonz.
         backlog: pending TCP connections the listener queues (a burst of
@@ -101,6 +118,11 @@ class ServerOptions:
     command_hold: float = 0.1
     unreplied: str = "reply"
     handler_threads: int = 32
+    handler_threads_max: int = 512
+    handshake_timeout: float = 10.0
+    ping_interval: float | None = 30.0
+    max_connections: int | None = None
+    auth: tuple[str, str] | None = None
     max_frame: int = MAX_APP_FRAME
     max_incoming: int = 16 * 1024 * 1024
     backlog: int = 1024
@@ -114,6 +136,14 @@ class ServerOptions:
             raise ValueError(f"unreplied must be 'reply' or 'error', not {self.unreplied!r}")
         if not 0 <= self.command_hold < 5:
             raise ValueError(f"command_hold must be between 0 and 5 seconds, not {self.command_hold}")
+        if self.auth is not None and (
+            len(self.auth) != 2 or not all(isinstance(x, str) and x for x in self.auth)
+        ):
+            raise ValueError("auth must be a (username, password) pair of non-empty strings")
+        if self.ping_interval is not None and self.ping_interval <= 0:
+            raise ValueError(f"ping_interval must be positive seconds or None, not {self.ping_interval}")
+        if self.handshake_timeout <= 0:
+            raise ValueError(f"handshake_timeout must be positive seconds, not {self.handshake_timeout}")
         if self.grace < 0 or self.grace >= 5:
             raise ValueError(f"grace must be between 0 and 5 seconds (jambonz waits 5 s), not {self.grace}")
 
@@ -185,7 +215,11 @@ class AppServer:
         self.services: dict[str, Service] = {}
         self.sessions: dict[str, Session] = {}
         self._record = record
-        self._workers = Workers(self.options.handler_threads)
+        self._workers = Workers(
+            self.options.handler_threads,
+            max_size=self.options.handler_threads_max,
+            on_grow=lambda threads, waiting: loop.call_soon(self._handlers_blocked, threads, waiting),
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: set[Connection] = set()
         #: hooks waiting for their ack, oldest first (deadlines grow: one ack_warning for all)
@@ -200,6 +234,8 @@ class AppServer:
         #: plain HTTP endpoints on the same port, by exact path (e.g. a Kazoo webhook receiver)
         self.http_routes: dict[str, HttpHandler] = {}
         self._runner: web.AppRunner | None = None
+        self._guard = HandshakeGuard(self.options.handshake_timeout)
+        self._max_connections: int | None = None
         self.host: str | None = None
         self.port: int | None = None
 
@@ -236,6 +272,10 @@ class AppServer:
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> int:
+        self._max_connections = connection_cap(self.options.max_connections, raise_descriptor_limit())
+        running = asyncio.get_running_loop()
+        if running.get_exception_handler() is None:
+            running.set_exception_handler(AcceptFloodFilter())
         app = web.Application(client_max_size=self.options.max_incoming)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -253,6 +293,7 @@ class AppServer:
         self.host = host
         self._runner = runner
         self.spawn(self._sweep())
+        self.spawn(self._guard_handshakes())
         log.info("serving on %s:%s", host, self.port)
         return self.port
 
@@ -285,6 +326,7 @@ class AppServer:
     # -- HTTP -------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self._guard.greeted(request.protocol)
         endpoint = self.http_routes.get(request.path.rstrip("/") or "/")
         if endpoint is not None:
             return await endpoint(request)
@@ -299,9 +341,16 @@ class AppServer:
                 headers={"Upgrade": "websocket"},
                 text=f"{service.path} is a jambonz WebSocket endpoint (subprotocol {SUBPROTOCOL})\n",
             )
+        refused = self._refuse(request, service)
+        if refused is not None:
+            return refused
         # no permessage-deflate: jambonz frames are small and compressing them costs more CPU than it saves
         ws = web.WebSocketResponse(
-            protocols=(SUBPROTOCOL,), max_msg_size=self.options.max_incoming, autoping=True, compress=False
+            protocols=(SUBPROTOCOL,),
+            max_msg_size=self.options.max_incoming,
+            autoping=True,
+            compress=False,
+            heartbeat=self.options.ping_interval,
         )
         await ws.prepare(request)
         if ws.ws_protocol != SUBPROTOCOL:
@@ -319,6 +368,30 @@ class AppServer:
             conn.finish()
             self._closed(conn, ws.close_code)
         return ws
+
+    def _refuse(self, request: web.Request, service: Service) -> web.Response | None:
+        """401 without the configured credentials, 503 beyond the connection cap; else None."""
+        auth = self.options.auth
+        if auth is not None and not basic_auth_ok(request.headers.get("Authorization"), *auth):
+            peer = request.remote or "?"
+            note = f"WebSocket upgrade to {service.path} from {peer} without valid credentials; refused (401)"
+            log.warning("%s", note)
+            self.record_lab(None, "auth-refused", note)
+            return web.Response(
+                status=401,
+                headers={"WWW-Authenticate": 'Basic realm="jambonz_lab", charset="UTF-8"'},
+                text="credentials required\n",
+            )
+        cap = self._max_connections
+        if cap is not None and len(self._connections) >= cap:
+            note = (
+                f"{len(self._connections)} sockets open, the cap is {cap}; "
+                f"upgrade to {service.path} refused (503)"
+            )
+            log.warning("%s", note)
+            self.record_lab(None, "refused", note)
+            return web.Response(status=503, headers={"Retry-After": "1"}, text="too many connections\n")
+        return None
 
     # -- frames -------------------------------------------------------------------------
 
@@ -503,6 +576,32 @@ class AppServer:
             while watch and watch[0][0] <= now:
                 _, session, msg = watch.popleft()
                 self._ack_late(session, msg)  # a no-op when the hook was acked meanwhile
+
+    async def _guard_handshakes(self) -> None:
+        """Close connections that never sent their request within ``handshake_timeout``."""
+        running = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(0.5, self.options.handshake_timeout / 4))
+            runner = self._runner
+            server = runner.server if runner is not None else None
+            if server is None:
+                continue
+            closed = self._guard.sweep(server.connections, running.time())
+            if closed:
+                note = (
+                    f"closed {closed} connection(s) that sent no request within "
+                    f"{self.options.handshake_timeout:g} s"
+                )
+                log.info("%s", note)
+                self.record_lab(None, "handshake-timeout", note)
+
+    def _handlers_blocked(self, threads: int, waiting: int) -> None:
+        note = (
+            f"every plain handler thread was blocked and {waiting} event(s) waited: the pool grew to "
+            f"{threads} threads; block in a handler as little as you can (async def, or a thread of your own)"
+        )
+        log.warning("%s", note)
+        self.record_lab(None, "handlers-blocked", note)
 
     def _ack_late(self, session: Session, msg: Message) -> None:
         if session._call.is_pending(msg.msgid):
