@@ -2,7 +2,9 @@
 
 * ``jambonz-lab serve FILE [--host H] [--port P]`` imports FILE, which declares
   services with :func:`jambonz_lab.service`, serves them until SIGINT or
-  SIGTERM, then shuts down cleanly.
+  SIGTERM, then shuts down cleanly. With ``JAMBONZ_LAB_AUTH=user:password`` in
+  the environment every WebSocket upgrade must carry those HTTP Basic
+  credentials; binding beyond loopback without them prints a warning.
 * ``jambonz-lab call URL [--speech TEXT]... [--dtmf DIGITS]... [--silence]...
   [--hangup-after S] [--clock virtual|real] [--format table|json]`` places one
   simulated inbound call to any jambonz WebSocket app and prints its trace;
@@ -29,6 +31,8 @@ reach the main thread through a :class:`queue.Queue` and are printed there.
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 import runpy
 import signal
 import sys
@@ -58,7 +62,19 @@ def _serve(args: argparse.Namespace) -> int:
     if not declared.server.services:
         print(f"jambonz-lab: {path} declares no service (use jambonz_lab.service(path))", file=sys.stderr)
         return 2
-    lab = start(host=args.host, port=args.port)
+    try:
+        auth = _auth_from_env()
+    except ValueError as exc:
+        print(f"jambonz-lab: {exc}", file=sys.stderr)
+        return 2
+    if auth is None and not _loopback(args.host):
+        print(
+            f"jambonz-lab: warning: serving on {args.host} without credentials: anyone who reaches the "
+            f"port can drive these calls; set {AUTH_ENV}=username:password (and the same on the "
+            "jambonz application's WebSocket URL)",
+            file=sys.stderr,
+        )
+    lab = start(host=args.host, port=args.port, auth=auth)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -69,6 +85,28 @@ def _serve(args: argparse.Namespace) -> int:
     lab.stop()
     print("stopped", flush=True)
     return 0
+
+
+#: ``username:password`` that every WebSocket upgrade to ``serve`` must carry (HTTP Basic)
+AUTH_ENV = "JAMBONZ_LAB_AUTH"
+
+
+def _auth_from_env() -> tuple[str, str] | None:
+    """The credentials of :data:`AUTH_ENV` (never from the command line: it shows in ``ps``)."""
+    value = os.environ.get(AUTH_ENV)
+    if not value:
+        return None
+    username, sep, password = value.partition(":")
+    if not sep or not username or not password:
+        raise ValueError(f"{AUTH_ENV} must be username:password")
+    return username, password
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _call(args: argparse.Namespace) -> int:
