@@ -14,6 +14,8 @@
     * :exc:`NoPendingHook` — there is no hook waiting for a reply.
     * :exc:`InvalidFrame` — a frame from jambonz was malformed. It is
       recorded and logged, never raised into user code.
+    * :exc:`SignatureError` — an HTTP webhook's ``Jambonz-Signature`` is
+      missing, malformed, stale or wrong (``reason``).
 
   * :exc:`SessionClosed` — the call's socket is gone for good.
   * :exc:`ServerError` — the app server could not start (port in use, …).
@@ -50,6 +52,7 @@ __all__ = [
     "ProtocolError",
     "ServerError",
     "SessionClosed",
+    "SignatureError",
     "VerbError",
     "WaitTimeout",
 ]
@@ -125,6 +128,15 @@ class InvalidFrame(ProtocolError):
     def __init__(self, message: str, *, raw: str | bytes | None = None, call_sid: str | None = None):
         super().__init__(message, call_sid=call_sid)
         self.raw = raw
+
+
+class SignatureError(ProtocolError):
+    """An HTTP webhook did not carry a valid ``Jambonz-Signature`` for the configured secret."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        #: ``missing``, ``malformed``, ``stale`` or ``mismatch``
+        self.reason = reason
 
 
 class SessionClosed(JambonzLabError):
