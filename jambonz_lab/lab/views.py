@@ -1,10 +1,17 @@
 """DataFrame views of the event log: events (flattened), calls, hooks, statuses.
 
-Pure functions of the rows; built lazily by :class:`~jambonz_lab.lab.events.EventLog`.
+Built incrementally by :class:`Views`: each new chunk of rows is flattened once
+(its payloads parsed once, then dropped), and what the views need from it is
+kept as small frames (hook messages, acks, statuses) and a per-call aggregate
+that later chunks update with vectorised group-bys. The module functions
+(:func:`flatten`, :func:`calls`, :func:`hooks`, :func:`statuses`) build the same
+views at once from any frame of rows.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.messages import best_alternative
@@ -12,62 +19,251 @@ from ..protocol.messages import best_alternative
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["calls", "flatten", "hooks", "statuses"]
+__all__ = ["FLAT", "Chunk", "Views", "calls", "flatten", "hooks", "statuses"]
 
 #: payload fields lifted into columns of ``lab.events``
 FLAT = ("reason", "call_status", "sip_status", "digits", "transcript", "confidence", "leg")
+#: what ``lab.calls`` reads from payloads (internal columns, never in ``lab.events``)
+_FACTS = ("_from", "_to", "_cdir", "_duration")
+#: the messages jambonz waits an ack for
+HOOK_TYPES = (
+    "session:new",
+    "session:reconnect",
+    "session:redirect",
+    "session:adulting",
+    "verb:hook",
+    "dial:confirm",
+)
+_ENDED = ("completed", "failed", "no-answer", "busy")
+_ERRORS = ("handler-error", "bad-frame", "protocol-error", "refused-frame")
+#: hooks still waiting for their ack carried from one chunk to the next (oldest dropped beyond)
+_PENDING_MAX = 50_000
+
+_HOOK_COLS = ["call_sid", "type", "hook", "msgid", "ts", "reason"]
+_ACK_COLS = ["call_sid", "msgid", "ts", "note", "verbs", "ack_ms"]
+_STATUS_COLS = ["ts", "call_sid", "leg", "call_status", "sip_status"]
+_CALL_COLS = [
+    "call_sid",
+    "from",
+    "to",
+    "direction",
+    "start",
+    "answer",
+    "end",
+    "duration_s",
+    "final_status",
+    "hooks",
+    "errors",
+]
 
 
-def _fields(direction: str, payload: Any) -> dict[str, Any]:
-    out: dict[str, Any] = dict.fromkeys(FLAT)
-    if not isinstance(payload, dict):
-        return out
-    data = payload.get("data")
-    if direction == "in" and isinstance(data, dict):
-        for key in ("reason", "call_status", "sip_status", "digits"):
-            out[key] = data.get(key)
-        out["leg"] = data.get("call_sid")
-        best = best_alternative(data)
-        if best is not None:
-            out["transcript"] = best.get("transcript")
-            out["confidence"] = best.get("confidence")
-    return out
+def _fields(direction: str, kind: Any, payload: Any) -> tuple[Any, ...]:
+    """The FLAT fields and the call facts of one row's parsed payload."""
+    if direction != "in" or not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+        return (None,) * (len(FLAT) + len(_FACTS))
+    data = payload["data"]
+    best = best_alternative(data)
+    transcript, confidence = (best.get("transcript"), best.get("confidence")) if best else (None, None)
+    opening = isinstance(kind, str) and kind.startswith("session:")
+    duration = data.get("duration") if kind == "call:status" else None
+    return (
+        data.get("reason"),
+        data.get("call_status"),
+        data.get("sip_status"),
+        data.get("digits"),
+        transcript,
+        confidence,
+        data.get("call_sid"),
+        data.get("from") if opening else None,
+        data.get("to") if opening else None,
+        data.get("direction") if opening else None,
+        float(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else None,
+    )
+
+
+def _parse(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:  # a truncated or foreign payload: no fields, the row stays
+        return None
+
+
+@dataclass
+class Chunk:
+    """What one chunk of rows adds: its flattened events and the small inputs of the other views."""
+
+    events: pd.DataFrame
+    hook_ins: pd.DataFrame
+    acks: pd.DataFrame
+    statuses: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+class Views:
+    """The incremental state: acks still owed, sessions per call sid, the per-call aggregate.
+
+    Feed it chunks in order with :meth:`add`; read :meth:`calls`. Not thread-safe: one builder.
+    """
+
+    def __init__(self) -> None:
+        import pandas as pd
+
+        self._pending = pd.DataFrame({"call_sid": [], "msgid": [], "ts": pd.Series([], dtype="datetime64[ns, UTC]")})
+        self._opened: dict[Any, int] = {}  # session:new seen per call sid
+        self._calls: pd.DataFrame | None = None
+
+    def add(self, frame: pd.DataFrame) -> Chunk:
+        """Flatten ``frame`` (rows in COLUMNS order, ``ts`` as datetimes, payload as JSON text or
+        parsed) and fold it into the calls aggregate."""
+        import pandas as pd
+
+        frame = frame.drop(columns=[c for c in (*FLAT, "ack_ms") if c in frame.columns])
+        facts = pd.DataFrame.from_records(
+            [
+                _fields(d, k, _parse(p))
+                for d, k, p in zip(frame["direction"], frame["type"], frame["payload"], strict=True)
+            ],
+            columns=[*FLAT, *_FACTS],
+            index=frame.index,
+        )
+        out = pd.concat([frame, facts[list(FLAT)]], axis=1)
+        out["ack_ms"] = self._ack_ms(out)
+        jambonz = out["source"].eq("jambonz").to_numpy()
+        mine, own_facts = out[jambonz], facts[jambonz]
+        incoming = mine["direction"] == "in"
+        chunk = Chunk(
+            events=out,
+            hook_ins=mine.loc[incoming & mine["type"].isin(HOOK_TYPES), _HOOK_COLS],
+            acks=mine.loc[mine["direction"].eq("out") & mine["type"].eq("ack"), _ACK_COLS],
+            statuses=mine.loc[incoming & mine["type"].eq("call:status"), _STATUS_COLS],
+        )
+        self._fold(mine, own_facts)
+        return chunk
+
+    def _ack_ms(self, out: pd.DataFrame) -> pd.Series:
+        """Each ack's latency from its message (same call, same msgid; the message may be in an
+        earlier chunk)."""
+        import pandas as pd
+
+        keys = ["call_sid", "msgid"]
+        ins = out.loc[out["direction"].eq("in") & out["msgid"].notna(), [*keys, "ts", "type"]]
+        received = pd.concat([self._pending, ins[[*keys, "ts"]]]).drop_duplicates(keys)
+        acks = out["direction"].eq("out") & out["msgid"].notna()
+        acked = (
+            out.loc[acks, [*keys, "ts"]]
+            .rename_axis("_row")
+            .reset_index()
+            .merge(received, on=keys, how="left", suffixes=("", "_in"))
+        )
+        latency = (acked["ts"] - acked["ts_in"]).dt.total_seconds() * 1000
+        # carry the hooks still owed an ack to the next chunk
+        owed = pd.concat([self._pending, ins.loc[ins["type"].isin(HOOK_TYPES), [*keys, "ts"]]])
+        done = pd.MultiIndex.from_frame(acked[keys]) if len(acked) else None
+        if done is not None and len(owed):
+            owed = owed[~pd.MultiIndex.from_frame(owed[keys]).isin(done)]
+        self._pending = owed.tail(_PENDING_MAX)
+        return pd.Series(latency.to_numpy(), index=acked["_row"]).reindex(out.index)
+
+    def _fold(self, rows: pd.DataFrame, facts: pd.DataFrame) -> None:
+        """Per-call facts of ``rows`` (jambonz rows), merged into the aggregate so far.
+
+        Each ``session:new`` starts a call: a second one for a call sid whose session ended is a
+        new call (a new row with the same ``call_sid``); rows before the first belong to it.
+        """
+        import pandas as pd
+
+        has_sid = rows["call_sid"].notna().to_numpy()
+        rows, facts = rows[has_sid], facts[has_sid]
+        if not len(rows):
+            return
+        sid = rows["call_sid"]
+        kind = rows["type"].fillna("")
+        incoming = rows["direction"].eq("in")
+        starts = (incoming & kind.eq("session:new")).astype("int64")
+        seen = starts.groupby(sid, sort=False).cumsum() + sid.map(self._opened).fillna(0).astype("int64")
+        last = seen.groupby(sid, sort=False).last()
+        self._opened.update(last[last > 0].to_dict())
+        opening = incoming & kind.str.startswith("session:")
+        own = kind.eq("call:status") & (rows["leg"].isna() | rows["leg"].eq(sid))
+        ended = own & rows["call_status"].isin(_ENDED)
+        errors = kind.eq("jambonz:error") | (rows["direction"].eq("lab") & kind.isin(_ERRORS))
+        part = pd.DataFrame(
+            {
+                "call_sid": sid,
+                "_seg": seen.clip(lower=1),
+                "start": rows["ts"],
+                "from": facts["_from"].where(opening),
+                "to": facts["_to"].where(opening),
+                "direction": facts["_cdir"].where(opening),
+                "answer": rows["ts"].where(own & rows["call_status"].eq("in-progress")),
+                "end": rows["ts"].where(ended),
+                "_end_duration": facts["_duration"].where(ended),
+                "final_status": rows["call_status"].where(own),
+                "hooks": (incoming & kind.eq("verb:hook")).astype("int64"),
+                "errors": errors.astype("int64"),
+            }
+        )
+        both = part if self._calls is None else pd.concat([self._calls, part], ignore_index=True)
+        self._calls = _reduce(both)
+
+    def calls(self) -> pd.DataFrame:
+        """One row per call so far (see :func:`calls`)."""
+        import pandas as pd
+
+        agg = self._calls
+        if agg is None:
+            return pd.DataFrame({c: [] for c in _CALL_COLS})
+        measured = (agg["end"] - agg["answer"]).dt.total_seconds()
+        table = agg.assign(duration_s=agg["_end_duration"].astype("float64").fillna(measured))
+        table["final_status"] = table["final_status"].astype(object).where(table["final_status"].notna(), None)
+        return table[_CALL_COLS].reset_index(drop=True)
+
+
+def _reduce(part: pd.DataFrame) -> pd.DataFrame:
+    """One row per call of ``part`` (rows or partial aggregates, in order): first, last, sums."""
+    keys = ["call_sid", "_seg"]
+    groups = part.groupby(keys, sort=False)
+    out = groups.agg(
+        start=("start", "first"),
+        **{"from": ("from", "first")},
+        to=("to", "first"),
+        direction=("direction", "first"),
+        answer=("answer", "first"),
+        final_status=("final_status", "last"),
+        hooks=("hooks", "sum"),
+        errors=("errors", "sum"),
+    )
+    ended = part.loc[part["end"].notna(), [*keys, "end", "_end_duration"]].groupby(keys, sort=False).tail(1)
+    out = out.join(ended.set_index(keys), how="left")
+    return out.reset_index()
+
+
+# -- the views over any frame of rows ---------------------------------------------------------
 
 
 def flatten(frame: pd.DataFrame) -> pd.DataFrame:
     """Add the common payload fields as columns and ``ack_ms`` (hook → ack latency) to out rows."""
-    import pandas as pd
-
-    extra = pd.DataFrame.from_records(
-        [_fields(d, p) for d, p in zip(frame["direction"], frame["payload"], strict=True)],
-        columns=list(FLAT),
-        index=frame.index,
-    )
-    out = pd.concat([frame, extra], axis=1)
-    received = out[out["direction"] == "in"].drop_duplicates("msgid").set_index("msgid")["ts"]
-    acks = out["direction"].eq("out") & out["msgid"].notna()
-    latency = (out.loc[acks, "ts"] - out.loc[acks, "msgid"].map(received)).dt.total_seconds() * 1000
-    out["ack_ms"] = latency.reindex(out.index)
-    return out
+    return Views().add(frame).events
 
 
 def hooks(events: pd.DataFrame) -> pd.DataFrame:
     """One row per message that wanted an ack: when it came, when it was acked, by whom, how fast."""
+    incoming = events["direction"] == "in"
+    return hooks_table(
+        events.loc[incoming & events["type"].isin(HOOK_TYPES), _HOOK_COLS],
+        events.loc[events["direction"].eq("out") & events["type"].eq("ack"), _ACK_COLS],
+    )
+
+
+def hooks_table(ins: pd.DataFrame, acks: pd.DataFrame) -> pd.DataFrame:
+    """:func:`hooks` from its inputs: the hook messages and the acks."""
     import pandas as pd
 
-    wants = {
-        "session:new",
-        "session:reconnect",
-        "session:redirect",
-        "session:adulting",
-        "verb:hook",
-        "dial:confirm",
-    }
-    ins = events[(events["direction"] == "in") & events["type"].isin(wants)]
-    outs = events[(events["direction"] == "out") & (events["type"] == "ack")]
-    merged = ins.merge(
-        outs[["msgid", "ts", "note", "verbs", "ack_ms"]], on="msgid", how="left", suffixes=("", "_ack")
-    )
+    merged = ins.merge(acks, on=["call_sid", "msgid"], how="left", suffixes=("", "_ack"))
     table = pd.DataFrame(
         {
             "call_sid": merged["call_sid"],
@@ -76,9 +272,9 @@ def hooks(events: pd.DataFrame) -> pd.DataFrame:
             "msgid": merged["msgid"],
             "received": merged["ts"],
             "acked": merged["ts_ack"],
-            "ack_ms": merged["ack_ms_ack"],  # the ack row's latency (the hook's own column is empty)
-            "auto": merged["note_ack"].eq("auto"),
-            "verbs": merged["verbs_ack"],
+            "ack_ms": merged["ack_ms"],
+            "auto": merged["note"].eq("auto"),
+            "verbs": merged["verbs"],
             "reason": merged["reason"],
         }
     )
@@ -88,72 +284,16 @@ def hooks(events: pd.DataFrame) -> pd.DataFrame:
 def statuses(events: pd.DataFrame) -> pd.DataFrame:
     """Every ``call:status``: which leg, which status, when."""
     rows = events[(events["direction"] == "in") & (events["type"] == "call:status")]
-    cols = ["ts", "call_sid", "leg", "call_status", "sip_status"]
-    return rows[cols].reset_index(drop=True)
+    return rows[_STATUS_COLS].reset_index(drop=True)
 
 
 def calls(events: pd.DataFrame) -> pd.DataFrame:
-    """One row per call: who, when it started, was answered, ended, how long, how, hooks and errors."""
-    import pandas as pd
+    """One row per call: who, when it started, was answered, ended, how long, how, hooks and errors.
 
-    records = []
-    for sid, rows in events.groupby("call_sid", sort=False, dropna=True):
-        opening = rows[(rows["direction"] == "in") & rows["type"].str.startswith("session:")]
-        data: dict[str, Any] = {}
-        if len(opening):
-            payload = opening.iloc[0]["payload"]
-            data = payload.get("data", {}) if isinstance(payload, dict) else {}
-        own = rows[(rows["type"] == "call:status") & (rows["leg"].isna() | (rows["leg"] == sid))]
-        answered = own[own["call_status"] == "in-progress"]["ts"]
-        ended = own[own["call_status"].isin(["completed", "failed", "no-answer", "busy"])]
-        final = own["call_status"].iloc[-1] if len(own) else None
-        answer = answered.iloc[0] if len(answered) else pd.NaT
-        end = ended["ts"].iloc[-1] if len(ended) else pd.NaT
-        errors = rows[
-            (rows["type"] == "jambonz:error")
-            | (
-                (rows["direction"] == "lab")
-                & rows["type"].isin(["handler-error", "bad-frame", "protocol-error", "refused-frame"])
-            )
-        ]
-        records.append(
-            {
-                "call_sid": sid,
-                "from": data.get("from"),
-                "to": data.get("to"),
-                "direction": data.get("direction"),
-                "start": rows["ts"].iloc[0],
-                "answer": answer,
-                "end": end,
-                "duration_s": _duration(ended, answer, end),
-                "final_status": final,
-                "hooks": int(((rows["direction"] == "in") & (rows["type"] == "verb:hook")).sum()),
-                "errors": len(errors),
-            }
-        )
-    columns = [
-        "call_sid",
-        "from",
-        "to",
-        "direction",
-        "start",
-        "answer",
-        "end",
-        "duration_s",
-        "final_status",
-        "hooks",
-        "errors",
-    ]
-    return pd.DataFrame.from_records(records, columns=columns)
-
-
-def _duration(ended: pd.DataFrame, answer: Any, end: Any) -> float | None:
-    """jambonz's own ``duration`` of the final status, else end minus answer."""
-    if len(ended):
-        payload = ended.iloc[-1]["payload"]
-        data = payload.get("data", {}) if isinstance(payload, dict) else {}
-        if isinstance(data.get("duration"), int | float):
-            return float(data["duration"])
-    if answer is not None and end is not None and str(answer) != "NaT" and str(end) != "NaT":
-        return float((end - answer).total_seconds())
-    return None
+    Each ``session:new`` starts a call: a second one for a call sid whose session ended is a new
+    call (a new row with the same ``call_sid``), never merged with the first. ``duration_s`` is
+    jambonz's own ``duration`` of the final status, else end minus answer.
+    """
+    state = Views()
+    state.add(events.assign(source="jambonz") if "source" not in events.columns else events)
+    return state.calls()

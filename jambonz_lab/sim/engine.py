@@ -53,8 +53,8 @@ FS_VERBS = frozenset(
     "voiceagent_s2s ultravox_s2s dialogflow lex rasa message sip:decline sip:refer sip:request tag "
     "dtmf answer alert dub rest:dial".split()
 )
-#: calls without an explicit seed take 0, 1, 2, … in order: a script replays identically,
-#: and no two calls of a process share a call_sid
+#: calls without an explicit seed take 0, 1, 2, … in order: a script's callers behave the same on
+#: every run; a seed never fixes who a call is (``SimCall.ids``: call_sid, Call-ID, msgids)
 _SEEDS = itertools.count()
 Direction = Literal["inbound", "outbound"]
 _base58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -128,8 +128,11 @@ class SimCall:
         self.clock = clock or Clock("virtual")
         self.options = options or SimOptions()
         seed = self.options.seed if self.options.seed is not None else next(_SEEDS)
+        #: what the caller and the simulated world do (choices, timings): fixed by the seed
         self.rng = random.Random(seed)
-        self.call_sid: str = attrs.pop("call_sid", None) or str(uuid.UUID(int=self.rng.getrandbits(128)))
+        #: who the call is (call_sid, SIP Call-ID, trace and leg ids): new for every call, whatever the seed
+        self.ids = random.Random(uuid.uuid4().int)
+        self.call_sid: str = attrs.pop("call_sid", None) or str(uuid.UUID(int=self.ids.getrandbits(128)))
         self.attrs = attrs
         self.direction: Direction = direction
         self.result = CallResult(self.call_sid)
@@ -153,7 +156,6 @@ class SimCall:
             if tag is not None:
                 self.customer_data = dict(tag)  # jambonz's CallInfo takes the tag at creation
         self._inputs: Iterator[Input] = iter(self.caller.inputs)
-        self._msgids = itertools.count()
         self.link = Link(self, self.url, self.options, self.retries, self.policies, self.new_msgid)
         self._wake = asyncio.Event()
         self._verb_task: asyncio.Task[None] | None = None
@@ -230,8 +232,8 @@ class SimCall:
     # -- messages -----------------------------------------------------------------------
 
     def new_msgid(self) -> str:
-        n = next(self._msgids)
-        return "".join(self.rng.choice(_base58) for _ in range(18)) + f"{n:04d}"
+        """A msgid like jambonz's short-uuids (22 base58 characters), unique in the process."""
+        return "".join(self.ids.choice(_base58) for _ in range(22))
 
     async def notify(self, kind: str, data: Any, hook: str | None = None) -> None:
         """Send a message that wants no ack (discarded after a graceful close)."""

@@ -93,7 +93,7 @@ def session_new_payload(call: SimCall) -> dict[str, Any]:
     Takes ``to``, ``from_``, ``sip_headers`` and ``env_vars`` out of ``call.attrs``; the
     other attributes override payload fields.
     """
-    r = call.rng
+    r = call.ids  # identity: never repeats with the seed
 
     def hexid(n: int) -> str:
         return "".join(r.choice("0123456789abcdef") for _ in range(n))
@@ -178,7 +178,7 @@ def outbound_facts(call: SimCall) -> dict[str, Any]:
 
     Sets ``call.ring_timeout`` and the ``env_vars`` kept for its ``session:new``.
     """
-    r = call.rng
+    r = call.ids  # identity: never repeats with the seed
 
     def hexid(n: int) -> str:
         return "".join(r.choice("0123456789abcdef") for _ in range(n))

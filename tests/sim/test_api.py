@@ -67,14 +67,15 @@ def test_acall_is_awaitable_from_another_loop(lab: jl.Lab) -> None:
     assert asyncio.run(main()).said == ["hi", "bye"]
 
 
-def test_same_seed_same_call(lab: jl.Lab) -> None:
+def test_same_seed_same_behaviour_new_call(lab: jl.Lab) -> None:
+    """A seed fixes what the caller does, never the call's identity (issue 12 item 4)."""
     echo_app(lab)
     a = sim.call(lab.url + "/echo", sim.Caller.saying("bye"), options=sim.SimOptions(seed=7))
     b = sim.call(lab.url + "/echo", sim.Caller.saying("bye"), options=sim.SimOptions(seed=7))
     c = lab.call("/echo", sim.Caller.saying("bye"))
     d = lab.call("/echo", sim.Caller.saying("bye"))
-    assert a.call_sid == b.call_sid and c.call_sid != d.call_sid
-    assert [e.type for e in a.trace] == [e.type for e in b.trace]
+    assert a.call_sid != b.call_sid and c.call_sid != d.call_sid
+    assert [e.type for e in a.trace] == [e.type for e in b.trace] and a.heard == b.heard
 
 
 def test_load_runs_many_calls_with_distinct_sids(lab: jl.Lab) -> None:

@@ -1076,3 +1076,54 @@ class TestSnakeCase:
         }
         assert hook["data"]["speech"]["alternatives"][0]["transcript"] == "hi there"
         assert "callSid" not in hook["data"] and hook["data"]["call_sid"] == hook["call_sid"]
+
+
+# -- issue 12 item 4: a seed fixes what a caller does, never who the call is ----------------------
+
+
+class TestDistinctCalls:
+    @staticmethod
+    def say_app(lab: jl.Lab) -> None:
+        @lab.service("/same").on("session:new")
+        def new(session: jl.Session) -> None:
+            session.say(text="hi").send()
+
+    def test_a_fixed_seed_gives_every_call_its_own_identity(self, lab: jl.Lab) -> None:
+        """Re-running with one seed: new call_sid, Call-ID, trace id and msgids; the same behaviour.
+
+        jambonz gives each call a fresh uuid call_sid and short-uuid msgids (ws-requestor.js ~195).
+        """
+        self.say_app(lab)
+        runs = [
+            sim.call(lab.url + "/same", Caller(hangup_after=3), options=SimOptions(seed=7)) for _ in range(2)
+        ]
+        a, b = (sent(r, "session:new")[0] for r in runs)
+        assert a["call_sid"] != b["call_sid"] and a["msgid"] != b["msgid"]
+        for key in ("call_id", "sbc_callid", "trace_id"):
+            assert a["data"][key] != b["data"][key], key
+        assert [e.type for e in runs[0].trace] == [e.type for e in runs[1].trace]
+        assert runs[0].heard == runs[1].heard == [("say", "hi")]
+        msgids = [e.msgid for r in runs for e in r.trace if e.direction == "sent"]
+        assert len(msgids) == len(set(msgids))
+
+    def test_same_seed_calls_stay_apart_in_the_lab(self, lab: jl.Lab) -> None:
+        """Two same-seed calls are two rows of lab.calls; each ack's ack_ms is its own hook's."""
+        self.say_app(lab)
+        for _ in range(2):
+            lab.call("/same", Caller(hangup_after=3), options=SimOptions(seed=3))
+        wait_until(lambda: len(lab.calls) == 2 and lab.calls["final_status"].notna().all())
+        assert lab.calls["call_sid"].nunique() == 2
+        assert (lab.hooks["ack_ms"] < 1000).all() and len(lab.hooks) == 2
+
+    def test_a_session_new_for_an_ended_call_sid_is_a_new_call(self, lab: jl.Lab) -> None:
+        """The app server takes a second session:new for a finished call sid as a new call:
+        lab.calls shows two rows, hooks are not cross-matched between them."""
+        self.say_app(lab)
+        for _ in range(2):
+            result = lab.call("/same", Caller(hangup_after=3), call_sid="reused-sid")
+            assert result.call_sid == "reused-sid"
+        wait_until(lambda: len(lab.calls) == 2 and lab.calls["final_status"].notna().all())
+        calls = lab.calls
+        assert calls["call_sid"].tolist() == ["reused-sid", "reused-sid"]
+        assert calls["final_status"].tolist() == ["completed", "completed"]
+        assert len(lab.hooks) == 2 and lab.hooks["acked"].notna().all()
