@@ -9,7 +9,7 @@ from ..exceptions import VerbError
 from ..protocol.verbs import normalize_verb
 
 if TYPE_CHECKING:
-    from .engine import SimCall
+    from .context import VerbContext
 
 __all__ = ["apply_command"]
 
@@ -24,7 +24,7 @@ RECORDED = {
 }
 
 
-def apply_command(call: SimCall, msg: dict[str, Any]) -> None:
+def apply_command(call: VerbContext, msg: dict[str, Any]) -> None:
     name = msg["command"]
     data = msg.get("data")
     leg = msg.get("callSid")
@@ -82,7 +82,7 @@ def apply_command(call: SimCall, msg: dict[str, Any]) -> None:
         call.note("invalid-command", f"invalid command {name!r}")
 
 
-def _redirect(call: SimCall, data: Any, queue: bool) -> None:
+def _redirect(call: VerbContext, data: Any, queue: bool) -> None:
     if isinstance(data, list):
         verbs = call.accept_verbs(data, "redirect command")
         if not verbs:
@@ -101,7 +101,7 @@ def _redirect(call: SimCall, data: Any, queue: bool) -> None:
         call.note("no-op", f"redirect command with {type(data).__name__} data does nothing")
 
 
-async def _live_redirect(call: SimCall, hook: str) -> None:
+async def _live_redirect(call: VerbContext, hook: str) -> None:
     from .engine import AckTimeout
 
     try:
@@ -112,7 +112,7 @@ async def _live_redirect(call: SimCall, hook: str) -> None:
         call.replace_stack(verbs)
 
 
-def _whisper(call: SimCall, data: Any) -> None:
+def _whisper(call: VerbContext, data: Any) -> None:
     items = data.get("whisper") if isinstance(data, dict) else None
     items = [items] if isinstance(items, dict) else items
     if not isinstance(items, list):
@@ -128,7 +128,7 @@ def _whisper(call: SimCall, data: Any) -> None:
         call.heard("whisper", str(what))
 
 
-def _config(call: SimCall, data: Any) -> None:
+def _config(call: VerbContext, data: Any) -> None:
     if not isinstance(data, dict):
         call.note("no-op", "config command needs an object")
         return

@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..engine import SimCall
+    from ..context import VerbContext
 
 __all__ = ["NEEDS_MEDIA", "RUNNERS", "config_needs_media", "run_verb", "runner", "task_status"]
 
-Runner = Callable[["SimCall", dict[str, Any]], Awaitable[None]]
+Runner = Callable[["VerbContext", dict[str, Any]], Awaitable[None]]
 RUNNERS: dict[str, Runner] = {}
 
 #: verbs that answer an unanswered call unless earlyMedia (protocol doc §4.2)
@@ -86,7 +86,7 @@ LLM_STATUS_NAMES = {
 }
 
 
-async def run_verb(call: SimCall, verb: dict[str, Any]) -> None:
+async def run_verb(call: VerbContext, verb: dict[str, Any]) -> None:
     verb = canonical(verb)
     name = verb["verb"]
     reported = (
@@ -111,7 +111,7 @@ async def run_verb(call: SimCall, verb: dict[str, Any]) -> None:
     await call.verb_status("finished", reported)
 
 
-async def task_status(call: SimCall, verb: dict[str, Any], event: str, **extra: Any) -> None:
+async def task_status(call: VerbContext, verb: dict[str, Any], event: str, **extra: Any) -> None:
     """A verb's own ``verb:status`` (``Task.notifyStatus``, ``task.js`` ~216): key ``verb``, not ``name``."""
     if call.notify_events:
         data: dict[str, Any] = {"event": event, **extra, "verb": verb["verb"]}

@@ -56,7 +56,7 @@ from . import basic, runner
 from .basic import WORDS_PER_SECOND, hang_up_on_error, hook_url, speech_seconds, texts
 
 if TYPE_CHECKING:
-    from ..engine import SimCall
+    from ..context import VerbContext
 
 __all__ = ["CHARS_PER_SECOND", "HIGH_WATER", "LOW_WATER", "QUIET", "TtsStream", "event_filter", "tts_stream"]
 
@@ -84,10 +84,10 @@ class _CallAi:
     tts: TtsStream | None = None
 
 
-_per_call: weakref.WeakKeyDictionary[SimCall, _CallAi] = weakref.WeakKeyDictionary()
+_per_call: weakref.WeakKeyDictionary[VerbContext, _CallAi] = weakref.WeakKeyDictionary()
 
 
-def _ai(call: SimCall) -> _CallAi:
+def _ai(call: VerbContext) -> _CallAi:
     state = _per_call.get(call)
     if state is None:
         state = _per_call[call] = _CallAi()
@@ -118,7 +118,7 @@ def _matches(pattern: str, name: str) -> bool:
     return re.fullmatch(regex, name) is not None
 
 
-def _new_id(call: SimCall, prefix: str) -> str:
+def _new_id(call: VerbContext, prefix: str) -> str:
     return prefix + "".join(call.rng.choice(_ID_CHARS) for _ in range(20))
 
 
@@ -145,7 +145,7 @@ def _text(value: Any) -> str:
 class _Llm:
     """One running llm verb."""
 
-    def __init__(self, call: SimCall, verb: dict[str, Any]) -> None:
+    def __init__(self, call: VerbContext, verb: dict[str, Any]) -> None:
         self.call = call
         self.verb = verb
         self.vendor = str(verb.get("vendor") or "openai")
@@ -271,7 +271,7 @@ class _Llm:
 
 
 @runner("llm")
-async def llm(call: SimCall, verb: dict[str, Any]) -> None:
+async def llm(call: VerbContext, verb: dict[str, Any]) -> None:
     session = _Llm(call, verb)
     call.listeners.update(session.listeners)
     try:
@@ -331,7 +331,7 @@ class TtsStream:
       actionHook is not sent here). A background stream is not interrupted.
     """
 
-    def __init__(self, call: SimCall) -> None:
+    def __init__(self, call: VerbContext) -> None:
         self._call = weakref.ref(call)
         self.buffer = ""  # accepted, not yet spoken
         self.spoken = ""  # spoken since the last flush / clear
@@ -349,7 +349,7 @@ class TtsStream:
         self._background: asyncio.Task[None] | None = None
 
     @property
-    def call(self) -> SimCall:
+    def call(self) -> VerbContext:
         call = self._call()
         assert call is not None, "the call is gone"
         return call
@@ -561,7 +561,7 @@ class TtsStream:
             self.settle()
 
 
-def tts_stream(call: SimCall) -> TtsStream:
+def tts_stream(call: VerbContext) -> TtsStream:
     """The call's TTS stream, created (and its command listeners registered) on first use."""
     state = _ai(call)
     if state.tts is None:
@@ -572,7 +572,7 @@ def tts_stream(call: SimCall) -> TtsStream:
     return state.tts
 
 
-def _vendor(call: SimCall, verb: dict[str, Any]) -> str:
+def _vendor(call: VerbContext, verb: dict[str, Any]) -> str:
     config_stream = call.config.get("ttsStream")
     defaults = call.payload.get("defaults")
     for synth in (
@@ -588,7 +588,7 @@ def _vendor(call: SimCall, verb: dict[str, Any]) -> str:
 
 # Registered after basic's runners (basic is imported at the top of this module), so these win.
 @runner("say")
-async def say(call: SimCall, verb: dict[str, Any]) -> None:
+async def say(call: VerbContext, verb: dict[str, Any]) -> None:
     """``stream: true`` runs a TTS stream; any other say is :func:`.basic.say`."""
     stream = tts_stream(call)
     if not verb.get("stream"):
@@ -629,7 +629,7 @@ async def say(call: SimCall, verb: dict[str, Any]) -> None:
 
 
 @runner("config")
-async def config(call: SimCall, verb: dict[str, Any]) -> None:
+async def config(call: VerbContext, verb: dict[str, Any]) -> None:
     """:func:`.basic.config`, plus ``ttsStream.enable`` opening / closing the background stream."""
     await basic.config(call, verb)
     setting = verb.get("ttsStream")

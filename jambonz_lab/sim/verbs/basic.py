@@ -29,7 +29,7 @@ from ..engine import FS_VERBS, AckTimeout, Hangup
 from . import runner, task_status
 
 if TYPE_CHECKING:
-    from ..engine import SimCall
+    from ..context import VerbContext
 
 WORDS_PER_SECOND = 2.6  # a TTS voice's speaking rate
 PLAY_SECONDS = 3.0  # an audio file's length (no media is fetched)
@@ -66,7 +66,7 @@ def with_id(verb: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "verb_id": verb["id"]} if "id" in verb else data
 
 
-async def speak(call: SimCall, verb: dict[str, Any], *, heard_as: str = "say") -> None:
+async def speak(call: VerbContext, verb: dict[str, Any], *, heard_as: str = "say") -> None:
     """The say task: each text entry, ``loop`` times, with its verb:status events."""
     entries = texts(verb)
     stopped = False
@@ -86,12 +86,12 @@ async def speak(call: SimCall, verb: dict[str, Any], *, heard_as: str = "say") -
 
 
 @runner("say")
-async def say(call: SimCall, verb: dict[str, Any]) -> None:
+async def say(call: VerbContext, verb: dict[str, Any]) -> None:
     await speak(call, verb)
 
 
 @runner("play")
-async def play(call: SimCall, verb: dict[str, Any]) -> None:
+async def play(call: VerbContext, verb: dict[str, Any]) -> None:
     urls = verb["url"] if isinstance(verb["url"], list) else [verb["url"]]
     seconds = float(verb.get("timeoutSecs") or PLAY_SECONDS)
     played = 0.0
@@ -115,34 +115,34 @@ async def play(call: SimCall, verb: dict[str, Any]) -> None:
 
 
 @runner("pause")
-async def pause(call: SimCall, verb: dict[str, Any]) -> None:
+async def pause(call: VerbContext, verb: dict[str, Any]) -> None:
     await call.sleep(float(verb.get("length", 1)))
 
 
 @runner("answer")
-async def answer(call: SimCall, verb: dict[str, Any]) -> None:
+async def answer(call: VerbContext, verb: dict[str, Any]) -> None:
     await call.answer()
 
 
 @runner("hangup")
-async def hangup(call: SimCall, verb: dict[str, Any]) -> None:
+async def hangup(call: VerbContext, verb: dict[str, Any]) -> None:
     raise Hangup("jambonz")
 
 
 @runner("tag")
-async def tag(call: SimCall, verb: dict[str, Any]) -> None:
+async def tag(call: VerbContext, verb: dict[str, Any]) -> None:
     call.customer_data = dict(verb.get("data") or {})
 
 
 @runner("config")
-async def config(call: SimCall, verb: dict[str, Any]) -> None:
+async def config(call: VerbContext, verb: dict[str, Any]) -> None:
     if verb.get("notifyEvents"):  # false does not switch it off (protocol doc §5)
         call.notify_events = True
     call.config.update({k: v for k, v in verb.items() if k not in ("verb", "id")})
 
 
 @runner("sip:decline")
-async def sip_decline(call: SimCall, verb: dict[str, Any]) -> None:
+async def sip_decline(call: VerbContext, verb: dict[str, Any]) -> None:
     status = int(verb["status"])
     reason = str(verb.get("reason") or "Declined")
     call.note("declined", f"call declined with {status} {reason}")
@@ -151,7 +151,7 @@ async def sip_decline(call: SimCall, verb: dict[str, Any]) -> None:
 
 
 @runner("redirect")
-async def redirect(call: SimCall, verb: dict[str, Any]) -> None:
+async def redirect(call: VerbContext, verb: dict[str, Any]) -> None:
     """An unacked session:redirect, or one acked with invalid verbs, throws: the call ends."""
     hook = hook_url(verb.get("actionHook"))
     if hook and hook.startswith(("ws://", "wss://")):
@@ -183,7 +183,7 @@ def ack_problem(raw: list[Any]) -> str:
 
 
 async def hook_verbs(
-    call: SimCall, hook: str | None, data: dict[str, Any], *, kind: str = "verb:hook"
+    call: VerbContext, hook: str | None, data: dict[str, Any], *, kind: str = "verb:hook"
 ) -> list[dict[str, Any]]:
     """An awaited hook's valid ack verbs ([] = carry on).
 
@@ -204,7 +204,7 @@ OnError = Callable[[str | None], Awaitable[None]]
 
 
 async def action_hook(
-    call: SimCall,
+    call: VerbContext,
     verb: dict[str, Any],
     result: dict[str, Any],
     *,
@@ -233,7 +233,7 @@ async def action_hook(
         call.replace_stack(verbs, kill=False)
 
 
-async def hang_up_on_error(call: SimCall, verb: dict[str, Any], result: dict[str, Any]) -> None:
+async def hang_up_on_error(call: VerbContext, verb: dict[str, Any], result: dict[str, Any]) -> None:
     """An actionHook whose failure throws out of the task: the call ends (``call-session.js`` ~1390)."""
 
     async def fail(message: str | None) -> None:
@@ -244,7 +244,7 @@ async def hang_up_on_error(call: SimCall, verb: dict[str, Any], result: dict[str
     await action_hook(call, verb, result, on_error=fail)
 
 
-def unawaited_action(call: SimCall, verb: dict[str, Any], result: dict[str, Any]) -> None:
+def unawaited_action(call: VerbContext, verb: dict[str, Any], result: dict[str, Any]) -> None:
     """An actionHook jambonz sends without waiting: the ack's verbs replace the stack when they come."""
     hook = hook_url(verb.get("actionHook"))
     if not hook:

@@ -41,7 +41,7 @@ from .basic import (
 )
 
 if TYPE_CHECKING:
-    from ..engine import SimCall
+    from ..context import VerbContext
 
 #: the property that names the party, per target type
 TARGET_KEYS = {"phone": "number", "teams": "number", "user": "name", "sip": "sipUri"}
@@ -78,7 +78,7 @@ class Leg:
     duration: int | None = None
     released: bool = False  # jambonz sent BYE without a status (a declined confirm)
 
-    def info(self, call: SimCall) -> dict[str, Any]:
+    def info(self, call: VerbContext) -> dict[str, Any]:
         """The B-leg's toJSON() (call:status, dial:confirm)."""
         parent = call.call_info()
         data: dict[str, Any] = {
@@ -104,7 +104,7 @@ class Leg:
         return data
 
 
-def _hex(call: SimCall, n: int) -> str:
+def _hex(call: VerbContext, n: int) -> str:
     return "".join(call.rng.choice("0123456789abcdef") for _ in range(n))
 
 
@@ -116,7 +116,7 @@ def target_key(target: dict[str, Any]) -> str:
 class Dial:
     """One run of a dial verb."""
 
-    def __init__(self, call: SimCall, verb: dict[str, Any]) -> None:
+    def __init__(self, call: VerbContext, verb: dict[str, Any]) -> None:
         self.call = call
         self.verb = verb
         self.timeout = float(verb.get("timeout") or 60)
@@ -319,12 +319,12 @@ class Dial:
 
 
 @runner("dial")
-async def dial(call: SimCall, verb: dict[str, Any]) -> None:
+async def dial(call: VerbContext, verb: dict[str, Any]) -> None:
     await Dial(call, verb).run()
 
 
 @runner("sip:refer")
-async def sip_refer(call: SimCall, verb: dict[str, Any]) -> None:
+async def sip_refer(call: VerbContext, verb: dict[str, Any]) -> None:
     """REFER → 202; NOTIFYs (100, then the final status) → eventHook; then the actionHook."""
     refer_to = str(verb["referTo"])
     outcome = call.caller.outcome(refer_to)
@@ -350,7 +350,7 @@ async def sip_refer(call: SimCall, verb: dict[str, Any]) -> None:
 
 
 @runner("sip:request")
-async def sip_request(call: SimCall, verb: dict[str, Any]) -> None:
+async def sip_request(call: VerbContext, verb: dict[str, Any]) -> None:
     """200 OK → actionHook ``{result:"success", sip_status}``.
 
     If that fails (unacked, invalid verbs) a second one goes out, ``{result:"failed", err?}``,

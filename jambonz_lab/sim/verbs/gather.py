@@ -45,7 +45,7 @@ from . import runner, task_status
 from .basic import PLAY_SECONDS, action_hook, hook_url, speech_result, speech_seconds, texts, with_id
 
 if TYPE_CHECKING:
-    from ..engine import SimCall
+    from ..context import VerbContext
 
 __all__ = ["gather"]
 
@@ -62,14 +62,14 @@ class _Prompt:
     killed: bool = False
     done: bool = False
 
-    async def end(self, call: SimCall) -> None:
+    async def end(self, call: VerbContext) -> None:
         """It played to its end."""
         self.done = True
         if self.verb["verb"] == "say":
             await task_status(call, self.verb, "stop-playback")
             self.stopped = True
 
-    async def kill(self, call: SimCall) -> None:
+    async def kill(self, call: VerbContext) -> None:
         """``_killAudio``: the task is killed (once), finished or not."""
         if self.killed:
             return
@@ -79,7 +79,7 @@ class _Prompt:
         await task_status(call, self.verb, "kill-playback")
 
 
-async def _start_prompt(call: SimCall, verb: dict[str, Any]) -> _Prompt | None:
+async def _start_prompt(call: VerbContext, verb: dict[str, Any]) -> _Prompt | None:
     for name in ("say", "play"):
         spec = verb.get(name)
         if isinstance(spec, dict):
@@ -106,7 +106,7 @@ def _number(value: Any) -> int | None:
 
 
 class _Gather:
-    def __init__(self, call: SimCall, verb: dict[str, Any]) -> None:
+    def __init__(self, call: VerbContext, verb: dict[str, Any]) -> None:
         self.call = call
         self.verb = verb
         kinds = verb.get("input") or ["digits"]
@@ -265,12 +265,12 @@ class _Gather:
 
 
 @runner("gather")
-async def gather(call: SimCall, verb: dict[str, Any]) -> None:
+async def gather(call: VerbContext, verb: dict[str, Any]) -> None:
     result = await _Gather(call, verb).run()
     await gather_result(call, verb, result)
 
 
-async def gather_result(call: SimCall, verb: dict[str, Any], result: dict[str, Any]) -> None:
+async def gather_result(call: VerbContext, verb: dict[str, Any], result: dict[str, Any]) -> None:
     """The actionHook; a failed one is reported as ``gather.js`` ~1426–1444 reports it."""
 
     async def invalid_response(message: str | None) -> None:

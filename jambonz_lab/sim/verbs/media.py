@@ -52,14 +52,14 @@ from .basic import action_hook, hook_url, speech_result, unawaited_action
 from .rooms import wait_for_end
 
 if TYPE_CHECKING:
-    from ..engine import SimCall
+    from ..context import VerbContext
 
 BEEP = "tone_stream://L=1;%(500, 0, 1500)"
 BEEP_SECONDS = 0.5
 
 
 @runner("transcribe")
-async def transcribe(call: SimCall, verb: dict[str, Any]) -> None:
+async def transcribe(call: VerbContext, verb: dict[str, Any]) -> None:
     hook = hook_url(verb.get("transcriptionHook"))
     if verb.get("translationHook"):
         call.note("not-simulated", "translationHook: no translation is simulated")
@@ -85,7 +85,7 @@ async def transcribe(call: SimCall, verb: dict[str, Any]) -> None:
 
 
 @runner("listen")
-async def listen(call: SimCall, verb: dict[str, Any]) -> None:
+async def listen(call: VerbContext, verb: dict[str, Any]) -> None:
     call.note(
         "listen",
         f"audio streamed to {verb.get('url')} (mixType {verb.get('mixType', 'mono')}, "
@@ -123,7 +123,7 @@ async def listen(call: SimCall, verb: dict[str, Any]) -> None:
 
 
 @runner("message")
-async def message(call: SimCall, verb: dict[str, Any]) -> None:
+async def message(call: VerbContext, verb: dict[str, Any]) -> None:
     carrier = str(verb.get("carrier") or call.payload["originating_sip_trunk_name"])
     sms = f"SMS from {verb.get('from')} to {verb.get('to')} via {carrier}"
     call.note("message", f"{sms}: {verb.get('text')!r}")
@@ -138,7 +138,7 @@ async def message(call: SimCall, verb: dict[str, Any]) -> None:
 
 
 @runner("dtmf")
-async def dtmf(call: SimCall, verb: dict[str, Any]) -> None:
+async def dtmf(call: VerbContext, verb: dict[str, Any]) -> None:
     digits = str(verb["dtmf"])
     duration = int(verb.get("duration") or 500)
     call.heard("dtmf", digits)
@@ -146,12 +146,12 @@ async def dtmf(call: SimCall, verb: dict[str, Any]) -> None:
 
 
 @runner("alert")
-async def alert(call: SimCall, verb: dict[str, Any]) -> None:
+async def alert(call: VerbContext, verb: dict[str, Any]) -> None:
     call.note("alert", f"application alert written: {verb.get('message')!r}")
 
 
 @runner("dub")
-async def dub(call: SimCall, verb: dict[str, Any]) -> None:
+async def dub(call: VerbContext, verb: dict[str, Any]) -> None:
     action, track = verb.get("action"), verb.get("track")
     call.note("dub", f"{action} on track {track!r}")
     say, play = verb.get("say"), verb.get("play")

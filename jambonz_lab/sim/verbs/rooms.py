@@ -72,7 +72,7 @@ from . import runner
 from .basic import action_hook, hook_url, pause, play, say, tag, unawaited_action, with_id
 
 if TYPE_CHECKING:
-    from ..engine import SimCall
+    from ..context import VerbContext
 
 __all__ = ["play_verbs", "wait_for_end"]
 
@@ -84,7 +84,7 @@ QUEUE_PLAYABLE = frozenset({"say", "play", "pause", "leave", "tag"})
 KICK_COMMAND = "conf:participant-action"
 
 
-async def wait_for_end(call: SimCall, wake: asyncio.Event | None = None) -> None:
+async def wait_for_end(call: VerbContext, wake: asyncio.Event | None = None) -> None:
     """Wait until the caller hangs up or the time limit passes (raises Hangup), or ``wake`` is set.
 
     The verb stays killable meanwhile (a replace cancels it). On the virtual
@@ -104,7 +104,7 @@ async def wait_for_end(call: SimCall, wake: asyncio.Event | None = None) -> None
     await call.sleep(max(0.0, end - call.clock.now()))  # at or past the deadline: raises Hangup
 
 
-async def play_verbs(call: SimCall, verbs: Iterable[dict[str, Any]]) -> None:
+async def play_verbs(call: VerbContext, verbs: Iterable[dict[str, Any]]) -> None:
     """Run the say/play/pause/tag verbs of a wait or enter hook's ack (play without its actionHook)."""
     for verb in verbs:
         name = verb["verb"]
@@ -119,7 +119,7 @@ async def play_verbs(call: SimCall, verbs: Iterable[dict[str, Any]]) -> None:
 
 
 async def _prompt_hook(
-    call: SimCall, hook: str, data: dict[str, Any], allowed: frozenset[str], what: str
+    call: VerbContext, hook: str, data: dict[str, Any], allowed: frozenset[str], what: str
 ) -> list[dict[str, Any]]:
     """A wait/enter hook: its ack verbs, or [] when jambonz gives up (unacked, or a verb not allowed)."""
     try:
@@ -134,7 +134,7 @@ async def _prompt_hook(
     return verbs
 
 
-def _iso_now(call: SimCall) -> str:
+def _iso_now(call: VerbContext) -> str:
     """The wall-clock time of the call's clock now, as JavaScript's toISOString() writes it."""
     trace = call.result.trace
     origin = trace[0].ts - trace[0].t if trace else datetime.now(UTC).timestamp() - call.clock.now()
@@ -145,7 +145,7 @@ def _iso_now(call: SimCall) -> str:
 class _Conference:
     """The statusHook side of one conference verb."""
 
-    def __init__(self, call: SimCall, verb: dict[str, Any]) -> None:
+    def __init__(self, call: VerbContext, verb: dict[str, Any]) -> None:
         self.call = call
         self.name = str(verb["name"])
         self.sid = f"conf:{call.payload['account_sid']}:{self.name}"
@@ -176,7 +176,7 @@ class _Conference:
 
 
 @runner("conference")
-async def conference(call: SimCall, verb: dict[str, Any]) -> None:
+async def conference(call: VerbContext, verb: dict[str, Any]) -> None:
     """Whatever ends it (a kick, a replace, the hangup), the actionHook follows (``conference.js`` ~107)."""
     try:
         await _conference(call, verb)
@@ -190,7 +190,7 @@ async def conference(call: SimCall, verb: dict[str, Any]) -> None:
     await action_hook(call, verb, {})
 
 
-async def _conference(call: SimCall, verb: dict[str, Any]) -> None:
+async def _conference(call: VerbContext, verb: dict[str, Any]) -> None:
     room = _Conference(call, verb)
     inert = [
         k
@@ -254,7 +254,9 @@ async def _conference(call: SimCall, verb: dict[str, Any]) -> None:
     await room.leave()
 
 
-async def _late_action(call: SimCall, verb: dict[str, Any], result: dict[str, Any], *, replace: bool) -> None:
+async def _late_action(
+    call: VerbContext, verb: dict[str, Any], result: dict[str, Any], *, replace: bool
+) -> None:
     """The actionHook of a verb ended by a hangup or a replace; its verbs replace the stack if ``replace``."""
     hook = hook_url(verb.get("actionHook"))
     if not hook:
@@ -270,7 +272,7 @@ async def _late_action(call: SimCall, verb: dict[str, Any], result: dict[str, An
 
 
 @runner("enqueue")
-async def enqueue(call: SimCall, verb: dict[str, Any]) -> None:
+async def enqueue(call: VerbContext, verb: dict[str, Any]) -> None:
     name = str(verb["name"])
     queue_sid = f"queue:{call.payload['account_sid']}:{name}"
     joined = call.clock.now()
@@ -291,7 +293,7 @@ async def enqueue(call: SimCall, verb: dict[str, Any]) -> None:
     await action_hook(call, verb, result)
 
 
-async def _queue_wait(call: SimCall, verb: dict[str, Any], queue_sid: str, joined: float) -> bool:
+async def _queue_wait(call: VerbContext, verb: dict[str, Any], queue_sid: str, joined: float) -> bool:
     """The waitHook loop, then silence until the call ends; True when a ``leave`` ends the wait."""
     wait = hook_url(verb.get("waitHook"))
     while wait:
@@ -319,7 +321,7 @@ async def _queue_wait(call: SimCall, verb: dict[str, Any], queue_sid: str, joine
 
 
 @runner("dequeue")
-async def dequeue(call: SimCall, verb: dict[str, Any]) -> None:
+async def dequeue(call: VerbContext, verb: dict[str, Any]) -> None:
     timeout = float(verb.get("timeout") or 0)
     call.note("dequeue", f"dequeue from {verb['name']}: nobody is queued in one process")
     if timeout <= 0:
@@ -330,6 +332,6 @@ async def dequeue(call: SimCall, verb: dict[str, Any]) -> None:
 
 
 @runner("leave")
-async def leave(call: SimCall, verb: dict[str, Any]) -> None:
+async def leave(call: VerbContext, verb: dict[str, Any]) -> None:
     call.note("leave", "leave outside an enqueue waitHook: jambonz waits until the task is killed (dead air)")
     await wait_for_end(call)

@@ -1,0 +1,79 @@
+"""What a verb runner (and a command) may use of its call: :class:`VerbContext`.
+
+:class:`~jambonz_lab.sim.engine.SimCall` satisfies it; the runners in
+:mod:`jambonz_lab.sim.verbs` and :func:`~jambonz_lab.sim.commands.apply_command`
+are typed against it, so they see the call's facts, clock, trace and messages,
+and the verb stack, not the socket or the run loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .caller import Caller, Input
+    from .clock import Clock
+    from .engine import Hangup, SimOptions
+    from .result import CallResult
+
+__all__ = ["VerbContext"]
+
+
+class VerbContext(Protocol):
+    """The call as a verb sees it."""
+
+    call_sid: str
+    caller: Caller
+    clock: Clock
+    options: SimOptions
+    result: CallResult
+    #: what the caller does (fixed by the seed)
+    rng: random.Random
+    #: who things are (call and leg ids): never repeats with the seed
+    ids: random.Random
+    payload: dict[str, Any]
+    config: dict[str, Any]
+    customer_data: dict[str, Any] | None
+    answered: bool
+    notify_events: bool
+    #: commands a running verb takes over (llm, TTS streams), by command name
+    listeners: dict[str, Callable[[dict[str, Any]], None]]
+
+    # -- facts and trace
+    def next_input(self) -> Input: ...
+    def deadline(self) -> tuple[float, str]: ...
+    def call_info(self) -> dict[str, Any]: ...
+    def raw_info(self) -> dict[str, Any]: ...
+    def note(self, kind: str, note: str, payload: Any = None) -> None: ...
+    def heard(self, kind: str, what: str) -> None: ...
+    def error(self, text: str) -> None: ...
+
+    # -- time
+    async def sleep(self, seconds: float) -> None: ...
+    async def wait_real(self, fut: asyncio.Future[Any], timeout: float) -> Any: ...
+
+    # -- messages to the app
+    async def notify(self, kind: str, data: Any, hook: str | None = None) -> None: ...
+    async def request(
+        self, kind: str, data: Any, hook: str | None = None, *, timeout: float | None = None
+    ) -> Any: ...
+    async def hook(
+        self, hook: str | None, data: dict[str, Any], *, kind: str = "verb:hook"
+    ) -> list[dict[str, Any]]: ...
+    async def notify_hook(self, hook: str | None, data: dict[str, Any]) -> None: ...
+    async def send_status(
+        self, status: str, sip_status: int | None = None, reason: str | None = None, **extra: Any
+    ) -> None: ...
+    async def send_final_status(self, ended: Hangup) -> None: ...
+    async def verb_status(self, event: str, verb: dict[str, Any], **extra: Any) -> None: ...
+    async def jambonz_error(self, data: dict[str, Any]) -> None: ...
+    def accept_verbs(self, verbs: Any, where: str) -> list[dict[str, Any]]: ...
+
+    # -- the call and its verb stack
+    async def answer(self) -> None: ...
+    def end(self, by: str = "jambonz", sip_status: int = 200, reason: str = "OK") -> None: ...
+    def replace_stack(self, verbs: list[dict[str, Any]], *, kill: bool = True) -> None: ...
+    def append_stack(self, verbs: list[dict[str, Any]]) -> None: ...
