@@ -62,6 +62,8 @@ from typing import Any, TextIO
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from jambonz_lab.protocol.feature import Acked, Command, FeatureProtocol, StrayAck
+
 HERE = Path(__file__).resolve().parent
 APPS = HERE / "apps"
 PEERS = HERE / ".peers"
@@ -385,13 +387,15 @@ class CallResult:
     extensions: tuple[str, ...] = ()
 
 
-async def await_ack(ws: ClientConnection, msgid: str) -> dict[str, Any]:
-    """The ack of ``msgid``; other frames (commands) are skipped, a bounded number."""
+async def await_ack(ws: ClientConnection, reader: FeatureProtocol, msgid: str) -> dict[str, Any]:
+    """The ack of ``msgid``, read as jambonz reads it; commands are skipped, a bounded number."""
     for _ in range(MAX_SKIPPED_FRAMES):
         raw = await asyncio.wait_for(ws.recv(), ACK_TIMEOUT)
-        frame = json.loads(raw)
-        if frame.get("type") == "ack" and frame.get("msgid") == msgid:
-            return dict(frame)
+        (event,) = reader.receive(raw)
+        if isinstance(event, Acked | StrayAck) and event.msgid == msgid:
+            return dict(event.message)
+        if not isinstance(event, Command):
+            raise BenchError(f"jambonz would refuse this frame ({event}): {str(raw)[:200]}")
     raise BenchError(f"no ack for {msgid} within {MAX_SKIPPED_FRAMES} frames")
 
 
@@ -418,6 +422,7 @@ def check_hook_ack(ack: dict[str, Any], digits: str) -> None:
 async def run_call(url: str, n: int, hooks: int, deflate: bool) -> CallResult:
     """One fake call: open, K hook round trips, close 1000."""
     result = CallResult()
+    reader = FeatureProtocol()  # the frames jambonz builds here are the benchmark's own
     info = call_info(str(uuid.uuid4()), n)
     async with connect(
         url,
@@ -434,14 +439,14 @@ async def run_call(url: str, n: int, hooks: int, deflate: bool) -> CallResult:
         result.extensions = tuple(e.name for e in ws.protocol.extensions)
         msgid = new_msgid()
         await ws.send(session_new(info, msgid))
-        check_opening_ack(await await_ack(ws, msgid))
+        check_opening_ack(await await_ack(ws, reader, msgid))
         result.messages += 2
         for k in range(hooks):
             msgid = new_msgid()
             digits = str(k)  # a new text each time: no reply is served from a cache
             t0 = time.perf_counter()
             await ws.send(verb_hook(info, msgid, digits))
-            ack = await await_ack(ws, msgid)
+            ack = await await_ack(ws, reader, msgid)
             result.rtts.append(time.perf_counter() - t0)
             check_hook_ack(ack, digits)
             result.messages += 2
