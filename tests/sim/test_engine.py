@@ -4,34 +4,8 @@ The misbehaving apps are small aiohttp servers written in each test (``FakeApp``
 per socket, run on the lab's loop next to the simulator. Raw TCP listeners stand in for
 ports that refuse, drop, or never answer the upgrade.
 
-=====  =====================================================  ===============================================
-§6     behaviour                                              tests
-=====  =====================================================  ===============================================
-1      subprotocol, Basic auth, 1.5 s handshake, #rc / #rp    TestHandshake (all)
-2      canonical inbound sequence, idle keeps the call up     TestSequence.test_canonical_inbound_sequence,
-                                                              test_idle_empty_stack_keeps_the_call_up,
-                                                              test_idle_unanswered_call_keeps_ringing,
-                                                              test_call_status_completed_command_ends_the_call
-3      forgotten reply()                                      TestForgottenReply (all)
-4      ack semantics                                          TestAckSemantics (all),
-                                                              TestInvalidInput.test_never_acked_session_new_rejects_the_call
-5      every in-flight hook needs its own ack                 TestConcurrentHooks (all)
-6      reconnect; 1000 close                                  TestReconnect (all)
-7      24 KiB payload limit                                   TestPayloadLimit (all)
-8      invalid input                                          TestInvalidInput (all)
-9      lost / non-waking / no-op commands                     TestCommands (all)
-10     leg addressing                                         TestCommands.test_commands_address_a_leg;
-                                                              B-leg call:status on the parent socket:
-                                                              test_node_peer.py::test_dial_replies_on_the_dial_result
-11     REST-originated calls                                  test_outbound.py (all): TestAnswered (statuses
-                                                              before session:new without top-level call_sid,
-                                                              payload shape, early media), TestNotAnswered,
-                                                              TestUnackedSessionNew
-12     snake-casing except verbatim subtrees                  TestSnakeCase (all)
-13     message ordering                                       TestSequence.test_canonical_inbound_sequence,
-                                                              test_verb_status_starting_precedes_in_progress,
-                                                              test_no_ack_messages_interleave_with_a_pending_hook
-=====  =====================================================  ===============================================
+Which behaviour each test class pins, with its feature-server source, is listed in
+``docs/simulator-fidelity.md`` (the table that used to stand here).
 """
 
 from __future__ import annotations
@@ -372,6 +346,8 @@ def seq(result: CallResult) -> list[tuple[str, str]]:
         if e.type == "call:status":
             detail = data["call_status"] if e.direction == "sent" else "command"
         elif e.type == "verb:status":
+            if "name" not in data:  # a task's own events (start-playback, …) name it by "verb"
+                continue
             detail = f"{data['event']} {data['name']}"
         elif e.type in ("session:new", "verb:hook"):
             detail = p.get("hook") or ""
@@ -519,11 +495,9 @@ class TestForgottenReply:
         assert error.payload["data"] == {"msg": "invalid actionHook response", "verb": "gather", "id": "g1"}
         assert error.t - hook.t >= 0.5
         status = sent(result, "call:status")[2]["data"]
-        assert (status["error"], status["reason"], status["call_status"]) == (
-            "invalid actionHook response",
-            "dtmfDetected",
-            "in-progress",
-        )
+        # gather.js ~1437: reason is err.message; the ack timeout rejects with a string, so no reason
+        assert (status["error"], status["call_status"]) == ("invalid actionHook response", "in-progress")
+        assert "reason" not in status
         assert result.heard == [("say", "after")]
         assert len(notes(result, "ack-timeout")) == 1
 
