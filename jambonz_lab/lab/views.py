@@ -112,7 +112,9 @@ class Views:
     def __init__(self) -> None:
         import pandas as pd
 
-        self._pending = pd.DataFrame({"call_sid": [], "msgid": [], "ts": pd.Series([], dtype="datetime64[ns, UTC]")})
+        self._pending = pd.DataFrame(
+            {"call_sid": [], "msgid": [], "ts": pd.Series([], dtype="datetime64[ns, UTC]")}
+        )
         self._opened: dict[Any, int] = {}  # session:new seen per call sid
         self._calls: pd.DataFrame | None = None
 
@@ -219,7 +221,9 @@ class Views:
             return pd.DataFrame({c: [] for c in _CALL_COLS})
         measured = (agg["end"] - agg["answer"]).dt.total_seconds()
         table = agg.assign(duration_s=agg["_end_duration"].astype("float64").fillna(measured))
-        table["final_status"] = table["final_status"].astype(object).where(table["final_status"].notna(), None)
+        table["final_status"] = (
+            table["final_status"].astype(object).where(table["final_status"].notna(), None)
+        )
         return table[_CALL_COLS].reset_index(drop=True)
 
 
