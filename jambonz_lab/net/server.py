@@ -110,6 +110,13 @@ class ServerOptions:
         max_incoming: largest frame accepted from jambonz.
         backlog: pending TCP connections the listener queues (a burst of
             calls beyond it waits for SYN retransmits, ~1 s each).
+        keep_sessions: ended sessions kept in ``AppServer.sessions`` (the
+            oldest leave first; their rows stay in the event log).
+        keep_sessions_for: seconds an ended session is kept at most.
+        keep_messages: messages kept in each ``Session.messages`` (the oldest
+            leave first; the event log has them all).
+        early_frames: frames kept per socket before its ``session:new``;
+            beyond, they are dropped (one ``early`` row says so).
     """
 
     grace: float = 1.0
@@ -126,6 +133,10 @@ class ServerOptions:
     max_frame: int = MAX_APP_FRAME
     max_incoming: int = 16 * 1024 * 1024
     backlog: int = 1024
+    keep_sessions: int = 1000
+    keep_sessions_for: float = 3600.0
+    keep_messages: int = 1000
+    early_frames: int = 100
 
     def __post_init__(self) -> None:
         if self.default_verbs != DEFAULT_VERBS:  # the default is valid; don't load the SDK for it
@@ -144,6 +155,8 @@ class ServerOptions:
             raise ValueError(f"ping_interval must be positive seconds or None, not {self.ping_interval}")
         if self.handshake_timeout <= 0:
             raise ValueError(f"handshake_timeout must be positive seconds, not {self.handshake_timeout}")
+        if min(self.keep_sessions, self.keep_messages, self.early_frames, self.keep_sessions_for) < 0:
+            raise ValueError("keep_sessions, keep_sessions_for, keep_messages and early_frames must be >= 0")
         if self.grace < 0 or self.grace >= 5:
             raise ValueError(f"grace must be between 0 and 5 seconds (jambonz waits 5 s), not {self.grace}")
 
@@ -225,6 +238,8 @@ class AppServer:
         #: hooks waiting for their ack, oldest first (deadlines grow: one ack_warning for all)
         self._watch: deque[tuple[float, Session, Message]] = deque()
         self._session_waiters: list[tuple[str | None, Waiter[Session]]] = []
+        #: ended sessions, oldest first, for the retention bound (see :meth:`_retire`)
+        self._ended: deque[tuple[float, str, Session]] = deque()
         #: the event log of one call as a DataFrame (set by the lab that owns this server)
         self.events_of: Callable[[str], Any] | None = None
         #: a timeline Figure of one call (set by the lab that owns this server)
@@ -419,8 +434,7 @@ class AppServer:
 
     def _open(self, conn: Connection, msg: Message) -> None:
         if not msg.type.opens_session:
-            conn.early.append(msg)
-            self.record_lab(msg.call_sid, "early", f"{msg.type} before any session:new; kept")
+            self._keep_early(conn, msg)
             return
         reconnect = msg.type is MessageType.SESSION_RECONNECT
         known = self.sessions.get(msg.call_sid or "")
@@ -442,7 +456,7 @@ class AppServer:
         call, outs = CallProtocol.open(msg, limit=self.options.max_frame)
         service = conn.service
         session = Session(self, conn, call, service)
-        session.messages.extend(conn.early)
+        session.messages.extend(conn.early[: self.options.early_frames])
         session.messages.append(msg)
         conn.session = session
         self.sessions[session.call_sid] = session
@@ -527,7 +541,34 @@ class AppServer:
         session._resolve(("close",), closed)
         if session.closed:
             session._fail_waiters()
+            self._retire(session)
         self.run_handlers(session, session._handlers_for("close"), closed, what="close")
+
+    # -- retention ------------------------------------------------------------------------
+
+    def _keep_early(self, conn: Connection, msg: Message) -> None:
+        """A frame before ``session:new``: kept up to ``early_frames`` per socket, then dropped."""
+        cap = self.options.early_frames
+        if len(conn.early) < cap:
+            conn.early.append(msg)
+            self.record_lab(msg.call_sid, "early", f"{msg.type} before any session:new; kept")
+        elif len(conn.early) == cap:
+            conn.early.append(msg)  # the marker: later ones are dropped without a row
+            note = f"{cap} frames before any session:new on this socket; later ones are dropped"
+            log.warning("%s on %s", note, conn.path)
+            self.record_lab(msg.call_sid, "early", note)
+
+    def _retire(self, session: Session) -> None:
+        """An ended session leaves ``sessions`` after ``keep_sessions`` newer ones or
+        ``keep_sessions_for`` seconds (checked as sessions end)."""
+        now = time.monotonic()
+        ended = self._ended
+        ended.append((now, session.call_sid, session))
+        limit, age = self.options.keep_sessions, self.options.keep_sessions_for
+        while ended and (len(ended) > limit or ended[0][0] < now - age):
+            _, sid, old = ended.popleft()
+            if self.sessions.get(sid) is old and old.closed:
+                del self.sessions[sid]
 
     def wait_for_session(self, path: str | None, waiter: Waiter[Session]) -> None:
         """Resolve ``waiter`` with the next session opened under ``path`` (loop thread)."""

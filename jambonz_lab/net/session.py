@@ -144,7 +144,8 @@ class Session(VerbMethods):
         call_sid, direction, from_, to, caller_name: from the opening payload.
         data: the whole opening payload (``sip``, ``env_vars``, ``defaults``…).
         locals: a dict for the app's own state; it survives reconnects.
-        messages: every message jambonz sent on this call, in order.
+        messages: the messages jambonz sent on this call, in order: the newest
+            ``ServerOptions.keep_messages`` (the event log keeps them all).
         status: the latest ``call_status`` of this leg.
     """
 
@@ -607,7 +608,7 @@ class Session(VerbMethods):
                 f"{len(released)} command(s) held after the opening ack sent on jambonz's next frame",
             )
             self._write(released)
-        self.messages.append(msg)
+        self._keep(msg)
         if msg.type is MessageType.CALL_STATUS and msg.leg_sid in (self.call_sid, None):
             self.status = msg.call_status or self.status
         elif msg.type is MessageType.TTS_TOKENS_RESULT:
@@ -616,6 +617,13 @@ class Session(VerbMethods):
             self._tts_commands(self._tts.on_event(str(msg.data.get("event_type", ""))))
         self._resolve((msg.hook, msg.type.value), msg)
         return self._handlers.get(msg.hook, msg.type.value)
+
+    def _keep(self, msg: Message) -> None:
+        """Append to :attr:`messages`, keeping the newest ``keep_messages`` (trimmed in batches)."""
+        self.messages.append(msg)
+        cap = self._server.options.keep_messages
+        if len(self.messages) >= 2 * cap + 1:
+            del self.messages[: len(self.messages) - cap]
 
     def _handlers_for(self, event: str) -> list[Handler]:
         return self._handlers.get(event)
