@@ -565,7 +565,7 @@ class AppServer:
         ended = self._ended
         ended.append((now, session.call_sid, session))
         limit, age = self.options.keep_sessions, self.options.keep_sessions_for
-        while ended and (len(ended) > limit or ended[0][0] < now - age):
+        while ended and (len(ended) > limit or ended[0][0] <= now - age):
             _, sid, old = ended.popleft()
             if self.sessions.get(sid) is old and old.closed:
                 del self.sessions[sid]

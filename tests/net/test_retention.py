@@ -1,0 +1,87 @@
+"""Bounded memory in the app server: ended sessions, per-session messages, frames before a session.
+
+These are lab behaviours with no feature-server counterpart; the event log keeps every row
+(jambonz's own call:status per leg, lib/session/call-session.js, still shows in ``lab.statuses``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fakejambonz import FakeJambonz, lab_rows, wait_until
+
+import jambonz_lab as jl
+
+
+@pytest.fixture
+def small() -> Iterator[jl.Lab]:
+    lab = jl.start(grace=0.2, keep_sessions=3, keep_messages=5, early_frames=4)
+    lab.service("/")  # no handlers: session:new is acked with the default verbs after grace
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def _one_call(lab: jl.Lab, sid: str) -> None:
+    with FakeJambonz(lab.url + "/", sid) as fj:
+        fj.session_new()
+        fj.recv()
+        fj.send("call:status", {"call_sid": sid, "call_status": "completed"})
+        fj.close(1000)
+    wait_until(lambda: any(r["call_sid"] == sid for r in lab_rows(lab, "close")))
+
+
+def test_ended_sessions_leave_memory_but_their_rows_stay(small: jl.Lab) -> None:
+    for n in range(6):
+        _one_call(small, f"c{n}")
+    wait_until(lambda: len(small.sessions) == 3)
+    assert [s.call_sid for s in small.sessions] == ["c3", "c4", "c5"]
+    with pytest.raises(KeyError):
+        small.session("c0")
+    assert small.calls["call_sid"].tolist() == [f"c{n}" for n in range(6)]
+    assert small.calls["final_status"].tolist() == ["completed"] * 6
+
+
+def test_ended_sessions_leave_after_their_age() -> None:
+    lab = jl.start(grace=0.2, keep_sessions_for=0.0)
+    lab.service("/")
+    try:
+        _one_call(lab, "a")
+        _one_call(lab, "b")
+        wait_until(lambda: len(lab.sessions) == 0)
+        assert len(lab.calls) == 2
+    finally:
+        lab.stop()
+
+
+def test_session_messages_keep_the_newest(small: jl.Lab) -> None:
+    with FakeJambonz(small.url + "/", "long") as fj:
+        fj.session_new()
+        fj.recv()
+        for n in range(30):
+            fj.send("call:status", {"call_sid": "long", "call_status": "in-progress", "n": n})
+        wait_until(lambda: len(small.statuses) == 30)
+        messages = small.session("long").messages
+        assert 5 <= len(messages) <= 11
+        assert messages[-1].data["n"] == 29
+        assert [m.data["n"] for m in messages] == list(range(30 - len(messages), 30))
+
+
+def test_frames_before_session_new_are_capped(small: jl.Lab) -> None:
+    with FakeJambonz(small.url + "/", "early") as fj:
+        for n in range(50):
+            fj.send("call:status", {"call_sid": "early", "call_status": "trying", "n": n})
+        fj.session_new()
+        fj.recv()
+        session = small.session("early")
+    notes = [r["note"] for r in lab_rows(small, "early")]
+    assert len(notes) == 5 and "later ones are dropped" in notes[-1]
+    assert [m.type.value for m in session.messages] == ["call:status"] * 4 + ["session:new"]
+    assert len([r for r in small.log.rows() if r["type"] == "call:status"]) == 50  # every frame logged
+
+
+def test_bad_retention_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="keep_sessions"):
+        jl.ServerOptions(keep_sessions=-1)
