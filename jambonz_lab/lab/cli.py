@@ -1,6 +1,7 @@
 """``jambonz-lab``: the command line.
 
-* ``jambonz-lab serve FILE [--host H] [--port P]`` imports FILE, which declares
+* ``jambonz-lab serve FILE [--host H] [--port P] [--log PATH] [--memory-rows N]
+  [--keep-sessions N] [--keep-sessions-for S]`` imports FILE, which declares
   services with :func:`jambonz_lab.service`, serves them until SIGINT or
   SIGTERM, then shuts down cleanly. With ``JAMBONZ_LAB_AUTH=user:password`` in
   the environment every WebSocket upgrade must carry those HTTP Basic
@@ -74,7 +75,19 @@ def _serve(args: argparse.Namespace) -> int:
             "jambonz application's WebSocket URL)",
             file=sys.stderr,
         )
-    lab = start(host=args.host, port=args.port, auth=auth)
+    try:
+        lab = start(
+            host=args.host,
+            port=args.port,
+            auth=auth,
+            log_path=args.log,
+            memory_rows=args.memory_rows,
+            keep_sessions=args.keep_sessions,
+            keep_sessions_for=args.keep_sessions_for,
+        )
+    except (ValueError, OSError) as exc:
+        print(f"jambonz-lab: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -192,6 +205,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("file", help="a Python file that calls jambonz_lab.service(...)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=3000, help="port (default 3000; 0 picks one)")
+    serve.add_argument("--log", metavar="PATH", help="append every event to PATH as JSON lines (read_log)")
+    serve.add_argument(
+        "--memory-rows", type=int, default=200_000, help="event-log rows kept in memory (older ones spill)"
+    )
+    serve.add_argument("--keep-sessions", type=int, default=1000, help="ended sessions kept in memory")
+    serve.add_argument(
+        "--keep-sessions-for",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="seconds an ended session is kept",
+    )
     one = sub.add_parser("call", help="place one simulated call to a jambonz WebSocket app")
     one.add_argument("url", help="the app's ws:// or wss:// URL, e.g. ws://127.0.0.1:3000/echo")
     _caller_args(one)

@@ -1,8 +1,12 @@
 """The event log: every message both ways and every lab event, as rows.
 
 Rows are appended on the loop thread (a list append of a plain tuple, with the
-frame kept as JSON text: nothing the garbage collector has to scan); readers
-in any thread get dicts or a pandas DataFrame, built once per change and cached.
+frame kept as JSON text: nothing the garbage collector has to scan). The views
+are built off the loop, incrementally: each new chunk of rows is flattened once
+(:class:`~jambonz_lab.lab.views.Views`) by a keeper thread or by the reader that
+asks first. Memory is bounded: beyond ``memory_rows`` built rows the oldest
+chunks spill to files in a private directory (pickled frames, removed with the
+log), and the views read them back, so they still cover every call.
 """
 
 from __future__ import annotations
@@ -10,26 +14,78 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
+import pickle
+import shutil
+import tempfile
 import threading
+import time
+import warnings
+import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..records import RECORD_FIELDS
 from . import views
+from .views import Chunk, Views
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COLUMNS", "EventLog"]
+__all__ = ["COLUMNS", "EventLog", "parsed", "repair_tail", "truncate"]
+
+log = logging.getLogger("jambonz_lab.lab")
 
 COLUMNS = RECORD_FIELDS
 _PAYLOAD = COLUMNS.index("payload")
-_CALL = COLUMNS.index("call_sid")
+_NOTE = COLUMNS.index("note")
+
+#: rows flattened at a time (the builder lets the loop run between chunks)
+CHUNK_ROWS = 5_000
+#: rows per spill file (consecutive chunks are merged into one)
+SPILL_ROWS = 50_000
+#: in-memory chunks merged once there are more than this many
+_MAX_PARTS = 64
+#: how much of a truncated payload is kept
+TRUNCATED_HEAD = 1024
+
+
+@dataclass
+class _Part:
+    """Built rows ``[start, start + n)``: in memory (``chunk``) or spilled (``path``)."""
+
+    start: int
+    n: int
+    sids: frozenset[Any]
+    chunk: Chunk | None = None
+    path: Path | None = None
+
+    def load(self) -> Chunk:
+        if self.chunk is not None:
+            return self.chunk
+        assert self.path is not None  # noqa: S101 - a part is one or the other
+        with open(self.path.with_suffix(".events"), "rb") as f, _gc_paused():
+            events = pickle.load(f)  # noqa: S301 - our own file, written by _spill
+        return Chunk(events, *self.views())
+
+    def views(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The hook messages, acks and statuses (without reading the events of a spilled part)."""
+        if self.chunk is not None:
+            return self.chunk.hook_ins, self.chunk.acks, self.chunk.statuses
+        assert self.path is not None  # noqa: S101
+        with open(self.path.with_suffix(".views"), "rb") as f:
+            small: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] = pickle.load(f)  # noqa: S301
+        return small
 
 
 class EventLog:
-    """Append-only rows with a cached DataFrame view.
+    """Append-only rows with DataFrame views built incrementally, off the loop thread.
+
+    Args:
+        memory_rows: built rows kept in memory; older ones spill to disk.
+        spill_dir: where the spill directory is made (default: the system's temp dir).
 
     Example::
 
@@ -37,60 +93,161 @@ class EventLog:
         lab.events.query("direction == 'in'")
     """
 
-    def __init__(self) -> None:
-        self._rows: list[tuple[Any, ...]] = []
-        self._lock = threading.Lock()
-        self._frame: pd.DataFrame | None = None
-        self._frame_len = -1
-        self._flat: pd.DataFrame | None = None
-        self._flat_len = -1
+    def __init__(self, *, memory_rows: int = 200_000, spill_dir: str | Path | None = None) -> None:
+        if memory_rows < 1:
+            raise ValueError(f"memory_rows must be at least 1, not {memory_rows}")
+        self.memory_rows = memory_rows
+        self._rows: list[tuple[Any, ...]] = []  # rows [_base, _base + len)
+        self._base = 0
+        self._lock = threading.Lock()  # _rows and _base together
+        self._build = threading.RLock()  # the views state, the parts
+        self._views = Views()
+        self._parts: list[_Part] = []
+        self._built = 0
+        self._spill_parent = spill_dir
+        self._spill_dir: Path | None = None
+        self._cache: tuple[int, pd.DataFrame] | None = None
+        self._keeper: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def record(self, row: tuple[Any, ...]) -> None:
         """Append one row (loop thread); fields in :data:`COLUMNS` order, payload as JSON text."""
         self._rows.append(row)  # list.append is atomic; readers copy under the lock
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._base + len(self._rows)
 
-    def rows(self, call_sid: str | None = None) -> list[dict[str, Any]]:
-        """The rows as dicts (payload parsed), optionally of one call. Any thread."""
-        return [_as_dict(r) for r in self._select(call_sid)]
+    @property
+    def spilled_rows(self) -> int:
+        """Rows that left memory for the spill files."""
+        return self._base
 
-    def _select(self, call_sid: str | None) -> list[tuple[Any, ...]]:
-        with self._lock:
-            rows = self._rows[:]
-        return rows if call_sid is None else [r for r in rows if r[_CALL] == call_sid]
+    # -- building ------------------------------------------------------------------------
 
-    def to_dataframe(self, call_sid: str | None = None) -> pd.DataFrame:
-        """The rows as a DataFrame (``ts`` as UTC datetimes, payload parsed). Any thread."""
+    def catch_up(self, *, yield_between: bool = False) -> int:
+        """Build the views of the rows not built yet; returns how many. Any thread but the loop's.
+
+        ``yield_between`` sleeps a moment between chunks so the loop thread runs (the keeper).
+        """
         import pandas as pd
 
-        n = len(self._rows)
-        if call_sid is None and self._frame is not None and self._frame_len == n:
-            return self._frame
-        rows = self._select(call_sid) if call_sid is not None else self._select(None)[:n]
-        with _gc_paused():  # building many dicts at once: the cyclic GC would rescan them over and over
-            frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
-            frame["payload"] = [_parse(p) for p in frame["payload"]]
-        frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
-        if call_sid is None:
+        done = 0
+        with self._build:
+            while True:
+                with self._lock:
+                    first = self._built - self._base
+                    rows = self._rows[first : first + CHUNK_ROWS]
+                if not rows:
+                    break
+                with _gc_paused():
+                    frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
+                    frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
+                    chunk = self._views.add(frame)
+                sids = frozenset(chunk.events["call_sid"].dropna().unique())
+                self._parts.append(_Part(self._built, len(rows), sids, chunk=chunk))
+                self._built += len(rows)
+                done += len(rows)
+                if yield_between:
+                    time.sleep(0.001)
+            if done:
+                self._merge_parts()
+                self._spill()
+        return done
+
+    def _merge_parts(self) -> None:
+        memory = [p for p in self._parts if p.chunk is not None]
+        if len(memory) <= _MAX_PARTS:
+            return
+        spilled = [p for p in self._parts if p.chunk is None]
+        merged: list[_Part] = []
+        group: list[_Part] = []
+        for part in memory:
+            if group and sum(p.n for p in group) + part.n > SPILL_ROWS:
+                merged.append(_merge(group))
+                group = []
+            group.append(part)
+        merged.append(_merge(group))
+        self._parts = spilled + merged
+
+    def _spill(self) -> None:
+        """Move the oldest built chunks to disk while more than ``memory_rows`` are in memory."""
+        while self._built - self._base > self.memory_rows:
+            index = next(i for i, p in enumerate(self._parts) if p.chunk is not None)
+            group: list[_Part] = []
+            while index + len(group) < len(self._parts) and sum(p.n for p in group) < SPILL_ROWS:
+                group.append(self._parts[index + len(group)])
+            part = _merge(group)
+            assert part.chunk is not None  # noqa: S101
+            path = self._directory() / f"{part.start:012d}"
+            with open(path.with_suffix(".events"), "wb") as f:
+                pickle.dump(part.chunk.events, f, protocol=5)
+            with open(path.with_suffix(".views"), "wb") as f:
+                small = (part.chunk.hook_ins, part.chunk.acks, part.chunk.statuses)
+                pickle.dump(small, f, protocol=5)
+            self._parts[index : index + len(group)] = [_Part(part.start, part.n, part.sids, path=path)]
             with self._lock:
-                self._frame, self._frame_len = frame, n
-        return frame
+                del self._rows[: part.n]
+                self._base += part.n
+            self._cache = None
+
+    def _directory(self) -> Path:
+        if self._spill_dir is None:
+            made = Path(tempfile.mkdtemp(prefix="jambonz-lab-log-", dir=self._spill_parent))
+            weakref.finalize(self, shutil.rmtree, made, ignore_errors=True)
+            self._spill_dir = made
+        return self._spill_dir
+
+    def start_keeper(self, interval: float = 0.5) -> None:
+        """Build and spill in a daemon thread every ``interval`` s, so memory stays bounded and a
+        reader finds the views nearly built. Idempotent."""
+        if self._keeper is not None and self._keeper.is_alive():
+            return
+        self._stop.clear()
+        self._keeper = threading.Thread(
+            target=self._keep, args=(interval,), name="jambonz-lab-log", daemon=True
+        )
+        self._keeper.start()
+
+    def stop_keeper(self) -> None:
+        self._stop.set()
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None and keeper is not threading.current_thread():
+            keeper.join(5.0)
+
+    def _keep(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.catch_up(yield_between=True)
+            except Exception:  # the keeper must live on; a reader would raise the same
+                log.exception("building the event-log views failed")
+
+    def _snapshot(self) -> tuple[int, list[_Part]]:
+        self.catch_up()
+        with self._build:
+            return self._built, list(self._parts)
 
     # -- views ---------------------------------------------------------------------------
 
     @property
     def events(self) -> pd.DataFrame:
-        """Every row, with the common payload fields as columns and ``ack_ms``."""
-        n = len(self._rows)
-        if self._flat is not None and self._flat_len == n:
-            return self._flat
-        frame = self.to_dataframe()
+        """Every row, with the common payload fields as columns and ``ack_ms`` (``payload`` is the
+        frame's JSON text: ``json.loads(row.payload)``)."""
+        import pandas as pd
+
+        built, parts = self._snapshot()
+        cached = self._cache
+        if cached is not None and cached[0] == built:
+            return cached[1]
+        frames = [p.load().events for p in parts]
+        if not frames:
+            frames = [Views().add(_empty()).events]
         with _gc_paused():
-            flat = views.flatten(frame)
-        self._flat, self._flat_len = flat, n
-        return flat
+            out = (
+                pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+            )
+        if built <= self.memory_rows:  # a small log keeps its frame; a big one is read again
+            self._cache = (built, out)
+        return out
 
     @property
     def jambonz(self) -> pd.DataFrame:
@@ -101,24 +258,81 @@ class EventLog:
     @property
     def calls(self) -> pd.DataFrame:
         """One row per jambonz call (see :func:`jambonz_lab.lab.views.calls`)."""
-        return views.calls(self.jambonz)
+        self.catch_up()
+        with self._build:
+            return self._views.calls()
 
     @property
     def hooks(self) -> pd.DataFrame:
         """One row per message that wanted an ack, with its ack latency."""
-        return views.hooks(self.jambonz)
+        import pandas as pd
+
+        _, parts = self._snapshot()
+        small = [p.views() for p in parts] or [_small_empty()]
+        ins = pd.concat([s[0] for s in small], ignore_index=True)
+        acks = pd.concat([s[1] for s in small], ignore_index=True)
+        return views.hooks_table(ins, acks)
 
     @property
     def statuses(self) -> pd.DataFrame:
         """Every ``call:status``."""
-        return views.statuses(self.jambonz)
+        import pandas as pd
+
+        _, parts = self._snapshot()
+        small = [p.views() for p in parts] or [_small_empty()]
+        return pd.concat([s[2] for s in small], ignore_index=True)
+
+    def events_of(self, call_sid: str) -> pd.DataFrame:
+        """The rows of one call (flattened, as in :attr:`events`); reads only the chunks it is in."""
+        import pandas as pd
+
+        _, parts = self._snapshot()
+        frames = [
+            f[f["call_sid"] == call_sid] for p in parts if call_sid in p.sids for f in [p.load().events]
+        ]
+        if not frames:
+            return Views().add(_empty()).events
+        return pd.concat(frames, ignore_index=True)
 
     def platform(self, source: str) -> pd.DataFrame:
         """The events of one platform source with its key columns (see
         :func:`jambonz_lab.lab.platform_views.platform_events`)."""
         from .platform_views import platform_events
 
-        return platform_events(self.events, source)
+        events = self.events
+        return platform_events(parsed(events[events["source"] == source]), source)
+
+    # -- rows ------------------------------------------------------------------------------
+
+    def rows(self, call_sid: str | None = None) -> list[dict[str, Any]]:
+        """The rows as dicts (payload parsed), optionally of one call. Any thread."""
+        return [_as_dict(r) for r in self._select(call_sid)]
+
+    def _select(self, call_sid: str | None) -> list[tuple[Any, ...]]:
+        with self._build:
+            spilled = [p for p in self._parts if p.chunk is None]
+            with self._lock:
+                rows = self._rows[:]
+        out: list[tuple[Any, ...]] = []
+        for part in spilled:
+            if call_sid is None or call_sid in part.sids:
+                out.extend(_tuples(part.load().events, call_sid))
+        out.extend(rows if call_sid is None else [r for r in rows if r[1] == call_sid])
+        return out
+
+    def to_dataframe(self, call_sid: str | None = None) -> pd.DataFrame:
+        """The rows as a DataFrame (``ts`` as UTC datetimes, payload parsed). Any thread.
+
+        Every payload is parsed: for a long log prefer :attr:`events` (payload as text).
+        """
+        import pandas as pd
+
+        rows = self._select(call_sid)
+        with _gc_paused():
+            frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
+            frame["payload"] = [_parse(p) for p in frame["payload"]]
+        frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
+        return frame
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -127,20 +341,112 @@ class EventLog:
         sink.write(json.dumps(dict(zip(COLUMNS, row, strict=True)), separators=(",", ":")) + "\n")
 
     @classmethod
-    def read(cls, path: str | Path) -> EventLog:
-        """Load a log written with ``start(log_path=...)`` (JSON lines)."""
-        log = cls()
+    def read(cls, path: str | Path, **options: Any) -> EventLog:
+        """Load a log written with ``start(log_path=...)`` (JSON lines).
+
+        A torn last line (the writer was killed mid-line) is skipped with a warning; a bad line
+        anywhere else raises ``ValueError``.
+        """
+        log = cls(**options)
         with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    raise ValueError(f"{path}:{n}: not a JSON line; is this a jambonz_lab log?") from None
-                item.setdefault("source", "jambonz")  # logs written before platform sources existed
-                log._rows.append(tuple(item.get(c) for c in COLUMNS))
+            lines = f.readlines()
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError:
+                if n == len(lines):
+                    warnings.warn(
+                        f"{path}:{n}: torn last line ({len(line)} bytes) skipped; the writer was stopped "
+                        "mid-line",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    break
+                raise ValueError(f"{path}:{n}: not a JSON line; is this a jambonz_lab log?") from None
+            item.setdefault("source", "jambonz")  # logs written before platform sources existed
+            log._rows.append(tuple(item.get(c) for c in COLUMNS))
         return log
+
+
+def repair_tail(path: str | Path) -> int:
+    """Cut a torn last line (no newline at the end) off a JSON-lines log; returns the bytes cut."""
+    target = Path(path)
+    if not target.exists():
+        return 0
+    with open(target, "rb+") as f:
+        size = f.seek(0, 2)
+        if size == 0:
+            return 0
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        step, end = 65536, size
+        while end > 0:  # find the last newline, reading backwards
+            start = max(0, end - step)
+            f.seek(start)
+            cut = f.read(end - start).rfind(b"\n")
+            if cut >= 0:
+                keep = start + cut + 1
+                break
+            end = start
+        else:
+            keep = 0
+        f.truncate(keep)
+    return size - keep
+
+
+def truncate(row: tuple[Any, ...], limit: int) -> tuple[Any, ...]:
+    """``row`` with a payload beyond ``limit`` characters replaced by its head and size."""
+    text = row[_PAYLOAD]
+    if not isinstance(text, str) or len(text) <= limit:
+        return row
+    kept = json.dumps({"truncated": True, "size": len(text), "head": text[:TRUNCATED_HEAD]})
+    note = f"payload of {len(text)} characters stored truncated to its first {TRUNCATED_HEAD}"
+    if row[_NOTE]:
+        note = f"{row[_NOTE]}; {note}"
+    return (*row[:_PAYLOAD], kept, note, *row[_NOTE + 1 :])
+
+
+def parsed(events: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``events`` with each payload parsed (for the few rows a picture or a table reads)."""
+    return events.assign(payload=[_parse(p) for p in events["payload"]])
+
+
+def _merge(parts: list[_Part]) -> _Part:
+    import pandas as pd
+
+    if len(parts) == 1:
+        return parts[0]
+    chunks = [p.load() for p in parts]
+    with _gc_paused():
+        fields = ("events", "hook_ins", "acks", "statuses")
+        chunk = Chunk(*(pd.concat([getattr(c, f) for c in chunks], ignore_index=True) for f in fields))
+    sids = frozenset().union(*(p.sids for p in parts))
+    return _Part(parts[0].start, sum(p.n for p in parts), sids, chunk=chunk)
+
+
+def _tuples(events: pd.DataFrame, call_sid: str | None) -> list[tuple[Any, ...]]:
+    """Rows back from a spilled frame (``ts`` as epoch seconds again)."""
+    src = events if call_sid is None else events[events["call_sid"] == call_sid]
+    frame = src[list(COLUMNS)].astype(object)
+    frame["ts"] = src["ts"].astype("int64").to_numpy() / 1e9
+    frame = frame.where(frame.notna(), None)
+    return list(frame.itertuples(index=False, name=None))
+
+
+def _empty() -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in COLUMNS})
+    frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
+    return frame
+
+
+def _small_empty() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    chunk = Views().add(_empty())
+    return chunk.hook_ins, chunk.acks, chunk.statuses
 
 
 @contextlib.contextmanager

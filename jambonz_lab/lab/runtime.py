@@ -31,7 +31,7 @@ from ..exceptions import ServerError
 from ..net import AppServer, ServerOptions, Service, Session
 from ..protocol.verbs import prewarm
 from ..waiting import Waiter
-from .events import EventLog
+from .events import EventLog, parsed, repair_tail, truncate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,12 +64,24 @@ class Lab:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, log_path: str | Path | None = None, **options: Any
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        log_path: str | Path | None = None,
+        memory_rows: int = 200_000,
+        spill_dir: str | Path | None = None,
+        max_logged_frame: int = 65_536,
+        **options: Any,
     ) -> None:
         self.host = host
         self.requested_port = port
-        self.log = EventLog()
+        self.log = EventLog(memory_rows=memory_rows, spill_dir=spill_dir)
         self.log_path = Path(log_path) if log_path is not None else None
+        if max_logged_frame < 1024:
+            raise ValueError(f"max_logged_frame must be at least 1024 characters, not {max_logged_frame}")
+        #: payloads longer than this are logged truncated (their head and size)
+        self.max_logged_frame = max_logged_frame
         self._sink: TextIO | None = None
         self._subscribers: list[Callable[[tuple[Any, ...]], None]] = []
         self.server = AppServer(ServerOptions(**options), record=self._on_record)
@@ -84,11 +96,11 @@ class Lab:
         self.webhooks: dict[str, WebhookReceiver] = {}
 
     def _events_of(self, call_sid: str) -> pd.DataFrame:
-        events = self.log.events
-        return events[events["call_sid"] == call_sid].reset_index(drop=True)
+        return self.log.events_of(call_sid)
 
     def _on_record(self, row: tuple[Any, ...]) -> None:
         """Every frame and lab event (loop thread): log it, persist it, tell the subscribers."""
+        row = truncate(row, self.max_logged_frame)
         self.log.record(row)
         if self._sink is not None:
             try:
@@ -124,9 +136,15 @@ class Lab:
             raise ServerError("this lab was stopped; call jambonz_lab.start() for a new one")
         prewarm()  # verb models load in the background; start() returns once listening
         if self.log_path is not None:
+            cut = repair_tail(self.log_path)
+            if cut:
+                log.warning(
+                    "%s ended in a torn line; cut its %d byte(s) before appending", self.log_path, cut
+                )
             self._sink = open(self.log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed in stop()
         loop.submit(self.server.start(self.host, self.requested_port)).result(loop.STEP_TIMEOUT)
         self.running = True
+        self.log.start_keeper()
         with _registry_lock:
             _running[(self.host, self.port)] = self
         return self
@@ -153,6 +171,7 @@ class Lab:
         sink, self._sink = self._sink, None
         if sink is not None:
             loop.run_sync(sink.close)
+        self.log.stop_keeper()
 
     # -- facts --------------------------------------------------------------------------
 
@@ -184,7 +203,7 @@ class Lab:
 
     @property
     def sessions(self) -> list[Session]:
-        """Every session this lab has seen, oldest first."""
+        """The live sessions and the most recent ended ones (``keep_sessions``), oldest first."""
         return loop.run_sync(lambda: list(self.server.sessions.values()))
 
     def session(self, call_sid: str) -> Session:
@@ -324,7 +343,7 @@ class Lab:
         (see :mod:`jambonz_lab.lab.platform_timeline`). Any thread but the loop's."""
         from .platform_timeline import draw_sources
 
-        return draw_sources(self.events, sources=sources)
+        return draw_sources(parsed(self.events), sources=sources)
 
     def _save_call(self, call_sid: str, path: str) -> int:
         """Write one call's rows as JSON lines (``Session.save``); any thread but the loop's."""
@@ -360,9 +379,18 @@ def start(
         port: 0 lets the OS pick. A lab already running on the same port is
             stopped and replaced (re-running a cell is safe).
         log_path: append every event to this JSON-lines file too, so a kernel
-            restart loses nothing (:func:`read_log` loads it back).
-        **options: :class:`~jambonz_lab.net.ServerOptions` fields (``grace``,
-            ``default_verbs``, ``ack_warning``, ``handler_threads``, …).
+            restart loses nothing (:func:`read_log` loads it back). A torn last
+            line (the process was killed mid-write) is cut before appending.
+        **options: the event log's ``memory_rows`` (rows kept in memory, default
+            200,000; older ones spill to files removed with the log, and the
+            views still cover every call), ``spill_dir`` (where those files go;
+            default the system's temp dir), ``max_logged_frame`` (payloads longer
+            than this many characters, default 65,536, are logged truncated to
+            their first KiB with their size); and
+            :class:`~jambonz_lab.net.ServerOptions` fields (``grace``,
+            ``default_verbs``, ``ack_warning``, ``handler_threads``,
+            ``keep_sessions``, ``keep_sessions_for``, ``keep_messages``,
+            ``early_frames``, …).
 
     Services declared with :func:`jambonz_lab.service` before the first
     start are served by it.
@@ -395,9 +423,13 @@ def service(path: str = "/", *, env_vars: Mapping[str, Any] | None = None) -> Se
     return default_lab().service(path, env_vars=env_vars)
 
 
-def read_log(path: str | Path) -> EventLog:
-    """Load a log written with ``start(log_path=...)``: ``.events``, ``.calls``, ``.hooks``, ``.statuses``."""
-    return EventLog.read(path)
+def read_log(path: str | Path, **options: Any) -> EventLog:
+    """Load a log written with ``start(log_path=...)``: ``.events``, ``.calls``, ``.hooks``, ``.statuses``.
+
+    A torn last line is skipped with a ``RuntimeWarning``; ``options`` are
+    :class:`EventLog`'s (``memory_rows``, ``spill_dir``).
+    """
+    return EventLog.read(path, **options)
 
 
 def stop_all() -> None:

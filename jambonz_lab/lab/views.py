@@ -81,6 +81,24 @@ def _fields(direction: str, kind: Any, payload: Any) -> tuple[Any, ...]:
     )
 
 
+#: text columns stay ``object`` (None when absent) in every chunk, so chunks concatenate alike
+_TEXT = ("call_sid", "direction", "type", "msgid", "hook", "payload", "note", "path", "source")
+_TEXT_FLAT = ("reason", "call_status", "digits", "transcript", "leg")
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """One dtype per column whatever a chunk holds: text as objects, numbers as floats."""
+    import pandas as pd
+
+    for col in (*_TEXT, *_TEXT_FLAT):
+        if col in frame.columns:
+            values = frame[col].astype(object)
+            frame[col] = values.where(values.notna(), None)
+    for col in ("sip_status", "confidence"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    return frame
+
+
 def _parse(text: Any) -> Any:
     if not isinstance(text, str):
         return text
@@ -132,7 +150,7 @@ class Views:
             columns=[*FLAT, *_FACTS],
             index=frame.index,
         )
-        out = pd.concat([frame, facts[list(FLAT)]], axis=1)
+        out = _typed(pd.concat([frame, facts[list(FLAT)]], axis=1))
         out["ack_ms"] = self._ack_ms(out)
         jambonz = out["source"].eq("jambonz").to_numpy()
         mine, own_facts = out[jambonz], facts[jambonz]

@@ -1,0 +1,190 @@
+"""The event log bounded in memory (spilling to disk, views still over every call), built
+incrementally off the loop, big payloads truncated, and a JSON-lines log that survives a kill.
+
+Lab behaviours; jambonz's part is only the frames (lib/utils/ws-requestor.js sends each one as a
+text frame, which is what a row records).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fakejambonz import FakeJambonz, wait_until
+from test_cli import ROOT, free_port, stop
+
+import jambonz_lab as jl
+from jambonz_lab import sim
+from jambonz_lab.lab.events import EventLog
+
+
+def _app(lab: jl.Lab) -> None:
+    @lab.service("/").on("session:new")
+    def new(session: jl.Session) -> None:
+        @session.on("/g")
+        def heard(msg: jl.Message) -> None:
+            session.say(text=f"heard {msg.transcript}").hangup().reply()
+
+        session.gather(input=["speech"], actionHook="/g").send()
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False)
+
+
+def test_a_spilling_log_gives_the_views_of_the_whole_log(tmp_path: Path) -> None:
+    path = tmp_path / "calls.jsonl"
+    lab = jl.start(grace=0.3, log_path=path, memory_rows=25, spill_dir=tmp_path)
+    try:
+        _app(lab)
+        sids = []
+        for n in range(12):
+            sids.append(lab.call("/", sim.Caller.saying(f"word {n}")).call_sid)
+            if n % 4 == 0:
+                assert len(lab.calls) == n + 1  # built part by part, between calls
+        wait_until(lambda: len(lab.log) == len(path.read_text().splitlines()))
+        lab.log.catch_up()
+        assert lab.log.spilled_rows > 0 and len(lab.log._rows) <= 25 + 5_000
+        whole = jl.read_log(path)  # the same rows, built at once, in memory
+        calls = lab.calls
+        assert calls["call_sid"].tolist() == sids
+        assert calls["final_status"].tolist() == ["completed"] * 12
+        _same(calls, whole.calls)
+        _same(lab.hooks, whole.hooks)
+        _same(lab.statuses, whole.statuses)
+        _same(lab.events, whole.events)
+        assert lab.events["payload"].dropna().map(type).eq(str).all()
+        first = lab.session(sids[0]) if sids[0] in {s.call_sid for s in lab.sessions} else None
+        spilled_rows = lab.log.rows(sids[0])
+        assert spilled_rows == whole.rows(sids[0])
+        assert [r["type"] for r in spilled_rows][0] == "session:new"
+        assert lab.log.events_of(sids[0])["transcript"].dropna().tolist() == ["word 0"]
+        if first is not None:
+            assert len(first.events) == len(spilled_rows)
+        spill_dirs = list(tmp_path.glob("jambonz-lab-log-*"))
+        assert len(spill_dirs) == 1 and any(spill_dirs[0].iterdir())
+    finally:
+        lab.stop()
+
+
+def test_views_built_in_pieces_equal_one_build() -> None:
+    rows = [r for r in _recorded_rows(6)]
+    pieces = EventLog(memory_rows=7)
+    for n, row in enumerate(rows):
+        pieces.record(row)
+        if n % 5 == 0:
+            pieces.catch_up()
+    once = EventLog()
+    for row in rows:
+        once.record(row)
+    for view in ("events", "calls", "hooks", "statuses"):
+        _same(getattr(pieces, view), getattr(once, view))
+    assert pieces.spilled_rows > 0
+
+
+def _recorded_rows(calls: int) -> list[tuple[object, ...]]:
+    lab = jl.start(grace=0.3)
+    try:
+        _app(lab)
+        for n in range(calls):
+            lab.call("/", sim.Caller.saying(f"w{n}"))
+        return lab.log._select(None)
+    finally:
+        lab.stop()
+
+
+def test_a_new_session_for_an_ended_call_sid_is_a_new_call_across_chunks() -> None:
+    log = EventLog(memory_rows=2)
+    for n in (1, 2):
+        new = json.dumps({"type": "session:new", "data": {"from": f"+{n}", "call_sid": "same"}})
+        end = json.dumps({"type": "call:status", "data": {"call_status": "completed", "duration": n}})
+        log.record((float(n), "same", "in", "session:new", f"m{n}", None, 0, new, None, "/", "jambonz"))
+        log.catch_up()
+        log.record((n + 0.5, "same", "in", "call:status", f"s{n}", None, 0, end, None, "/", "jambonz"))
+        log.catch_up()
+    calls = log.calls
+    assert calls["from"].tolist() == ["+1", "+2"]
+    assert calls["duration_s"].tolist() == [1.0, 2.0]
+
+
+def test_big_payloads_are_logged_truncated_with_their_size() -> None:
+    lab = jl.start(grace=0.2, max_logged_frame=4096)
+    lab.service("/")
+    try:
+        with FakeJambonz(lab.url + "/", "big") as fj:
+            fj.session_new()
+            fj.recv()
+            fj.hook("/x", reason="speechDetected", blob="y" * 100_000)
+            wait_until(lambda: any(r["type"] == "verb:hook" for r in lab.log.rows("big")))
+        (row,) = [r for r in lab.log.rows("big") if r["type"] == "verb:hook"]
+        assert row["payload"]["truncated"] is True and row["payload"]["size"] > 100_000
+        assert len(row["payload"]["head"]) == 1024 and "stored truncated" in row["note"]
+        hooks = lab.hooks  # the row keeps its columns
+        assert hooks["type"].tolist() == ["session:new", "verb:hook"] and hooks["hook"].iloc[1] == "/x"
+    finally:
+        lab.stop()
+
+
+def test_read_log_skips_a_torn_last_line_and_refuses_a_bad_middle_one(tmp_path: Path) -> None:
+    path = tmp_path / "torn.jsonl"
+    good = json.dumps({"ts": 1.0, "call_sid": "c", "direction": "lab", "type": "close", "payload": None})
+    path.write_text(good + "\n" + good + "\n" + good[:20])
+    with pytest.warns(RuntimeWarning, match="torn last line"):
+        assert len(jl.read_log(path)) == 2
+    path.write_text(good + "\n" + good[:20] + "\n" + good + "\n")
+    with pytest.raises(ValueError, match=":2: not a JSON line"):
+        jl.read_log(path)
+
+
+def test_start_cuts_a_torn_tail_before_appending(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    good = json.dumps({"ts": 1.0, "call_sid": "c", "direction": "lab", "type": "close", "payload": None})
+    path.write_text(good + "\n" + '{"ts": 2.0, "call_s')  # killed mid-line
+    lab = jl.start(grace=0.2, log_path=path)
+    _app(lab)
+    try:
+        lab.call("/", sim.Caller.saying("hi"))
+    finally:
+        lab.stop()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = jl.read_log(path)  # no torn line left anywhere
+    assert again.rows()[0]["type"] == "close" and again.calls["call_sid"].iloc[0] == "c"
+    assert len(again.calls) == 2
+
+
+def test_serve_log_writes_the_json_lines(tmp_path: Path) -> None:
+    path = tmp_path / "serve.jsonl"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jambonz_lab.lab.cli", "serve", str(ROOT / "examples" / "hello.py")]
+        + ["--port", str(port), "--log", str(path), "--memory-rows", "1000", "--keep-sessions", "10"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("serving")
+        with FakeJambonz(f"ws://127.0.0.1:{port}/hello", "logged") as fj:
+            fj.session_new()
+            fj.recv()
+    finally:
+        code, _ = stop(proc)
+    assert code == 0
+    assert jl.read_log(path).calls["call_sid"].tolist() == ["logged"]
+
+
+def test_serve_refuses_bad_memory_rows() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "jambonz_lab.lab.cli", "serve", str(ROOT / "examples" / "hello.py")]
+        + ["--port", "0", "--memory-rows", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "memory_rows must be at least 1" in out.stderr
