@@ -390,8 +390,7 @@ class AppServer:
         if auth is not None and not basic_auth_ok(request.headers.get("Authorization"), *auth):
             peer = request.remote or "?"
             note = f"WebSocket upgrade to {service.path} from {peer} without valid credentials; refused (401)"
-            log.warning("%s", note)
-            self.record_lab(None, "auth-refused", note)
+            self.report("auth-refused", note)
             return web.Response(
                 status=401,
                 headers={"WWW-Authenticate": 'Basic realm="jambonz_lab", charset="UTF-8"'},
@@ -403,8 +402,7 @@ class AppServer:
                 f"{len(self._connections)} sockets open, the cap is {cap}; "
                 f"upgrade to {service.path} refused (503)"
             )
-            log.warning("%s", note)
-            self.record_lab(None, "refused", note)
+            self.report("refused", note)
             return web.Response(status=503, headers={"Retry-After": "1"}, text="too many connections\n")
         return None
 
@@ -633,23 +631,20 @@ class AppServer:
                     f"closed {closed} connection(s) that sent no request within "
                     f"{self.options.handshake_timeout:g} s"
                 )
-                log.info("%s", note)
-                self.record_lab(None, "handshake-timeout", note)
+                self.report("handshake-timeout", note, level=logging.INFO)
 
     def _handlers_blocked(self, threads: int, waiting: int) -> None:
         note = (
             f"every plain handler thread was blocked and {waiting} event(s) waited: the pool grew to "
             f"{threads} threads; block in a handler as little as you can (async def, or a thread of your own)"
         )
-        log.warning("%s", note)
-        self.record_lab(None, "handlers-blocked", note)
+        self.report("handlers-blocked", note)
 
     def _ack_late(self, session: Session, msg: Message) -> None:
         if session._call.is_pending(msg.msgid):
             what = msg.hook or msg.type
             note = f"{what} not acked after {self.options.ack_warning:g} s; jambonz gives up at 5 s"
-            log.warning("call %s: %s", session.call_sid, note)
-            self.record_lab(session.call_sid, "ack-late", note, msgid=msg.msgid)
+            self.report("ack-late", note, call_sid=session.call_sid, msgid=msg.msgid)
 
     # -- handlers ---------------------------------------------------------------------------
 
@@ -756,8 +751,9 @@ class AppServer:
                     f"{who} composed {len(verbs)} verb(s) ({names}) for {run.what} and returned without "
                     "reply(); they were dropped (ServerOptions.unreplied='error')"
                 )
-                log.error("call %s: %s", session.call_sid, note)
-                self.record_lab(session.call_sid, "handler-error", note, msgid=msgid)
+                self.report(
+                    "handler-error", note, call_sid=session.call_sid, msgid=msgid, level=logging.ERROR
+                )
                 if msgid != call.initial_msgid:
                     session._write(call.auto_ack(msgid))
                 return
@@ -765,16 +761,14 @@ class AppServer:
                 f"{who} composed {len(verbs)} verb(s) ({names}) for {run.what} and returned without "
                 "reply(); sent them as its reply"
             )
-            log.warning("call %s: %s", session.call_sid, note)
-            self.record_lab(session.call_sid, "implicit-reply", note, msgid=msgid)
+            self.report("implicit-reply", note, call_sid=session.call_sid, msgid=msgid)
             session._write(call.reply(msgid, verbs))
             return
         note = (
             f"{who} composed {len(verbs)} verb(s) ({names}) after {run.what} was answered and did not "
             "send them; appended them to the verb stack (a redirect with queueCommand)"
         )
-        log.warning("call %s: %s", session.call_sid, note)
-        self.record_lab(session.call_sid, "implicit-send", note, msgid=msgid)
+        self.report("implicit-send", note, call_sid=session.call_sid, msgid=msgid)
         session._write(call.send(verbs, exec_immediate=False))
 
     def apply_reply(self, session: Session, msgid: str, verbs: list[dict[str, Any]], text: str) -> None:
@@ -821,6 +815,22 @@ class AppServer:
                     "jambonz",
                 )
             )
+
+    def report(
+        self,
+        kind: str,
+        note: str,
+        *,
+        call_sid: str | None = None,
+        msgid: str | None = None,
+        level: int = logging.WARNING,
+    ) -> None:
+        """Log ``note`` (prefixed with the call, if any) and record it as a ``kind`` lab row."""
+        if call_sid is None:
+            log.log(level, "%s", note)
+        else:
+            log.log(level, "call %s: %s", call_sid, note)
+        self.record_lab(call_sid, kind, note, msgid=msgid)
 
     def record_lab(
         self, call_sid: str | None, kind: str, note: str, *, msgid: str | None = None, payload: Any = None
