@@ -16,7 +16,7 @@ Example::
 from __future__ import annotations
 
 from .api import acall, call, load
-from .caller import Caller, DialOutcome, Digits, Silence, Speech, ToolCall
+from .caller import Caller, DialOutcome, Digits, Greeting, Hold, Press, Refer, Silence, Speech, ToolCall
 from .clock import Clock
 from .engine import SimCall, SimOptions
 from .replay import Divergence, ReplayReport, areplay, replay
@@ -29,6 +29,10 @@ __all__ = [
     "DialOutcome",
     "Digits",
     "Divergence",
+    "Greeting",
+    "Hold",
+    "Press",
+    "Refer",
     "ReplayReport",
     "SimCall",
     "SimOptions",

@@ -16,11 +16,24 @@ Each ``gather`` (or transcribe, or llm turn) takes the next input in order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Caller", "DialOutcome", "Digits", "Input", "Silence", "Speech", "ToolCall"]
+__all__ = [
+    "Caller",
+    "DialOutcome",
+    "Digits",
+    "Greeting",
+    "Hold",
+    "Input",
+    "LegEvent",
+    "Press",
+    "Refer",
+    "Silence",
+    "Speech",
+    "ToolCall",
+]
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,69 @@ class Silence:
 
 Input = Speech | Digits | Silence
 
+Party = Literal["caller", "callee"]
+MACHINE_GREETING = (
+    "Hi, you have reached the voicemail of Sam. I can't take your call right now, "
+    "please leave a message after the tone"
+)
+
+
+@dataclass(frozen=True)
+class Greeting:
+    """What a party says when it picks up: what answering machine detection (``amd``) hears.
+
+    Times count from the answer: the words are said from ``start`` for ``seconds``
+    (default: the TTS rate of :mod:`~jambonz_lab.sim.verbs.basic`), each word
+    one more interim transcript, the final at the end; ``beep`` is a tone
+    (a voicemail beep, ``frequency``/``variance`` as avmd reports them).
+    ``text=""``: the party says nothing.
+    """
+
+    text: str = "Hello?"
+    start: float = 0.5
+    seconds: float | None = None
+    beep: float | None = None
+    frequency: int = 1000
+    variance: int = 0
+
+    @classmethod
+    def machine(
+        cls, seconds: float = 4.0, beep: float | None = 4.5, text: str = MACHINE_GREETING
+    ) -> Greeting:
+        """An answering machine: a long greeting, then (by default) the beep."""
+        return cls(text=text, seconds=seconds, beep=beep)
+
+
+@dataclass(frozen=True)
+class Press:
+    """During a dial's bridge, ``by`` presses ``digits`` (SIP INFO), from ``at`` s after the bridge."""
+
+    digits: str
+    at: float = 1.0
+    by: Party = "callee"
+    interval: float = 0.3
+
+
+@dataclass(frozen=True)
+class Hold:
+    """During a dial's bridge, ``by`` puts the call on hold (re-INVITE) at ``at`` s, for ``seconds``."""
+
+    at: float = 1.0
+    seconds: float = 5.0
+    by: Party = "callee"
+
+
+@dataclass(frozen=True)
+class Refer:
+    """During a dial's bridge, ``by`` transfers the other party to ``to`` (a REFER) at ``at`` s."""
+
+    to: str
+    at: float = 1.0
+    by: Party = "callee"
+
+
+LegEvent = Press | Hold | Refer
+
 
 @dataclass(frozen=True)
 class DialOutcome:
@@ -59,12 +135,16 @@ class DialOutcome:
         ring: seconds of ringing before the outcome.
         talk: seconds the answered party stays on before hanging up.
         early_media: ring with SDP (``early-media``) instead of ``ringing``.
+        greeting: what the party says on answering, for ``amd`` (None: nothing).
+        during: what the parties do while bridged (:class:`Press`, :class:`Hold`, :class:`Refer`).
     """
 
     result: Literal["answer", "busy", "no-answer", "failed"] = "answer"
     ring: float = 2.0
     talk: float = 10.0
     early_media: bool = False
+    greeting: Greeting | None = None
+    during: Sequence[LegEvent] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +175,8 @@ class Caller:
             ``early_media`` for a 183 instead of a 180. ``talk`` does not apply:
             the answered call lasts until ``hangup_after`` / ``time_limit``, both
             counted from the INVITE.
+        greeting: what this call's party says on answering, for ``amd`` (the
+            ``config`` verb's, and a REST call's); None: nothing.
     """
 
     inputs: list[Input] = field(default_factory=list)
@@ -105,6 +187,7 @@ class Caller:
     name: str = "Alice"
     number: str = "+14155550100"
     answer: DialOutcome = field(default_factory=DialOutcome)
+    greeting: Greeting | None = None
 
     @classmethod
     def saying(cls, *texts: str, **kw: object) -> Caller:
