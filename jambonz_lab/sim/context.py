@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from .alarms import Alarms
     from .caller import Caller, Input
     from .clock import Clock
     from .engine import Hangup, SimOptions
@@ -41,6 +43,10 @@ class VerbContext(Protocol):
     notify_events: bool
     #: commands a running verb takes over (llm, TTS streams), by command name
     listeners: dict[str, Callable[[dict[str, Any]], None]]
+    #: the verbs still to run (read it; change it with replace_stack / append_stack)
+    stack: deque[dict[str, Any]]
+    #: moments of the call's background tasks (``config.bargeIn``), see :mod:`~jambonz_lab.sim.alarms`
+    alarms: Alarms
 
     # -- facts and trace
     def next_input(self) -> Input: ...

@@ -36,6 +36,7 @@ from ..protocol.feature import (
 )
 from ..protocol.verbs import normalize_verbs
 from . import payloads
+from .alarms import Alarms
 from .caller import Caller, Input, Silence
 from .clock import Clock
 from .payloads import REST_RING_TIMEOUT
@@ -162,6 +163,8 @@ class SimCall:
         self._replaced = False
         self._ended: Hangup | None = None
         self.listeners: dict[str, Callable[[dict[str, Any]], None]] = {}
+        #: moments of background tasks (config.bargeIn): the call's waits stop there (sim.alarms)
+        self.alarms = Alarms()
 
     # -- facts ------------------------------------------------------------------------
 
@@ -209,6 +212,12 @@ class SimCall:
         seconds = max(0.0, seconds)
         end, by = self.deadline()
         now = self.clock.now()
+        at = self.alarms.next_at()
+        while at is not None and at <= now + seconds and at < end:  # a background task acts first
+            await self.pass_time(at - now)
+            seconds -= max(0.0, at - now)
+            await self.alarms.ring(max(at, now))
+            now, at = self.clock.now(), self.alarms.next_at()
         if now + seconds >= end:
             await self.pass_time(end - now)
             raise Hangup(by)
@@ -479,10 +488,17 @@ class SimCall:
         remaining = max(0.0, end - self.clock.now())
         self.note("idle", "verb stack empty; waiting for commands")
         wait = min(remaining, self.options.idle_wait) if self.clock.virtual else remaining
+        at = self.alarms.next_at()
+        if at is not None and not self.clock.virtual:
+            wait = min(wait, max(0.0, at - self.clock.now()))
         waiter = asyncio.ensure_future(self._wake.wait())
         try:
             await self.wait_real(waiter, wait)
         except TimeoutError:
+            at = self.alarms.next_at()
+            if at is not None and at < end:  # a background task (config.bargeIn) acts before the end
+                await self.sleep(max(0.0, at - self.clock.now()))
+                return self._ended is None
             if self.clock.virtual:
                 self.clock.advance(max(0.0, end - self.clock.now()))
             self._ended = Hangup(by)
@@ -507,6 +523,7 @@ class SimCall:
         return round(self.clock.now() - (self.answer_at or 0.0)) if self.answered else 0
 
     async def _finish(self) -> None:
+        self.alarms.close()
         ended = self._ended or Hangup("jambonz")
         await self.send_final_status(ended)
         if not self.answered and self.status not in ("failed", "completed", "no-answer"):

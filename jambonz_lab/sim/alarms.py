@@ -1,0 +1,68 @@
+"""Moments at which a call's background task acts (``config.bargeIn``): :class:`Alarms`.
+
+The verb stack is one asyncio task whose waits (:meth:`SimCall.sleep
+<jambonz_lab.sim.engine.SimCall.sleep>`, the idle wait) move the call's clock.
+A background task cannot move that clock itself, so it asks for a moment
+(:meth:`Alarms.moment`) and waits; the call's wait stops at that moment, rings
+the alarm and waits until the background task has done what it does at once
+(say, kill the current verb) before it goes on — on both clocks the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+__all__ = ["Alarms"]
+
+
+@dataclass
+class _Alarm:
+    at: float
+    reached: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Alarms:
+    """The pending moments of one call's background tasks."""
+
+    def __init__(self) -> None:
+        self._pending: list[_Alarm] = []
+
+    def next_at(self) -> float | None:
+        """The call time of the earliest pending moment."""
+        return min((a.at for a in self._pending), default=None)
+
+    @asynccontextmanager
+    async def moment(self, at: float) -> AsyncIterator[None]:
+        """Wait until the call reaches ``at``; the call waits while the ``async with`` body runs.
+
+        Raises:
+            asyncio.CancelledError: the call ended first (:meth:`close`).
+        """
+        alarm = _Alarm(at)
+        self._pending.append(alarm)
+        try:
+            await alarm.reached
+            yield
+        finally:
+            if alarm in self._pending:
+                self._pending.remove(alarm)
+            if not alarm.done.done():
+                alarm.done.set_result(None)
+
+    async def ring(self, now: float) -> None:
+        """The call reached ``now``: let each moment due by then act, in time order, and wait for it."""
+        for alarm in sorted((a for a in self._pending if a.at <= now), key=lambda a: a.at):
+            self._pending.remove(alarm)
+            if not alarm.reached.done():
+                alarm.reached.set_result(None)
+            await asyncio.shield(alarm.done)
+
+    def close(self) -> None:
+        """The call ended: pending moments never come (their waiters are cancelled)."""
+        for alarm in self._pending:
+            alarm.reached.cancel()
+        self._pending.clear()
