@@ -95,6 +95,7 @@ HOOKED = frozenset(
 #: commands that need no ``data`` (``MTYPE_NO_DATA``, ws-requestor.js ~25)
 NO_DATA_COMMANDS = frozenset({"llm:tool-output", "tts:flush", "tts:clear"})
 MAX_RECONNECTS = 5  # config.js MAX_RECONNECTS; ``#rc`` lowers it
+FIRST_BACKOFF = 0.5  # ``backoffMs`` starts at 500 ms (ws-requestor.js ~38)
 _REMEMBERED = 512  # how many finished msgids are kept to tell a late ack from an unknown one
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -293,6 +294,7 @@ class FeatureProtocol:
         self.max_reconnects = max_reconnects
         self.state = LinkState.CONNECTING
         self.connections = 0  #: successful opens so far
+        self.backoff = FIRST_BACKOFF  #: seconds before the next retry or reconnect (never reset)
         self.call_sid: str | None = None  #: set by session:new (the envelope's call_sid)
         self._msgids = msgids
         self._in_flight: OrderedDict[str, Request] = OrderedDict()  # wire msgid → request
@@ -413,6 +415,17 @@ class FeatureProtocol:
             return None
         self.state = LinkState.RESYNC
         return self.request(MessageType.SESSION_RECONNECT)
+
+    def next_backoff(self) -> float:
+        """The wait before a connect retry or a reconnect; each call grows the next one.
+
+        One ``backoffMs`` per requestor, shared by connect retries (~159–160) and
+        reconnects (~479): doubled below 2 s, then 2 s more each time, never reset
+        and never capped (0.5, 1, 2, 4, 6, 8, 10, … s).
+        """
+        delay = self.backoff
+        self.backoff = delay * 2 if delay < 2.0 else delay + 2.0
+        return delay
 
     def connection_lost(self, code: int | None) -> Dropped:
         """The socket closed with ``code`` (``_onClose``, ``_onSocketClosed``; ~422–459)."""

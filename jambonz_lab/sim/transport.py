@@ -35,9 +35,7 @@ from ..protocol.feature import (
 if TYPE_CHECKING:
     from .engine import SimCall, SimOptions
 
-__all__ = ["BACKOFF", "AckTimeout", "Link", "close_code", "open_socket", "retryable"]
-
-BACKOFF = (0.5, 1.0, 2.0, 4.0, 6.0, 8.0)
+__all__ = ["AckTimeout", "Link", "close_code", "open_socket", "retryable"]
 
 
 class AckTimeout(Exception):
@@ -103,9 +101,7 @@ class Link:
         try:
             return await self.call.wait_real(fut, self.options.ack_timeout if timeout is None else timeout)
         except TimeoutError:
-            self.core.expire(msgid)
-            what = {"type": frame.type.value, "hook": frame.request.hook}
-            self.call.note("ack-timeout", f"timeout from far end for msgid {msgid}", what)
+            self._expire(msgid, frame.type.value, frame.request.hook)
             raise AckTimeout(msgid) from None
         finally:
             self.pending.pop(msgid, None)
@@ -126,13 +122,25 @@ class Link:
         try:  # in the background: the call's clock does not wait for this ack
             await asyncio.wait_for(asyncio.shield(fut), self.options.ack_timeout)
         except TimeoutError:
-            self.core.expire(msgid)
-            what = {"type": "verb:hook", "hook": hook}
-            self.call.note("ack-timeout", f"timeout from far end for msgid {msgid}", what)
+            self._expire(msgid, "verb:hook", hook)
         except AckTimeout:
             pass
         finally:
             self.pending.pop(msgid, None)
+
+    def _expire(self, msgid: str, kind: str, hook: str | None) -> None:
+        """A response timer fired (ws-requestor.js ~266–270); during a reconnect it fails the
+        reconnect: the queued requests are dropped and the call hangs up (call-session.js ~2258)."""
+        expired = self.core.expire(msgid)
+        self.call.note("ack-timeout", f"timeout from far end for msgid {msgid}", {"type": kind, "hook": hook})
+        if expired is None or not expired.reconnect_failed:
+            return
+        for queued in expired.dropped:
+            waiting = self.pending.get(queued.msgid)
+            if waiting is not None and not waiting.done():
+                waiting.set_exception(AckTimeout(queued.msgid))
+        self.call.error("session:reconnect not acked; call hung up")
+        self.call.end("jambonz")  # the socket stays up: the final call:status still goes out
 
     async def send(self, frame: Frame) -> None:
         """Trace a frame the core built, then write whatever the core lets out now."""
@@ -163,7 +171,7 @@ class Link:
             except Exception as exc:  # what jambonz's retry policy sees
                 if attempt >= self.retries or not retryable(exc, self.policies):
                     raise
-                delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                delay = self.core.next_backoff()
                 self.call.note("connect-retry", f"{type(exc).__name__}: {exc}; retry in {delay:g} s")
                 await self.call.pass_time(delay)
                 attempt += 1
@@ -222,10 +230,7 @@ class Link:
         if dropped.graceful:
             self.graceful = True
             self.call.note("app-closed", "app closed with 1000; jambonz stops sending for this call")
-            # issue 12: jambonz keeps these in flight until their 5 s pass; resolved empty here for now
-            for fut in self.pending.values():
-                if not fut.done():
-                    fut.set_result(None)
+            # the requests in flight stay there and fail when their 5 s pass (ws-requestor.js ~429, ~266)
             # no wake-up: an idle call stays in dead air until the caller hangs up or timeLimit (§1.5)
             return
         self.call.note("socket-closed", f"socket closed with {code}; reconnecting")
@@ -242,31 +247,42 @@ class Link:
             self.call.note("no-reconnect", f"{self.core.connections} connections made; no more reconnects")
 
     async def _reconnect(self) -> None:
-        attempt = 0
+        """Re-open a dropped socket, as ``_scheduleReconnect`` does (ws-requestor.js ~450–479).
+
+        Each failed attempt is another drop: another reconnect after a longer wait, with no
+        give-up count (only successful opens count against ``#rc``); an HTTP refusal of the
+        upgrade is not a drop, so reconnecting stops there. The call hangs up only when the
+        ``session:reconnect`` is not acked (:meth:`_expire`).
+        """
         resync: Frame | None = None
-        while not self.call.over:
-            delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+        while not self.call.over and self.call.clock.now() < self.call.deadline()[0]:
+            delay = self.core.next_backoff()
+            left = self.call.deadline()[0] - self.call.clock.now()
+            if left <= delay:
+                return  # the call ends first (the call's clock is not this loop's to move)
             await self.call.pass_time(delay)
+            if self.call.over:
+                return
             try:
-                resync = await self.connect()
-                break
-            except Exception as exc:  # noqa: BLE001 - each failure schedules a longer wait
-                self.call.note("reconnect-failed", f"{type(exc).__name__}: {exc}")
-                attempt += 1
-                if attempt > 2 * len(BACKOFF):
-                    self.call.end("jambonz")
-                    return
+                ws = await open_socket(self.url, self.options)
+            except websockets.InvalidStatus as exc:
+                self.call.note("reconnect-failed", f"{exc}; no more reconnects")
+                return
+            except Exception as exc:  # noqa: BLE001 - a failed attempt is another drop (close 1006)
+                self.call.note(
+                    "reconnect-failed", f"{type(exc).__name__}: {exc}; retry in {self.core.backoff:g} s"
+                )
+                continue
+            self.ws = ws
+            self.reader = asyncio.get_running_loop().create_task(self._read(ws))
+            resync = self.core.connected()
+            break
         if self.call.over or resync is None:
             return
         try:
             data = await self.await_ack(resync, self.options.ack_timeout)
         except AckTimeout:
-            self.call.error("session:reconnect not acked; call hung up")
-            # issue 12 (transport): jambonz drops its queue but still sends the final call:status;
-            # the simulator sends nothing more on this socket for now
-            self.core.close()
-            self.call.end("jambonz")
-            return
+            return  # _expire hung the call up
         new = self.new_ack
         if not self.call.session_started and new is not None and not new.done():
             new.set_result(data)  # jambonz re-keys the unacked session:new to the reconnect

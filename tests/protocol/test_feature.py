@@ -507,3 +507,12 @@ def test_jambonz_close_with_session_new_unacked_fails_nothing_ws_requestor_393()
 )
 def test_hook_params_ws_requestor_52_56(fragment: str, expected: tuple[int, frozenset[str]]) -> None:
     assert hook_params(fragment) == expected
+
+
+def test_backoff_doubles_to_2_s_then_grows_by_2_s_and_is_never_reset_ws_requestor_38_160_479() -> None:
+    p = opened()
+    assert [p.next_backoff() for _ in range(7)] == [0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    p.connection_lost(1006)
+    p.connected()
+    p.receive(ack("m1"))
+    assert p.next_backoff() == 12.0  # a successful reconnect does not reset it

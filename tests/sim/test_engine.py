@@ -116,6 +116,7 @@ class FakeApp:
         self.status = status
         self.conns: list[Conn] = []
         self.errors: list[BaseException] = []
+        self.refuse_from: int | None = None  # upgrades from this socket index on: the TCP link is cut
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -135,6 +136,10 @@ class FakeApp:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if self.status:
             return web.Response(status=self.status, text="no\n")
+        if self.refuse_from is not None and len(self.conns) >= self.refuse_from:
+            if request.transport is not None:
+                request.transport.abort()  # like a port that resets: no HTTP answer
+            return web.Response(status=503)
         ws = web.WebSocketResponse(protocols=self.protocols, max_msg_size=0, autoping=True)
         await ws.prepare(request)
         conn = Conn(ws, request, len(self.conns))
@@ -717,7 +722,8 @@ class TestReconnect:
         assert (result.final_status, result.termination_by) == ("completed", "jambonz")
 
     def test_unacked_session_reconnect_hangs_up(self, fake: Callable[..., FakeApp]) -> None:
-        """No ack to session:reconnect within the timeout: jambonz hangs up."""
+        """No ack to session:reconnect within the timeout: jambonz hangs up (call-session.js ~2258–2274,
+        ws-requestor.js ~286, ~304); the final call:status still goes out on the new socket."""
 
         async def script(conn: Conn) -> None:
             if conn.index == 0:
@@ -731,7 +737,8 @@ class TestReconnect:
         result = sim.call(app.url, Caller(hangup_after=600), options=options)
         assert time.monotonic() - t0 < 2.5
         assert [c.got[0][1]["type"] for c in app.conns] == ["session:new", "session:reconnect"]
-        assert app.conns[1].types() == ["session:reconnect"]
+        assert app.conns[1].types() == ["session:reconnect", "call:status"]
+        assert app.conns[1].got[1][1]["data"]["call_status"] == "completed"
         assert "session:reconnect not acked; call hung up" in result.errors
         assert (result.final_status, result.termination_by) == ("completed", "jambonz")
 
@@ -756,6 +763,44 @@ class TestReconnect:
         assert notes(result, "socket-closed") == []
         assert result.heard == [("say", "z")]
         assert (result.final_status, result.termination_by) == ("completed", "jambonz")
+
+    def test_close_1000_with_a_hook_pending_fails_it_after_the_timeout(
+        self, fake: Callable[..., FakeApp]
+    ) -> None:
+        """A 1000 close leaves the hooks in flight: each fails when its 5 s pass, it is not resolved
+        empty (ws-requestor.js ~422–432 keeps messagesInFlight, ~266–270 the timer fails it)."""
+
+        async def script(conn: Conn) -> None:
+            await greet(conn, [{"verb": "gather", "input": ["digits"], "actionHook": "/g"}])
+            hook = await conn.until("verb:hook")
+            conn.hook_msgid = hook["msgid"]  # type: ignore[attr-defined]
+            await conn.close(1000)
+
+        app = fake(script)
+        result = sim.call(app.url, Caller(inputs=[Digits("1")], hangup_after=60), options=FAST)
+        kinds = sim_kinds(result)
+        assert kinds.index("app-closed") < kinds.index("ack-timeout")
+        msgid = app.conns[0].hook_msgid  # type: ignore[attr-defined]
+        assert notes(result, "ack-timeout") == [f"timeout from far end for msgid {msgid}"]
+
+    def test_reconnect_backoff_grows_by_2_s_and_never_gives_up(self, fake: Callable[..., FakeApp]) -> None:
+        """Each failed reconnect is another drop: the wait doubles to 2 s, then grows by 2 s, with no
+        give-up count; the call lasts until the caller hangs up (ws-requestor.js ~38, ~450–459, ~479)."""
+
+        async def script(conn: Conn) -> None:
+            await greet(conn)
+            await conn.until("call:status", call_status="in-progress")
+            app.refuse_from = 1
+            await conn.close(1011)
+
+        app = fake(script)
+        result = sim.call(
+            app.url, Caller(hangup_after=300), options=SimOptions(ack_timeout=0.5, idle_wait=3.0)
+        )
+        waits = [n.rsplit("retry in ", 1)[1] for n in notes(result, "reconnect-failed")]
+        assert waits[:7] == ["1 s", "2 s", "4 s", "6 s", "8 s", "10 s", "12 s"]
+        assert len(app.conns) == 1
+        assert (result.termination_by, result.duration) == ("caller", 300)
 
     def test_close_1000_while_idle_leaves_dead_air_until_the_caller_hangs_up(
         self, fake: Callable[..., FakeApp]
