@@ -164,6 +164,27 @@ class TestOtherMedia:
         assert result.heard == [("say", "sent")]
         assert "SMS from +15550002 to +15550001 via Twilio: 'hi'" in notes(result, "message")
 
+    def test_message_ids_are_new_for_every_call_whatever_the_seed(self, lab: jl.Lab) -> None:
+        """message_sid and carrier_message_id name one message (message.js ~93–98 takes them from the
+        carrier): two calls with one seed get their own, from the call's id source (SimCall.ids)."""
+        got: list[dict[str, Any]] = []
+
+        @lab.service("/m2").on("session:new")
+        def new(session: jl.Session) -> None:
+            @session.on("/sms")
+            def sms(msg: jl.Message) -> None:
+                got.append(msg.data)
+                session.hangup().reply()
+
+            session.message(to="+15550001", from_="+15550002", text="hi", actionHook="/sms")
+            session.send()
+
+        for _ in range(2):
+            sim.call(lab.url + "/m2", sim.Caller(hangup_after=30), options=sim.SimOptions(seed=7))
+        assert len(got) == 2
+        assert got[0]["message_sid"] != got[1]["message_sid"]
+        assert got[0]["carrier_message_id"] != got[1]["carrier_message_id"]
+
     def test_dtmf_is_heard_and_lasts_as_jambonz_waits(self, lab: jl.Lab) -> None:
         """3 digits of 100 ms: 3 × (100 + 250) + 750 ms; it answers the call."""
 

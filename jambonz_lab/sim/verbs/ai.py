@@ -119,7 +119,7 @@ def _matches(pattern: str, name: str) -> bool:
 
 
 def _new_id(call: VerbContext, prefix: str) -> str:
-    return prefix + "".join(call.rng.choice(_ID_CHARS) for _ in range(20))
+    return prefix + "".join(call.ids.choice(_ID_CHARS) for _ in range(20))  # who, not what: never seeded
 
 
 def _tool_result(data: Any) -> str | None:

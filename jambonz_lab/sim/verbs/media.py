@@ -127,11 +127,11 @@ async def message(call: VerbContext, verb: dict[str, Any]) -> None:
     carrier = str(verb.get("carrier") or call.payload["originating_sip_trunk_name"])
     sms = f"SMS from {verb.get('from')} to {verb.get('to')} via {carrier}"
     call.note("message", f"{sms}: {verb.get('text')!r}")
-    sid = verb.get("message_sid") or str(uuid.UUID(int=call.rng.getrandbits(128)))
+    sid = verb.get("message_sid") or str(uuid.UUID(int=call.ids.getrandbits(128)))
     result = {
         "message_sid": sid,
         "carrier": carrier,
-        "carrier_message_id": str(uuid.UUID(int=call.rng.getrandbits(128))),
+        "carrier_message_id": str(uuid.UUID(int=call.ids.getrandbits(128))),
         "message_status": "success",
     }
     unawaited_action(call, verb, result)
