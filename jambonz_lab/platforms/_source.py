@@ -77,8 +77,22 @@ class EventSource(EventFeed):
     async def _ready(self, ws: ClientConnection) -> None:
         """Set the fresh connection up (subscribe, start); runs on every (re)connection."""
 
-    def _frame(self, data: str | bytes) -> None:
-        """Handle one frame; raise (any exception) when it cannot be understood."""
+    def _parse(self, data: str | bytes) -> Any:
+        """Pure work on one frame (decoding), which may run on a worker thread: see
+        :meth:`_off_loop`. Raise when it cannot be understood. Default: the frame itself."""
+        return data
+
+    def _off_loop(self, data: str | bytes) -> bool:
+        """True when :meth:`_parse` of ``data`` is costly enough to run off the loop thread
+        (as :meth:`_parse_off_loop`)."""
+        return False
+
+    def _parse_off_loop(self, data: str | bytes) -> Any:
+        """:meth:`_parse` on a worker thread; may pause now and then to let the loop have the GIL."""
+        return self._parse(data)
+
+    def _frame(self, item: Any) -> None:
+        """Handle one parsed frame (loop thread); raise (any exception) when it cannot be understood."""
         raise NotImplementedError
 
     def _closed_error(self, ws: ClientConnection) -> PlatformError | None:
@@ -210,17 +224,32 @@ class EventSource(EventFeed):
     async def _read(self, ws: ClientConnection) -> None:
         try:
             async for data in ws:
-                self._safe_frame(data)
+                if self._off_loop(data):
+                    await self._safe_frame_off_loop(data)
+                else:
+                    self._safe_frame(data)
         except ConnectionClosed:
             pass
 
     def _safe_frame(self, data: str | bytes) -> None:
         try:
-            self._frame(data)
+            self._frame(self._parse(data))
         except Exception as exc:  # bad input is reported and the socket goes on
-            log.warning("%s: bad frame: %s", self.source, exc)
-            preview = data[:300] if isinstance(data, str) else data[:120].hex(" ")
-            self.emit("lab", "bad-frame", note=_one_line(exc), payload={"raw": preview})
+            self._bad_frame(data, exc)
+
+    async def _safe_frame_off_loop(self, data: str | bytes) -> None:
+        """Parse on a worker thread (the loop keeps serving calls), then handle it here, in order:
+        the next frame is not read before this one is done."""
+        try:
+            item = await asyncio.to_thread(self._parse_off_loop, data)
+            self._frame(item)
+        except Exception as exc:
+            self._bad_frame(data, exc)
+
+    def _bad_frame(self, data: str | bytes, exc: Exception) -> None:
+        log.warning("%s: bad frame: %s", self.source, exc)
+        preview = data[:300] if isinstance(data, str) else data[:120].hex(" ")
+        self.emit("lab", "bad-frame", note=_one_line(exc), payload={"raw": preview})
 
     async def _send(self, message: str | bytes) -> None:
         if self._ws is None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
@@ -43,6 +45,12 @@ USER_SELECTORS = ("user_id", "user_name", "user_label", "user_extension", "user_
 WS_PATH = "/basix/api/ws_cti"
 TICKET_PATH = "/basix/api/gen_ws_ticket"
 CALL_USER_PATH = "/basix/api/call_user"
+#: frames bigger than this (or COMPRESSED ones) are decoded off the loop thread (a few ms of work)
+OFF_LOOP_BYTES = 8 * 1024
+
+
+def _yield_gil() -> None:
+    time.sleep(0)  # let the loop thread take the GIL (a decode never holds it for long)
 
 
 def _basic(user: str, password: str) -> str:
@@ -240,17 +248,26 @@ class BasixClient(EventSource):
 
     # -- frames (loop thread) ------------------------------------------------------------------
 
-    def _frame(self, data: str | bytes) -> None:
+    def _off_loop(self, data: str | bytes) -> bool:
+        # ws_cti events are ~100 bytes; a big or COMPRESSED frame is decoded on a worker thread
+        return isinstance(data, bytes) and (len(data) > OFF_LOOP_BYTES or data[1:2] == b"\x50")
+
+    def _parse(self, data: str | bytes, pause: Callable[[], None] | None = None) -> proto.BasixMessage:
         if isinstance(data, str):
             raise PlatformError(
                 f"basix sent a text frame ({len(data)} chars); ws_cti frames are binary BERT terms",
                 source="basix",
             )
         try:
-            term = decode(data)
+            term = decode(data, pause=pause)
         except TermDecodeError as exc:
             raise TermDecodeError(f"undecodable BERT frame: {exc}", tag=exc.tag, offset=exc.offset) from exc
-        msg = proto.parse_message(term)
+        return proto.parse_message(term)
+
+    def _parse_off_loop(self, data: str | bytes) -> proto.BasixMessage:
+        return self._parse(data, pause=_yield_gil)
+
+    def _frame(self, msg: proto.BasixMessage) -> None:
         change = self.state_tables.apply(msg)
         if msg.kind == "field_spec":
             self.emit("in", "field_spec", payload={"entity": msg.entity, "fields": list(msg.fields)})

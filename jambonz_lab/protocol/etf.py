@@ -10,6 +10,11 @@ whole bytes (a partial last byte is an error, never dropped silently), and 80 CO
 version byte (offsets inside it count from the start of the inflated term). Anything else, truncated
 input, trailing bytes or nesting deeper than :data:`MAX_DEPTH` raise :exc:`TermDecodeError`, and only it.
 
+Caps, so that no frame can be a bomb: a frame holds at most :data:`MAX_ITEMS` terms, a COMPRESSED
+term inflates to at most :data:`MAX_INFLATED` bytes, and a big integer has at most :data:`MAX_BIG_BYTES`
+digit bytes (it still prints in decimal). Within them any frame of 64 KiB decodes, or is refused, in
+well under 50 ms and 64 MiB (``tests/protocol/test_etf.py``, ``test_bombs_are_cheap``).
+
 Written: exactly the tags the Basix JS parser reads, plus 116 and 70: bool and :class:`Atom` → ATOM_EXT
 (100), :class:`Charlist` → STRING_EXT (107), str (UTF-8) / bytes / bytearray → BINARY_EXT (109), int →
 97, 98, 110 or 111, float → NEW_FLOAT_EXT (70; Basix itself never sends floats), tuple → 104 or 105,
@@ -24,16 +29,33 @@ from __future__ import annotations
 import math
 import struct
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from jambonz_lab.exceptions import TermDecodeError
 
-__all__ = ["MAX_DEPTH", "MAX_INFLATED", "TAG_NAMES", "Atom", "Charlist", "decode", "encode"]
+__all__ = [
+    "MAX_BIG_BYTES",
+    "MAX_DEPTH",
+    "MAX_INFLATED",
+    "MAX_ITEMS",
+    "TAG_NAMES",
+    "Atom",
+    "Charlist",
+    "decode",
+    "encode",
+]
 
 #: deepest nesting of tuples/lists/maps accepted (decoding and encoding)
 MAX_DEPTH = 512
-#: largest uncompressed size a COMPRESSED (80) term may declare
-MAX_INFLATED = 64 * 1024 * 1024
+#: largest uncompressed size a COMPRESSED (80) term may declare (Basix itself never compresses)
+MAX_INFLATED = 4 * 1024 * 1024
+#: most terms (atoms, numbers, binaries, containers: every tag read) one frame may hold
+MAX_ITEMS = 100_000
+#: most digit bytes of a SMALL_BIG/LARGE_BIG integer (2,408 decimal digits: under Python's 4,300)
+MAX_BIG_BYTES = 1000
+#: ``decode(..., pause=f)`` calls ``f()`` after every this many terms
+PAUSE_EVERY = 2048
 VERSION = 131
 
 #: ETF tag byte → its name (used in error messages)
@@ -73,8 +95,11 @@ def _name(tag: int) -> str:
 class _Reader:
     """Cursor over one term's bytes; every failure is a TermDecodeError."""
 
-    def __init__(self, data: bytes, pos: int, where: str = "") -> None:
-        self.data, self.pos, self.where = data, pos, where
+    def __init__(
+        self, data: bytes, pos: int, where: str = "", pause: Callable[[], None] | None = None
+    ) -> None:
+        self.data, self.pos, self.where, self.pause = data, pos, where, pause
+        self.items = 0  # terms read so far (the MAX_ITEMS cap)
 
     def fail(self, message: str, tag: int | None, offset: int) -> TermDecodeError:
         return TermDecodeError(message + self.where, tag=tag, offset=offset)
@@ -104,20 +129,47 @@ class _Reader:
             raise self.fail(
                 f"{TAG_NAMES[tag]} at offset {at} claims {value} items but only {left} bytes remain", tag, at
             )
+        if self.items + value * per > MAX_ITEMS:
+            raise self.too_many(tag, at)
         return value
+
+    def too_many(self, tag: int, at: int) -> TermDecodeError:
+        return self.fail(
+            f"more than {MAX_ITEMS} terms in one frame (at the {TAG_NAMES[tag]} at offset {at}); "
+            "refused as a decoding bomb",
+            tag,
+            at,
+        )
 
     def term(self, depth: int) -> Any:
         at = self.pos
-        if at >= len(self.data):
+        data = self.data
+        if at >= len(data):
             raise self.fail(f"input ends at offset {at} where a term tag was expected", None, at)
-        tag = self.data[at]
-        self.pos += 1
+        tag = data[at]
+        self.pos = at + 1
+        items = self.items = self.items + 1
+        if items > MAX_ITEMS:
+            raise self.too_many(tag, at)
+        if not items % PAUSE_EVERY and self.pause is not None:
+            self.pause()
+        if tag == 106:  # the commonest tags first: NIL, SMALL_INTEGER, BINARY
+            return []
         if tag == 97:
-            return self.uint(1, tag, at)
+            if at + 1 >= len(data):
+                self.take(1, tag, at)  # raises: input ends inside it
+            self.pos = at + 2
+            return data[at + 1]
         if tag == 98:
             return int.from_bytes(self.take(4, tag, at), "big", signed=True)
         if tag in (110, 111):
-            n = self.count(1 if tag == 110 else 4, 1, tag, at)
+            n = self.uint(1 if tag == 110 else 4, tag, at)
+            if n > MAX_BIG_BYTES:
+                raise self.fail(
+                    f"{TAG_NAMES[tag]} at offset {at} has {n} digit bytes, over the cap of {MAX_BIG_BYTES}",
+                    tag,
+                    at,
+                )
             sign = self.uint(1, tag, at)
             if sign > 1:
                 raise self.fail(
@@ -155,8 +207,6 @@ class _Reader:
             return self.take(size, tag, at)
         if tag == 107:
             return Charlist(self.take(self.uint(2, tag, at), tag, at).decode("latin-1"))
-        if tag == 106:
-            return []
         if tag in (104, 105, 108, 116):
             if depth >= MAX_DEPTH:
                 raise self.fail(f"terms nested deeper than {MAX_DEPTH} levels at offset {at}", tag, at)
@@ -223,13 +273,15 @@ def _inflate(data: bytes) -> bytes:
     return inner
 
 
-def decode(data: bytes) -> Any:
+def decode(data: bytes, *, pause: Callable[[], None] | None = None) -> Any:
     """One term from ``data``: version byte 131, exactly one term, no trailing bytes.
 
     >>> decode(bytes([131, 104, 2, 100, 0, 2]) + b"ok" + bytes([97, 7]))
     (Atom('ok'), 7)
 
     Raises :exc:`TermDecodeError` (with ``tag`` and ``offset``) on anything else, never another exception.
+    ``pause`` is called after every :data:`PAUSE_EVERY` terms: a worker thread passes ``time.sleep(0)``
+    so that a thread waiting for the GIL (the lab's loop) gets it within a millisecond or so.
     """
     if not isinstance(data, bytes):
         data = bytes(memoryview(data))
@@ -243,9 +295,10 @@ def decode(data: bytes) -> Any:
             tag=None,
             offset=0,
         )
-    reader = _Reader(data, 1)
+    reader = _Reader(data, 1, pause=pause)
     if data[1:2] == b"\x50":
-        reader = _Reader(_inflate(data), 0, " (offsets count from the start of the inflated COMPRESSED term)")
+        where = " (offsets count from the start of the inflated COMPRESSED term)"
+        reader = _Reader(_inflate(data), 0, where, pause)
     value = reader.term(0)
     if reader.pos != len(reader.data):
         raise reader.fail(

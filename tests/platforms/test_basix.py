@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from fakejambonz import wait_until
 
 from jambonz_lab.exceptions import PlatformError
+from jambonz_lab.loop import in_loop_thread
 from jambonz_lab.platforms import CallScenario, SourceState
 from jambonz_lab.platforms.basix import BasixClient, call_user
 from jambonz_lab.platforms.basix_sim import BasixSimulator
@@ -316,6 +318,59 @@ class TestBadInput:
             ("system_msg", {"msg": "logout"}, None),
         ]
         assert cti.state is SourceState.OPEN
+
+
+class Recording(BasixClient):
+    """Notes on which thread each frame was parsed (a test seam: the real _parse runs)."""
+
+    parsed_on_loop: list[tuple[int, bool]]
+
+    def _parse(self, data: str | bytes, pause: Callable[[], None] | None = None) -> b.BasixMessage:
+        self.parsed_on_loop.append((len(data), in_loop_thread()))
+        assert (pause is None) == in_loop_thread()  # off the loop, the decoder lets the loop have the GIL
+        return super()._parse(data, pause)
+
+
+def compressed(frame: bytes) -> bytes:
+    inner = frame[1:]
+    return b"\x83\x50" + len(inner).to_bytes(4, "big") + zlib.compress(inner, 9)
+
+
+class TestBombs:
+    """Issue 11 item 6: a frame that would cost seconds and GiB is refused by the caps, big and
+    COMPRESSED frames are decoded off the loop thread, and frames stay in order."""
+
+    def test_bomb_is_refused_big_frames_decode_off_loop_in_order(
+        self, sim: BasixSimulator, rows: Rows
+    ) -> None:
+        cti = Recording(sim.ws_url, app_name="lab", record=rows.append, domain="acme", token="s3cr/t:x")
+        cti.parsed_on_loop = []
+        cti.connect()
+        try:
+            wait_until(lambda: "terminal.initial" in rows.types())
+            rows.clear()
+            cti.parsed_on_loop.clear()
+            n = 4 * 1024 * 1024 - 6  # a LIST_EXT of n NILs inflates to MAX_INFLATED bytes
+            bomb = b"\x83\x50" + (n + 6).to_bytes(4, "big")
+            bomb += zlib.compress(b"\x6c" + n.to_bytes(4, "big") + b"\x6a" * (n + 1), 9)
+            big = b.encode_msg("x" * 20_000)
+            sim.send_raw(bomb)
+            sim.send_raw(compressed(b.encode_msg("zipped")))
+            sim.send_raw(big)
+            sim.send_raw(b.encode_msg("small"))
+            wait_until(lambda: len(rows.of("msg")) == 3)
+            assert [r[TYPE] for r in rows] == ["bad-frame", "msg", "msg", "msg"]
+            assert rows[0][NOTE] == (
+                "TermDecodeError: undecodable BERT frame: more than 100000 terms in one frame "
+                "(at the LIST_EXT at offset 0); refused as a decoding bomb "
+                "(offsets count from the start of the inflated COMPRESSED term)"
+            )
+            assert [json.loads(r[PAYLOAD])["msg"][:6] for r in rows[1:]] == ["zipped", "xxxxxx", "small"]
+            assert [on_loop for _, on_loop in cti.parsed_on_loop] == [False, False, False, True]
+            assert len(bomb) < 8 * 1024  # small on the wire: only the compressed flag sends it off the loop
+            assert cti.state is SourceState.OPEN and cti.connections == 1
+        finally:
+            cti.close()
 
 
 class TestFatalSystemMsgs:

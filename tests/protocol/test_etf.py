@@ -239,7 +239,7 @@ ERRORS: list[tuple[str, bytes, int | None, int, str]] = [
         bytes.fromhex("83 6f 7f ff ff ff 00"),
         111,
         1,
-        "LARGE_BIG_EXT at offset 1 claims 2147483647 items but only 1 bytes remain",
+        "LARGE_BIG_EXT at offset 1 has 2147483647 digit bytes, over the cap of 1000",
     ),
     (
         "unhashable key",
@@ -389,6 +389,92 @@ def test_nesting_limit_boundary() -> None:
 )
 def test_deep_nesting_is_a_decode_error(open_: bytes, close: bytes) -> None:
     assert "nested deeper" in str(fails(nested(100_000, open_, close=close)))
+
+
+# --- caps: no frame is a bomb (issue 11 item 6) ------------------------------------------------------
+
+
+def nils(n: int) -> bytes:
+    """A LIST_EXT of ``n`` NILs (n + 1 terms), without the version byte."""
+    return b"\x6c" + n.to_bytes(4, "big") + b"\x6a" * n + b"\x6a"
+
+
+def compressed(inner: bytes) -> bytes:
+    return b"\x83\x50" + len(inner).to_bytes(4, "big") + zlib.compress(inner, 9)
+
+
+def test_items_cap_boundary() -> None:
+    assert len(decode(b"\x83" + nils(etf.MAX_ITEMS - 1))) == etf.MAX_ITEMS - 1
+    error = fails(b"\x83" + nils(etf.MAX_ITEMS))
+    assert str(error) == (
+        f"more than {etf.MAX_ITEMS} terms in one frame (at the LIST_EXT at offset 1); "
+        "refused as a decoding bomb"
+    )
+    assert (error.tag, error.offset) == (108, 1)
+
+
+def test_items_cap_counts_nested_terms() -> None:
+    """Many small containers, none over the cap alone, are counted together: refused mid-way."""
+    pair = b"\x68\x02\x61\x01\x61\x02"  # {1, 2}: 3 terms
+    n = etf.MAX_ITEMS // 3 + 1
+    error = fails(compressed(b"\x6c" + n.to_bytes(4, "big") + pair * n + b"\x6a"))
+    assert "more than 100000 terms in one frame" in str(error)
+    assert "offsets count from the start of the inflated" in str(error)
+
+
+def test_map_entries_count_twice() -> None:
+    entry = b"\x61\x01\x6a"
+    n = etf.MAX_ITEMS // 2
+    error = fails(compressed(b"\x74" + n.to_bytes(4, "big") + entry * n))
+    assert "more than 100000 terms" in str(error)
+    assert decode(compressed(b"\x74" + (n - 1).to_bytes(4, "big") + entry * (n - 1))) == {1: []}
+
+
+def test_pause_is_called_every_pause_every_terms() -> None:
+    calls: list[int] = []
+    n = 3 * etf.PAUSE_EVERY  # n + 1 terms: three pauses
+    assert len(decode(b"\x83" + nils(n), pause=lambda: calls.append(1))) == n
+    assert len(calls) == 3
+    assert len(decode(compressed(nils(n)), pause=lambda: calls.append(1))) == n
+    assert len(calls) == 6
+    assert decode(b"\x83\x6a", pause=lambda: calls.append(1)) == [] and len(calls) == 6
+
+
+def test_big_integer_cap() -> None:
+    at_cap = b"\x83\x6f" + etf.MAX_BIG_BYTES.to_bytes(4, "big") + b"\x00" + b"\xff" * etf.MAX_BIG_BYTES
+    value = decode(at_cap)
+    assert value == 256**etf.MAX_BIG_BYTES - 1
+    assert len(str(value)) == 2409  # prints: under Python's int/str digit limit
+    over = b"\x83\x6f" + (etf.MAX_BIG_BYTES + 1).to_bytes(4, "big") + b"\x00" + b"\xff" * 1001
+    assert str(fails(over)) == "LARGE_BIG_EXT at offset 1 has 1001 digit bytes, over the cap of 1000"
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        nils(4 * 1024 * 1024 - 6),  # declares exactly MAX_INFLATED: the items cap refuses it
+        b"\x6c\x00\x00\xff\xff" + b"\x6c\x00\x00\x00\x01\x6a\x6a" * 0xFFFF + b"\x6a",  # nested lists
+        b"\x6d" + (4 * 1024 * 1024 - 5).to_bytes(4, "big") + b"\x00" * (4 * 1024 * 1024 - 5),  # one binary
+    ],
+    ids=["nils", "nested", "binary"],
+)
+def test_bombs_stay_small(inner: bytes) -> None:
+    """A frame of a few KiB inflating to MAX_INFLATED decodes or is refused within 64 MiB of memory
+    (time: ``benchmarks/bench_bert.py``)."""
+    import tracemalloc
+
+    frame = compressed(inner)
+    assert len(frame) < 64 * 1024
+    tracemalloc.start()
+    try:
+        try:
+            decode(frame)
+        except TermDecodeError as exc:
+            assert "more than" in str(exc)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024
 
 
 # --- every encoder branch ----------------------------------------------------------------------------
