@@ -37,7 +37,7 @@ def apply_command(call: VerbContext, msg: dict[str, Any]) -> None:
     elif name == "call:status":
         if not isinstance(data, dict):
             call.note("no-op", "call:status with string data is a no-op in jambonz 0.9.8")
-        elif data.get("call_status") == "completed":
+        elif data.get("call_status") == "completed" and call.answered:  # needs the dialog (~1493)
             call.end("jambonz")
         elif data.get("call_status") == "no-answer" and not call.answered:
             call.end("jambonz", 503, "Service Unavailable")
@@ -102,17 +102,30 @@ def _redirect(call: VerbContext, data: Any, queue: bool) -> None:
 
 
 async def _live_redirect(call: VerbContext, hook: str) -> None:
+    """``_lccCallHook`` (call-session.js ~1589–1651): the ack's verbs replace the stack (an empty
+    array too); an ack without data still kills the current verb; invalid verbs change nothing."""
     from .engine import AckTimeout
 
+    if hook.startswith(("http://", "https://")):
+        call.note("http-hook", f"{hook} is an HTTP webhook; not sent on the socket")
+        return
     try:
-        verbs = await call.hook(hook, call.call_info(), kind="session:redirect")
+        data = await call.request("session:redirect", call.call_info(), hook)
     except AckTimeout:
         return
-    if verbs:
+    if data is None:
+        call.kill_current()
+        return
+    verbs = call.accept_verbs(data, f"ack to {hook}")
+    if verbs or data == []:
         call.replace_stack(verbs)
 
 
 def _whisper(call: VerbContext, data: Any) -> None:
+    current = call.current
+    if current is None or current.get("verb") not in ("dial", "listen"):  # call-session.js ~1813
+        call.note("no-op", "whisper: only while a dial or listen verb runs (jambonz logs it)")
+        return
     items = data.get("whisper") if isinstance(data, dict) else None
     items = [items] if isinstance(items, dict) else items
     if not isinstance(items, list):

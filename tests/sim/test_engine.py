@@ -1022,6 +1022,47 @@ class TestCommands:
         assert (result.termination_by, result.duration) == ("caller", 20)
         assert "customerData" not in sent(result, "call:status")[-1]["data"]
 
+    def test_call_status_completed_needs_an_answered_call(self, fake: Callable[..., FakeApp]) -> None:
+        """``_lccCallStatus`` hangs up on completed only with a dialog (call-session.js ~1493)."""
+
+        async def script(conn: Conn) -> None:
+            await greet(conn, [{"verb": "tag", "data": {"a": 1}}])
+            await conn.until("call:status", call_status="trying")
+            await conn.command("call:status", {"call_status": "completed"})
+
+        app = fake(script)
+        result = sim.call(app.url, Caller(hangup_after=20), options=IDLE_HALF)
+        assert "call:status 'completed' has no effect now" in notes(result, "no-op")
+        assert (result.termination_by, result.final_status) == ("caller", "no-answer")
+
+    def test_call_hook_acked_without_data_kills_the_current_verb(self, fake: Callable[..., FakeApp]) -> None:
+        """redirect {call_hook}: the session:redirect ack replaces the stack; an ack without data
+        still kills the current verb (``_lccCallHook``, call-session.js ~1589–1651)."""
+
+        async def script(conn: Conn) -> None:
+            await greet(conn, [{"verb": "pause", "length": 3}, {"verb": "say", "text": "after"}])
+            await conn.until("call:status", call_status="trying")
+            await conn.command("redirect", {"call_hook": "/new"})
+            await conn.ack(await conn.until("session:redirect"))
+
+        app = fake(script)
+        result = sim.call(app.url, Caller(hangup_after=4), "real", options=IDLE_HALF)
+        assert notes(result, "killed") == ["pause killed (replaced)"]
+        assert result.heard == [("say", "after")]
+
+    def test_whisper_only_inside_dial_or_listen(self, fake: Callable[..., FakeApp]) -> None:
+        """``_lccWhisper`` ignores the command unless a dial or listen runs (call-session.js ~1813)."""
+
+        async def script(conn: Conn) -> None:
+            await greet(conn)
+            await conn.until("call:status", call_status="in-progress")
+            await conn.command("whisper", {"whisper": {"verb": "say", "text": "psst"}})
+
+        app = fake(script)
+        result = sim.call(app.url, Caller(hangup_after=20), options=IDLE_HALF)
+        assert ("whisper", "psst") not in result.heard
+        assert "whisper: only while a dial or listen verb runs (jambonz logs it)" in notes(result, "no-op")
+
     def test_commands_address_a_leg(self, fake: Callable[..., FakeApp]) -> None:
         """The top-level camelCase callSid picks the leg a command acts on."""
 
