@@ -64,6 +64,8 @@ class EventSource(EventFeed):
         #: events received, connections made (1 + reconnects)
         self.received = 0
         self.connections = 0
+        #: what the connection waits for now (named in a timeout's error): set by the phases
+        self.awaiting = "nothing"
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -145,23 +147,54 @@ class EventSource(EventFeed):
 
     # -- lifecycle (loop thread) ------------------------------------------------------------
 
-    async def aconnect(self) -> None:
-        """Connect and set up; raise if the first attempt fails. Then keep the socket open."""
+    async def aconnect(self, timeout: float | None = None) -> None:
+        """Connect and set up; raise if the first attempt fails. Then keep the socket open.
+
+        ``timeout`` bounds the whole first attempt: past it the attempt stops (nothing keeps
+        connecting in the background) and :exc:`PlatformError` names the URL and what was awaited.
+        """
         loop.require_loop_thread()
         if self.state in (SourceState.OPEN, SourceState.CONNECTING, SourceState.RECONNECTING):
             return
         self._closing = False
         self.state = SourceState.CONNECTING
         try:
-            ws = await self._open()
-            await self._ready(ws)
+            async with asyncio.timeout(timeout):
+                ws = await self._attempt()
         except BaseException as exc:
+            error = self._explain(exc, timeout) if isinstance(exc, TimeoutError) else exc
             self.state = SourceState.CLOSED
-            self.error = exc
-            self.emit("lab", "connect-failed", note=_one_line(exc))
-            raise
+            self.error = error
+            self.emit("lab", "connect-failed", note=_one_line(error))
+            if error is exc:
+                raise
+            raise error from None
         self._opened(ws)
         self._task = asyncio.get_running_loop().create_task(self._run(ws))
+
+    async def _attempt(self) -> ClientConnection:
+        """One connection: open, then set up; a socket opened by a failed set-up is closed."""
+        self.awaiting = "the WebSocket opening handshake"
+        ws = await self._open()
+        try:
+            self.awaiting = "the connection's set-up"
+            await self._ready(ws)
+        except BaseException:
+            ws.transport.abort()  # not a close handshake: the server may be the one not answering
+            raise
+        self.awaiting = "nothing"
+        return ws
+
+    def _explain(self, exc: TimeoutError, limit: float | None) -> PlatformError:
+        """A timeout as an error that says where and what for: the connect deadline (``limit``),
+        or a library's own timeout (its text, e.g. websockets' ``open_timeout``)."""
+        why = f" ({exc})" if str(exc) else ""
+        within = f" within {limit:g} s" if limit is not None and not why else ""
+        return PlatformError(
+            f"{self.source} at {self.url_for_log} did not answer{within}: the lab was waiting for "
+            f"{self.awaiting}{why}",
+            source=self.source,
+        )
 
     def _opened(self, ws: ClientConnection) -> None:
         self._ws = ws
@@ -203,9 +236,10 @@ class EventSource(EventFeed):
                 await asyncio.sleep(delay)
                 waited, delay = delay, min(delay * 2, self.backoff[1])
                 try:
-                    ws = await self._open()
-                    await self._ready(ws)
+                    ws = await self._attempt()
                 except (OSError, InvalidHandshake, PlatformError, ConnectionClosed, TimeoutError) as exc:
+                    if isinstance(exc, TimeoutError):
+                        exc = self._explain(exc, None)
                     self.error = exc
                     self.emit("lab", "reconnect-failed", note=_one_line(exc))
                     if self._fatal(exc):
@@ -259,8 +293,10 @@ class EventSource(EventFeed):
     # -- cells -----------------------------------------------------------------------------
 
     def connect(self, timeout: float = 15.0) -> EventSource:
-        """Connect from a cell or a script (blocks until set up; raises what :meth:`aconnect` raises)."""
-        loop.submit(self.aconnect()).result(timeout)
+        """Connect from a cell or a script: blocks until set up, at most ``timeout`` seconds,
+        then stops trying. Raises what :meth:`aconnect` raises (a timeout as :exc:`PlatformError`
+        naming the URL and what was awaited)."""
+        loop.submit(self.aconnect(timeout)).result(timeout + 5)
         return self
 
     def close(self, timeout: float = 10.0) -> None:

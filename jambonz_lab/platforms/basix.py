@@ -191,6 +191,7 @@ class BasixClient(EventSource):
         return _basic("ws_ticket", ticket)
 
     async def _get_ticket(self) -> str:
+        self.awaiting = f"a ws ticket from {self.api_url}{TICKET_PATH}"
         status, body = await _post_json(
             self.api_url + TICKET_PATH, self.domain or "", self._token or "", {"uri": self.uri}
         )

@@ -240,6 +240,7 @@ class KazooClient(EventSource):
         future: asyncio.Future[proto.Reply] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
         action = str(frame["action"])
+        self.awaiting = f"the reply to {action} {binding or ''}".rstrip()
         try:
             await ws.send(proto.encode(frame))
             self.emit(
@@ -251,7 +252,9 @@ class KazooClient(EventSource):
                 return await future
         except TimeoutError:
             raise PlatformError(
-                f"Kazoo sent no reply to {action} {rid} within {self.request_timeout:g} s", source=self.source
+                f"Kazoo at {self.url_for_log} sent no reply to {action} {rid} "
+                f"within {self.request_timeout:g} s",
+                source=self.source,
             ) from None
         finally:
             self._pending.pop(rid, None)

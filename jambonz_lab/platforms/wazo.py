@@ -174,6 +174,7 @@ class WazoClient(EventSource):
         basic = base64.b64encode(f"{self.username}:{self._password}".encode()).decode()
         body = {"expiration": self.expiration, "backend": "wazo_user"}
         timeout = aiohttp.ClientTimeout(total=self.open_timeout)
+        self.awaiting = f"a token from wazo-auth ({url})"
         try:
             async with (
                 aiohttp.ClientSession(timeout=timeout) as http,
@@ -285,7 +286,8 @@ class WazoClient(EventSource):
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 raise PlatformError(
-                    f"wazo-websocketd sent no {want!r} within {self.open_timeout:g} s", source="wazo"
+                    f"wazo-websocketd at {self.url_for_log} sent no {want!r} within {self.open_timeout:g} s",
+                    source="wazo",
                 )
             try:
                 data = await asyncio.wait_for(ws.recv(), left)

@@ -148,10 +148,10 @@ class _Reader:
             raise self.fail(f"input ends at offset {at} where a term tag was expected", None, at)
         tag = data[at]
         self.pos = at + 1
-        items = self.items = self.items + 1
-        if items > MAX_ITEMS:
+        seen = self.items = self.items + 1
+        if seen > MAX_ITEMS:
             raise self.too_many(tag, at)
-        if not items % PAUSE_EVERY and self.pause is not None:
+        if not seen % PAUSE_EVERY and self.pause is not None:
             self.pause()
         if tag == 106:  # the commonest tags first: NIL, SMALL_INTEGER, BINARY
             return []

@@ -240,3 +240,18 @@ def test_watch_basix_times_out_with_one_line_when_no_call_comes() -> None:
     assert out.stderr.startswith("watching ")  # it connected; the field specs are no events
     last = out.stderr.splitlines()[1:]
     assert len(last) == 1 and "timeout: 2 s passed without 1 event(s)" in last[0], out.stderr
+
+
+def test_watch_a_mute_server_names_the_url_and_what_it_waited_for() -> None:
+    """Issue 11 item 7: a server that accepts TCP and never answers the upgrade."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        out = cli(
+            "watch", "kazoo", f"ws://127.0.0.1:{port}/", "--token", "t", "--account", "a", "--timeout", "1"
+        )
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr == (
+        f"jambonz-lab: cannot watch kazoo at ws://127.0.0.1:{port}/: kazoo at "
+        f"ws://127.0.0.1:{port}/ did not answer within 1 s: the lab was waiting for the WebSocket opening "
+        "handshake\n"
+    )

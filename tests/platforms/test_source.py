@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +17,8 @@ from jambonz_lab import loop
 from jambonz_lab.exceptions import PlatformError
 from jambonz_lab.platforms import EventSource, PlatformEvent, SourceState
 from jambonz_lab.records import RECORD_FIELDS
+
+TYPE, NOTE = RECORD_FIELDS.index("type"), RECORD_FIELDS.index("note")
 
 
 class JsonSource(EventSource):
@@ -193,3 +197,97 @@ def test_wait_for_the_nth_event(toy: tuple[ToyServer, str]) -> None:
     with pytest.raises(ValueError, match="count must be 1 or more"):
         src.wait_for("tick", count=0)
     src.close()
+
+
+# --- a server that never answers (issue 11 item 7) ---------------------------------------------------
+
+
+@pytest.fixture
+def mute() -> Iterator[str]:
+    """A TCP listener that accepts and never says a word (not even the HTTP upgrade answer)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{listener.getsockname()[1]}/events"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def test_a_mute_server_times_out_naming_url_and_what_was_awaited(mute: str) -> None:
+    rows: list[tuple[Any, ...]] = []
+    src = JsonSource(mute, record=rows.append)
+    with pytest.raises(PlatformError) as caught:
+        src.connect(timeout=0.5)
+    assert str(caught.value) == (
+        f"toy at {mute} did not answer within 0.5 s: the lab was waiting for the WebSocket opening handshake"
+    )
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__  # ends at the user's line
+    assert src.state is SourceState.CLOSED and src.error is caught.value
+    assert [(r[TYPE], r[NOTE]) for r in rows] == [("connect-failed", f"PlatformError: {caught.value}")]
+
+
+class SlowHandshake(ToyServer):
+    """Answers the upgrade only after ``delay`` seconds."""
+
+    delay = 1.0
+
+    async def start(self) -> str:
+        async def slow(conn: ServerConnection, request: Any) -> None:
+            await asyncio.sleep(self.delay)
+
+        self.server = await serve(self.handler, "127.0.0.1", 0, process_request=slow)
+        port = next(iter(self.server.sockets)).getsockname()[1]
+        return f"ws://127.0.0.1:{port}"
+
+
+def test_giving_up_stops_the_background_connect() -> None:
+    """Before: connect(timeout) raised a bare TimeoutError in the cell while the attempt went on and
+    connected later, behind the user's back."""
+    server = SlowHandshake()
+    url = run(server.start())
+    try:
+        src = JsonSource(url)
+        with pytest.raises(PlatformError, match="did not answer within 0.3 s"):
+            src.connect(timeout=0.3)
+        run(asyncio.sleep(server.delay + 0.5))
+        assert server.conns == [] and src.connections == 0 and src.state is SourceState.CLOSED
+    finally:
+        run(server.stop())
+
+
+class MuteSetup(JsonSource):
+    """Waits for a reply to its hello that the toy server never sends."""
+
+    async def _ready(self, ws: ClientConnection) -> None:
+        await super()._ready(ws)
+        self.awaiting = "the reply to hello"
+        await ws.recv()
+
+
+def test_a_set_up_that_never_ends_names_its_phase_and_drops_the_socket(toy: tuple[ToyServer, str]) -> None:
+    server, url = toy
+    src = MuteSetup(url)
+    with pytest.raises(PlatformError) as caught:
+        src.connect(timeout=0.5)
+    assert (
+        str(caught.value)
+        == f"toy at {url} did not answer within 0.5 s: the lab was waiting for the reply to hello"
+    )
+    run(until(lambda: server.conns and server.conns[0].state.name == "CLOSED"))
+    assert server.hellos == [{"hello": 1}]
