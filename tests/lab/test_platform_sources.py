@@ -210,3 +210,40 @@ def test_a_lab_panel_shown_before_any_source_gains_the_sources_widget(
         assert [type(c).__name__ for c in panel.children] == ["PanelHeader", "SourcesPanel", "VBox"]
     finally:
         sender.close()
+
+
+def test_watch_giving_up_stops_the_background_connect(lab: jl.Lab) -> None:
+    """Issue 11 item 7: a server that answers the upgrade after 1 s; ``lab.watch(..., timeout=0.3)``
+    raises naming the URL, and the attempt is over (before: it connected later, unseen)."""
+    import asyncio
+
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from jambonz_lab import loop
+    from jambonz_lab.platforms import SourceState
+    from jambonz_lab.platforms.kazoo import KazooClient
+
+    handled: list[ServerConnection] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        handled.append(ws)
+        await ws.wait_closed()
+
+    async def slow(conn: ServerConnection, request: Any) -> None:
+        await asyncio.sleep(1.0)
+
+    async def start() -> Any:
+        return await serve(handler, "127.0.0.1", 0, process_request=slow)
+
+    server = loop.submit(start()).result(5)
+    url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}/"
+    try:
+        client = KazooClient(url, auth_token="t", account_id="a")
+        with pytest.raises(jl.PlatformError, match=r"kazoo at .* did not answer within 0.3 s: the lab was"):
+            lab.watch(client, timeout=0.3)
+        time.sleep(1.5)
+        assert handled == [] and client.connections == 0 and client.state is SourceState.CLOSED
+        failed = lab.events[lab.events["type"] == "connect-failed"]
+        assert list(failed["source"]) == ["kazoo"]
+    finally:
+        loop.call_soon(server.close)
