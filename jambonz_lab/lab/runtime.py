@@ -318,12 +318,15 @@ class Lab:
 
         return self.watch(WazoClient(url, **options))
 
-    def kazoo_webhooks(self, path: str = "/kazoo/hooks") -> WebhookReceiver:
+    def kazoo_webhooks(self, path: str = "/kazoo/hooks", *, secret: str | None = None) -> WebhookReceiver:
         """Receive Kazoo webhooks at ``http://HOST:PORT{path}`` on this lab's server (GET, POST form
-        or JSON; answered 200 at once) and record each one. Give ``receiver.url`` to Kazoo."""
+        or JSON; answered 200 at once) and record each one. Give ``receiver.url`` to Kazoo.
+
+        ``secret``: require a shared secret (in ``receiver.url``'s query, or the hook's
+        ``custom_data``); others get 401 and an ``auth-failed`` row. Cells and scripts."""
         from ..platforms.kazoo_webhooks import WebhookReceiver
 
-        receiver = WebhookReceiver(path, record=self._on_record, base_url=self.http_url)
+        receiver = WebhookReceiver(path, record=self._on_record, base_url=self.http_url, secret=secret)
         loop.run_sync(self.server.add_http, receiver.path, receiver.handle)
         self.webhooks[receiver.path] = receiver
         return receiver

@@ -17,11 +17,13 @@ any thread and hand the work to the loop.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, quote_plus, urlencode
 
 import aiohttp
 from aiohttp import web
@@ -47,6 +49,8 @@ log = logging.getLogger("jambonz_lab.platforms.kazoo_webhooks")
 
 SOURCE = "kazoo"
 FORM = "application/x-www-form-urlencoded"
+#: the query parameter (or ``custom_data`` key) that carries a receiver's shared secret
+SECRET_KEY = "lab_secret"
 
 
 class BadRequest(Exception):
@@ -71,6 +75,13 @@ class WebhookReceiver(EventFeed):
     = the receiver's path. A body that cannot be decoded gets ``400`` with a one-line reason
     and a ``bad-frame`` lab row; the next request is served as usual.
 
+    Kazoo signs nothing, so with ``secret=`` the receiver requires a shared secret: give Kazoo
+    ``receiver.url`` (which ends in ``?lab_secret=SECRET``; Kazoo keeps a hook uri's query), or set
+    ``custom_data: {"lab_secret": SECRET}`` on the hook (Kazoo merges it into every payload). A hook
+    without it, or with another value (compared in constant time), is answered ``401``, recorded
+    as an ``auth-failed`` lab row only (never as an event) and counted in ``rejected``. The secret
+    is dropped from the recorded payload and never logged.
+
     Example::
 
         receiver = WebhookReceiver("/kazoo/hooks", record=rows.append)
@@ -85,24 +96,45 @@ class WebhookReceiver(EventFeed):
     source: ClassVar[str] = SOURCE
 
     def __init__(
-        self, path: str = "/kazoo/hooks", *, record: Record | None = None, base_url: str = ""
+        self,
+        path: str = "/kazoo/hooks",
+        *,
+        record: Record | None = None,
+        base_url: str = "",
+        secret: str | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"webhook path must start with '/', not {path!r}")
+        if secret is not None and (not isinstance(secret, str) or not secret):
+            raise ValueError("a webhook secret must be a non-empty string (or None for no secret)")
         self.path = path.rstrip("/") or "/"
+        self._secret = secret
         self.record = record
         #: ``http://host:port`` of the server it is mounted on (set by whoever mounts it)
         self.base_url = base_url.rstrip("/")
         #: hooks received and decoded
         self.received = 0
-        #: requests refused with 400
+        #: requests refused (400 for a broken body, 401 for a missing or wrong secret)
         self.rejected = 0
 
     @property
     def url(self) -> str:
-        """The URL to give Kazoo as the hook's ``uri`` (just the path until ``base_url`` is set)."""
-        return self.base_url + self.path
+        """The URL to give Kazoo as the hook's ``uri`` (just the path until ``base_url`` is set),
+        with the shared secret as its query when there is one."""
+        query = "?" + urlencode({SECRET_KEY: self._secret}) if self._secret is not None else ""
+        return self.base_url + self.path + query
+
+    def _secret_ok(self, request: web.Request, payload: dict[str, Any]) -> bool:
+        """Check (and drop from ``payload``) the shared secret: the URL's query, else custom_data."""
+        if self._secret is None:
+            return True
+        first = request.raw_path.partition("?")[2].partition("?")[0]  # the hook uri's own query
+        given = parse_qs(first).get(SECRET_KEY, [None])[-1]
+        in_payload = payload.pop(SECRET_KEY, None)
+        if given is None:
+            given = in_payload if isinstance(in_payload, str) else None
+        return given is not None and hmac.compare_digest(given.encode(), self._secret.encode())
 
     def _row(self, direction: str, type: str, **fields: Any) -> None:
         if self.record is not None:
@@ -120,11 +152,19 @@ class WebhookReceiver(EventFeed):
             except web.HTTPException as exc:  # body over the server's limit
                 raise BadRequest(f"cannot read the body: {exc.reason}") from None
             payload, fmt = self._decode(method, request, raw)
+            if not self._secret_ok(request, payload):
+                self.rejected += 1
+                log.warning("kazoo webhook %s %s refused: missing or wrong secret", method, self.path)
+                note = f"{method}: missing or wrong {SECRET_KEY} (401)"
+                self._row("lab", "auth-failed", hook=hook_id, note=note)
+                return web.Response(status=401, text=f"missing or wrong {SECRET_KEY}\n")
         except BadRequest as exc:
             self.rejected += 1
             reason = _one_line(str(exc))
             log.warning("kazoo webhook %s %s refused: %s", method, self.path, reason)
             preview = raw[:300].decode("utf-8", "replace") if raw else request.raw_path[:300]
+            if self._secret is not None:
+                preview = preview.replace(quote_plus(self._secret), "***").replace(self._secret, "***")
             self._row("lab", "bad-frame", hook=hook_id, note=f"{method}: {reason}", payload={"raw": preview})
             return web.Response(status=400, text=reason + "\n")
         except Exception as exc:  # a client gone mid-body, or worse: still answer and record

@@ -481,3 +481,84 @@ class TestDisabler:
         assert run(timed()) < 0.05
         run(sender.adrain())
         assert len(sender.deliveries) == 3
+
+
+SECRET = "s3cr&t?=x"  # characters that need quoting in a URL
+
+
+@pytest.fixture
+def guarded() -> Iterator[Mounted]:
+    m = Mounted()
+    m.receiver = WebhookReceiver("/guarded", record=m.rows.append, base_url=m.base, secret=SECRET)
+    loop.run_sync(m.server.add_http, m.receiver.path, m.receiver.handle)
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+class TestSharedSecret:
+    """Issue 11 item 4: Kazoo signs no webhook, so a receiver may require a shared secret."""
+
+    @pytest.mark.parametrize(("verb", "fmt"), [("post", "form-data"), ("post", "json"), ("get", "json")])
+    def test_secret_in_the_url_is_accepted_and_never_recorded(
+        self, guarded: Mounted, sender: WebhookSender, verb: str, fmt: str
+    ) -> None:
+        assert guarded.receiver.url == f"{guarded.base}/guarded?lab_secret=s3cr%26t%3F%3Dx"
+        sender.add_hook(name="calls", uri=guarded.receiver.url, hook="all", http_verb=verb, format=fmt)
+        for name, data in _events():
+            run(sender.publish(name, data))
+        run(sender.adrain())
+        rows = as_dicts(guarded.rows)
+        assert [r["type"] for r in rows] == ["channel_create", "channel_destroy"]
+        assert all("lab_secret" not in r["payload"] for r in rows)
+        assert SECRET not in json.dumps(rows) and "s3cr%26t" not in json.dumps(rows)
+
+    def test_secret_in_custom_data_is_accepted(self, guarded: Mounted, sender: WebhookSender) -> None:
+        sender.add_hook(
+            name="calls",
+            uri=f"{guarded.base}/guarded",
+            hook="all",
+            format="json",
+            custom_data={"lab_secret": SECRET},
+        )
+        run(sender.publish("CHANNEL_CREATE", EVENT))
+        run(sender.adrain())
+        rows = as_dicts(guarded.rows)
+        assert [r["type"] for r in rows] == ["channel_create"] and "lab_secret" not in rows[0]["payload"]
+
+    @pytest.mark.parametrize(
+        "target",
+        [
+            "/guarded",
+            "/guarded?lab_secret=wrong",
+            "/guarded?lab_secret=",
+            "/guarded?other=1?lab_secret=s3cr%26t%3F%3Dx",
+        ],
+        ids=["none", "wrong", "empty", "only-in-kazoos-own-query"],
+    )
+    def test_forged_hooks_get_401_and_are_not_events(self, guarded: Mounted, target: str) -> None:
+        woken = guarded.receiver.wait_for("channel_create", timeout=1)
+        body = to_querystring({"hook_event": "channel_create", "call_id": "forged", "account_id": ACCOUNT})
+        status, text = guarded.request(
+            "POST", target, body.encode(), {"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert (status, text) == (401, "missing or wrong lab_secret\n")
+        rows = as_dicts(guarded.rows)
+        assert [(r["direction"], r["type"], r["note"]) for r in rows] == [
+            ("lab", "auth-failed", "POST: missing or wrong lab_secret (401)")
+        ]
+        assert guarded.receiver.received == 0 and guarded.receiver.rejected == 1
+        with pytest.raises(TimeoutError):
+            woken.result()
+        assert guarded.request("POST", "/guarded?lab_secret=s3cr%26t%3F%3Dx", body.encode(), {
+            "Content-Type": "application/x-www-form-urlencoded"})[0] == 200  # fmt: skip
+
+    def test_a_broken_body_preview_hides_the_secret(self, guarded: Mounted) -> None:
+        status, _ = guarded.request("OPTIONS", "/guarded?lab_secret=s3cr%26t%3F%3Dx")
+        assert status == 400
+        assert "s3cr" not in json.dumps(as_dicts(guarded.rows))
+
+    def test_empty_secret_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="non-empty string"):
+            WebhookReceiver(secret="")
