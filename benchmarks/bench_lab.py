@@ -19,7 +19,8 @@ from jambonz_lab.lab.events import EventLog
 
 
 def sample_rows(n: int) -> list[tuple[object, ...]]:
-    """Rows shaped like a real call's: a hook in, its ack out, a status in."""
+    """Rows shaped like a real call's (``jambonz_lab.records.RECORD_FIELDS`` order): a hook in,
+    its ack out, a lab note."""
     hook = json.dumps(
         {
             "type": "verb:hook",
@@ -41,11 +42,13 @@ def sample_rows(n: int) -> list[tuple[object, ...]]:
         sid = f"call-{i // 40}"
         kind = i % 3
         if kind == 0:
-            rows.append((t + i * 1e-4, sid, "in", "verb:hook", f"m{i}", "/echo", 0, hook, None, "/"))
+            rows.append(
+                (t + i * 1e-4, sid, "in", "verb:hook", f"m{i}", "/echo", 0, hook, None, "/", "jambonz")
+            )
         elif kind == 1:
-            rows.append((t + i * 1e-4, sid, "out", "ack", f"m{i - 1}", None, 1, ack, None, "/"))
+            rows.append((t + i * 1e-4, sid, "out", "ack", f"m{i - 1}", None, 1, ack, None, "/", "jambonz"))
         else:
-            rows.append((t + i * 1e-4, sid, "lab", "auto-ack", None, None, 0, None, "note", None))
+            rows.append((t + i * 1e-4, sid, "lab", "auto-ack", None, None, 0, None, "note", None, "jambonz"))
     return rows
 
 
@@ -85,12 +88,7 @@ def startup() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument(
-        "--latency", action="store_true", help="only the ack latency with / without the Lab panel"
-    )
     args = ap.parse_args()
-    if args.latency:
-        return
     rows = sample_rows(args.events)
     append = time_append(rows)
     raw, flat = time_frames(rows)
@@ -101,7 +99,7 @@ def main() -> None:
     print(f"{args.events:>10,} {append * 1e6:16.3f} {raw:15.2f} {flat:14.2f} {startup():15.2f}")
 
 
-if __name__ == "__main__" and "--latency" not in sys.argv:
+if __name__ == "__main__":
     main()
 
 
