@@ -11,15 +11,18 @@ the alarm and waits until the background task has done what it does at once
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-__all__ = ["Alarms"]
+__all__ = ["Alarm", "Alarms"]
 
 
 @dataclass
-class _Alarm:
+class Alarm:
+    """One moment: ``reached`` resolves when the call gets there; the call waits for ``done``."""
+
     at: float
     reached: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
@@ -29,11 +32,24 @@ class Alarms:
     """The pending moments of one call's background tasks."""
 
     def __init__(self) -> None:
-        self._pending: list[_Alarm] = []
+        self._pending: list[Alarm] = []
 
     def next_at(self) -> float | None:
         """The call time of the earliest pending moment."""
         return min((a.at for a in self._pending), default=None)
+
+    def add(self, at: float = math.inf) -> Alarm:
+        """A moment at ``at`` (``inf``: never, but cancelled with the call like the others)."""
+        alarm = Alarm(at)
+        self._pending.append(alarm)
+        return alarm
+
+    def release(self, alarm: Alarm) -> None:
+        """Done with it (reached or not): the call goes on."""
+        if alarm in self._pending:
+            self._pending.remove(alarm)
+        if not alarm.done.done():
+            alarm.done.set_result(None)
 
     @asynccontextmanager
     async def moment(self, at: float) -> AsyncIterator[None]:
@@ -42,16 +58,12 @@ class Alarms:
         Raises:
             asyncio.CancelledError: the call ended first (:meth:`close`).
         """
-        alarm = _Alarm(at)
-        self._pending.append(alarm)
+        alarm = self.add(at)
         try:
             await alarm.reached
             yield
         finally:
-            if alarm in self._pending:
-                self._pending.remove(alarm)
-            if not alarm.done.done():
-                alarm.done.set_result(None)
+            self.release(alarm)
 
     async def ring(self, now: float) -> None:
         """The call reached ``now``: let each moment due by then act, in time order, and wait for it."""

@@ -120,4 +120,6 @@ async def task_status(call: VerbContext, verb: dict[str, Any], event: str, **ext
         await call.notify("verb:status", data)
 
 
-from . import ai, basic, dial, gather, media, rooms  # noqa: E402,F401  (registers the runners)
+# registers the runners; background after ai and gather: its config and gather runners wrap theirs
+from . import ai, basic, dial, gather, media, rooms  # noqa: E402,F401,I001
+from . import background  # noqa: E402,F401,I001

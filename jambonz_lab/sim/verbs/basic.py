@@ -155,7 +155,12 @@ async def redirect(call: VerbContext, verb: dict[str, Any]) -> None:
     """An unacked session:redirect, or one acked with invalid verbs, throws: the call ends."""
     hook = hook_url(verb.get("actionHook"))
     if hook and hook.startswith(("ws://", "wss://")):
-        call.note("redirect", f"redirect to {hook}: a new socket in jambonz; simulated on this socket")
+        call.note("redirect", f"redirect to {hook}: a new socket (redirect.js ~22–33)")
+        try:
+            await call.handover(hook)
+        except Exception as exc:  # noqa: BLE001 - the request on the new requestor fails: the call ends
+            call.error(f"session:redirect: cannot connect to {hook}: {type(exc).__name__}: {exc}")
+            raise Hangup("jambonz") from None
     try:
         verbs = await hook_verbs(call, hook, call.call_info(), kind="session:redirect")
     except AckTimeout:
@@ -209,8 +214,10 @@ async def action_hook(
     result: dict[str, Any],
     *,
     on_error: OnError | None = None,
+    kill: bool = False,
 ) -> None:
-    """An awaited actionHook; its verbs replace the stack.
+    """An awaited actionHook; its verbs replace the stack (``kill``: and kill the running verb,
+    for a hook sent from beside the stack, like bargeIn's).
 
     Unacked (a 5 s stall) or acked with invalid verbs, ``performAction`` throws:
     ``on_error`` gets the error message (None for a timeout: jambonz rejects
@@ -230,7 +237,7 @@ async def action_hook(
             await on_error(str(exc))
         return
     if verbs:
-        call.replace_stack(verbs, kill=False)
+        call.replace_stack(verbs, kill=kill)
 
 
 async def hang_up_on_error(call: VerbContext, verb: dict[str, Any], result: dict[str, Any]) -> None:

@@ -37,8 +37,9 @@ into the gather). What happens is worked out event by event, in time order:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..caller import Digits, Silence, Speech
 from . import runner, task_status
@@ -50,6 +51,14 @@ if TYPE_CHECKING:
 __all__ = ["gather"]
 
 DTMF_DURATION = "1600"  # FreeSWITCH's DTMF-Duration header (samples) on the ep 'dtmf' event
+#: the event a resolved gather emits, by hook reason (``_resolve`` ~1350–1390)
+_EVENTS = {
+    "dtmfDetected": "dtmf",
+    "speechDetected": "transcription",
+    "timeout": "timeout",
+    "stt-low-confidence": "stt-low-confidence",
+    "error": "stt-error",
+}
 
 
 @dataclass
@@ -105,10 +114,50 @@ def _number(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+class Waits(Protocol):
+    """How a gather waits for its next moment (``reach``) and lets the call go on (``release``)."""
+
+    async def reach(self, at: float | None) -> bool: ...
+    def release(self) -> None: ...
+
+
+class _CallTime:
+    """A foreground gather's waits: its own (the call's clock moves)."""
+
+    def __init__(self, call: VerbContext) -> None:
+        self.call = call
+
+    async def reach(self, at: float | None) -> bool:
+        end, _ = self.call.deadline()
+        await self.call.sleep((end if at is None else at) - self.call.clock.now())
+        return at is not None
+
+    def release(self) -> None:
+        pass
+
+
+Emit = Callable[[str], Awaitable[None]]
+
+
+async def _no_emit(event: str) -> None:
+    pass
+
+
 class _Gather:
-    def __init__(self, call: VerbContext, verb: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        call: VerbContext,
+        verb: dict[str, Any],
+        *,
+        waits: Waits | None = None,
+        emit: Emit = _no_emit,
+    ) -> None:
         self.call = call
         self.verb = verb
+        #: how the gather waits: its own call time, or the moments of a background task (background.py)
+        self.waits: Waits = waits or _CallTime(call)
+        #: the task's events ``dtmf`` / ``vad`` / ``transcription`` / ``timeout`` (what bargeIn listens to)
+        self.emit = emit
         kinds = verb.get("input") or ["digits"]
         self.digits_on = "digits" in kinds
         self.speech_on = "speech" in kinds
@@ -133,9 +182,6 @@ class _Gather:
     def now(self) -> float:
         return self.call.clock.now() - self.t0
 
-    async def until(self, at: float) -> None:
-        await self.call.sleep(at - self.now())
-
     def start_timer(self) -> None:
         self.timer = self.now() + self.timeout if self.timeout > 0 else None
 
@@ -153,18 +199,22 @@ class _Gather:
         events = self.events(said)
         try:
             while True:
+                # None: nothing will happen; the caller hangs up or timeLimit ends the call
                 step = self.next_step(events)
-                if step is None:  # nothing will happen: the caller hangs up or timeLimit ends the call
-                    end, _ = call.deadline()
-                    await call.sleep(end - call.clock.now())
+                reached = await self.waits.reach(None if step is None else self.t0 + step[0])
+                if step is None or not reached:
+                    if step is not None and step[1] in ("key", "speech"):
+                        events.insert(0, step)  # woken early (a new timer): it is still to come
                     continue
-                at, kind, value = step
-                await self.until(at)
-                result = await self.handle(kind, value, said)
-                if result is not None:
-                    if self.prompt is not None:
-                        await self.prompt.kill(call)
-                    return result
+                try:
+                    result = await self.handle(step[1], step[2], said)
+                    if result is not None:
+                        if self.prompt is not None:
+                            await self.prompt.kill(call)
+                        await self.emit(_EVENTS[result["reason"]])
+                        return result
+                finally:
+                    self.waits.release()
         except asyncio.CancelledError:
             if self.prompt is not None:
                 await self.prompt.kill(call)
@@ -231,6 +281,8 @@ class _Gather:
             call.note("bargein", f"key {key!r} cut the prompt after {self.now():g} s")
             await prompt.kill(call)
             cut = True
+        if self.dtmf_bargein:
+            await self.emit("dtmf")
         if key == self.finish:
             return {"digits": self.buffer, "reason": "dtmfDetected"}
         self.buffer += key
@@ -270,7 +322,9 @@ async def gather(call: VerbContext, verb: dict[str, Any]) -> None:
     await gather_result(call, verb, result)
 
 
-async def gather_result(call: VerbContext, verb: dict[str, Any], result: dict[str, Any]) -> None:
+async def gather_result(
+    call: VerbContext, verb: dict[str, Any], result: dict[str, Any], *, kill: bool = False
+) -> None:
     """The actionHook; a failed one is reported as ``gather.js`` ~1426–1444 reports it."""
 
     async def invalid_response(message: str | None) -> None:
@@ -286,4 +340,4 @@ async def gather_result(call: VerbContext, verb: dict[str, Any], result: dict[st
             status["reason"] = message
         await call.notify("call:status", status)
 
-    await action_hook(call, verb, result, on_error=invalid_response)
+    await action_hook(call, verb, result, on_error=invalid_response, kill=kill)
