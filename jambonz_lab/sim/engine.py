@@ -158,8 +158,10 @@ class SimCall:
                 self.customer_data = dict(tag)  # jambonz's CallInfo takes the tag at creation
         self._inputs: Iterator[Input] = iter(self.caller.inputs)
         self.link = Link(self, self.url, self.options, self.retries, self.policies, self.new_msgid)
+        self.old_links: list[Link] = []  # sockets a ws(s) redirect handed over from
         self._wake = asyncio.Event()
         self._verb_task: asyncio.Task[None] | None = None
+        self.current: dict[str, Any] | None = None  # the verb running now
         self._replaced = False
         self._ended: Hangup | None = None
         self.listeners: dict[str, Callable[[dict[str, Any]], None]] = {}
@@ -260,6 +262,19 @@ class SimCall:
 
     async def connect(self) -> None:
         """Open the call's first socket (jambonz's retry policy)."""
+        await self.link.connect()
+
+    async def handover(self, url: str) -> None:
+        """A redirect to an absolute ws(s) URL: a new requestor, so a new socket (redirect.js ~22–33).
+
+        The old socket is left open but no longer heard (``handover``, call-session.js ~125); the new
+        requestor never sent ``session:new``, so its envelopes carry no ``call_sid``. Raises what
+        :meth:`Link.connect` raises.
+        """
+        clean, fragment = urldefrag(url)
+        retries, policies = hook_params(fragment)
+        old, self.link = self.link, Link(self, clean, self.options, retries, policies, self.new_msgid)
+        self.old_links.append(old)
         await self.link.connect()
 
     async def hook(
@@ -431,6 +446,7 @@ class SimCall:
         outcome = self.caller.answer
         try:
             if outcome.ring > 0:  # provisional: no reason of its own, so sip_reason stays "Trying"
+                self._sbc_callid()
                 if outcome.early_media:
                     await self.send_status("early-media", 183)
                 else:
@@ -444,9 +460,15 @@ class SimCall:
             self.note("cancelled", "the call ended while ringing; jambonz cancels")
             return "no-answer", 487, "Request Terminated", ended.by
         if outcome.result == "answer":
+            self._sbc_callid()
             return None
         status, sip_status, reason = FAILURES[outcome.result]
         return status, sip_status, reason, "caller"
+
+    def _sbc_callid(self) -> None:
+        """The SBC's X-CID from the first 18x, else the 200 (create-call.js ~339, ~346–349)."""
+        if "sbc_callid" not in self.facts:
+            self.facts["sbc_callid"] = str(uuid.UUID(int=self.ids.getrandbits(128)))
 
     async def _loop(self, run_verb: Callable[[SimCall, dict[str, Any]], Any]) -> None:
         while self._ended is None:
@@ -454,7 +476,7 @@ class SimCall:
                 if not await self._idle():
                     return
                 continue
-            verb = self.stack.popleft()
+            verb = self.current = self.stack.popleft()
             self._replaced = False
             self._verb_task = asyncio.get_running_loop().create_task(run_verb(self, verb))
             try:
@@ -477,7 +499,7 @@ class SimCall:
                 )
                 self.error(f"simulator failed running {verb.get('verb')}: {exc}")
             finally:
-                self._verb_task = None
+                self._verb_task = self.current = None
             if self.link.graceful and not self.stack:
                 self._ended = self._ended or Hangup("jambonz")
 
@@ -538,6 +560,8 @@ class SimCall:
 
     async def _close(self, code: int) -> None:
         self._ended = self._ended or Hangup("jambonz")
+        for old in self.old_links:  # jambonz leaves them open; the simulator tidies up with the call
+            await old.close(code)
         await self.link.close(code)
 
     def _reject(self, reason: str, *, close: bool) -> CallResult:

@@ -36,7 +36,7 @@ def call_info(call: SimCall) -> dict[str, Any]:
         "to": facts["to"],
         "call_id": facts["call_id"],
     }
-    if "sbc_callid" in facts:  # none on a REST outbound call
+    if "sbc_callid" in facts:  # a REST outbound call has one from its first 18x or 200 on
         info["sbc_callid"] = facts["sbc_callid"]
     info.update(
         {

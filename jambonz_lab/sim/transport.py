@@ -217,6 +217,11 @@ class Link:
             fut.set_result(event.data)
         elif isinstance(event, Command):
             self.call.trace("received", event.name, event.msgid, event.message)
+            if self.call.link is not self:
+                self.call.note(
+                    "command-ignored", f"{event.name} on a socket handed over by a redirect; ignored"
+                )
+                return
             if not self.call.session_started:
                 self.call.note("command-lost", f"{event.name} before the session:new ack was processed; lost")
                 return

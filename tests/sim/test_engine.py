@@ -1063,6 +1063,32 @@ class TestCommands:
         assert ("whisper", "psst") not in result.heard
         assert "whisper: only while a dial or listen verb runs (jambonz logs it)" in notes(result, "no-op")
 
+    def test_redirect_to_a_ws_url_opens_a_new_socket(self, fake: Callable[..., FakeApp]) -> None:
+        """redirect to an absolute ws(s) URL hands over to a new requestor (redirect.js ~22–33,
+        call-session.js ~125): session:redirect and all later messages go on a new socket, without
+        call_sid (that requestor sent no session:new); the old socket is no longer heard."""
+
+        async def there(conn: Conn) -> None:
+            redirect = await conn.until("session:redirect")
+            await conn.ack(redirect, [{"verb": "say", "text": "there"}])
+
+        b = fake(there)
+
+        async def here(conn: Conn) -> None:
+            await greet(conn, [{"verb": "redirect", "actionHook": b.url + "#rc=2"}])
+            await asyncio.sleep(0.3)
+            await conn.command("redirect", [{"verb": "say", "text": "not heard"}])
+
+        a = fake(here)
+        result = sim.call(a.url, Caller(hangup_after=20), options=IDLE_HALF)
+        assert result.heard == [("say", "there")]
+        [conn_b] = b.conns
+        assert conn_b.types()[0] == "session:redirect" and "call_sid" not in conn_b.got[0][1]
+        assert conn_b.got[0][1]["data"]["call_sid"] == result.call_sid
+        assert "session:redirect" not in a.conns[0].types()
+        assert notes(result, "command-ignored") == ["redirect on a socket handed over by a redirect; ignored"]
+        assert conn_b.got[-1][1]["data"]["call_status"] == "completed"
+
     def test_commands_address_a_leg(self, fake: Callable[..., FakeApp]) -> None:
         """The top-level camelCase callSid picks the leg a command acts on."""
 

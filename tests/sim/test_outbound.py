@@ -162,6 +162,7 @@ class TestAnswered:
             "from",
             "to",
             "call_id",
+            "sbc_callid",
             "sip_status",
             "sip_reason",
             "call_status",
@@ -192,6 +193,23 @@ class TestAnswered:
         assert result.heard == [("say", "hi")]
         assert app.close_codes == [1000]
 
+    def test_sbc_callid_from_the_first_provisional_on(self) -> None:
+        """REST calls carry the SBC's X-CID as sbc_callid from the 18x on, or from the 200 when none
+        came (create-call.js ~339, ~346–349); trying has none."""
+        for ring in (2.0, 0.0):
+            with raw_app(SAY_HI) as app:
+                sim.call(
+                    app.url,
+                    Caller(hangup_after=5, answer=DialOutcome(ring=ring)),
+                    direction="outbound",
+                    options=FAST,
+                )
+            status = [m["data"] for m in app.seen if m["type"] == "call:status"]
+            assert "sbc_callid" not in status[0]
+            cids = {d["sbc_callid"] for d in status[1:]}
+            [new] = [m["data"] for m in app.seen if m["type"] == "session:new"]
+            assert len(cids) == 1 and new["sbc_callid"] in cids
+
     def test_early_media_instead_of_ringing(self) -> None:
         """A callee ringing with SDP gives early-media 183 instead of ringing 180."""
         caller = Caller(answer=DialOutcome(ring=3, early_media=True), hangup_after=6)
@@ -215,7 +233,7 @@ class TestAnswered:
             "outbound",
             "yes",
         )
-        assert "sbc_callid" not in hook["data"] and "originating_sip_ip" not in hook["data"]
+        assert "sbc_callid" in hook["data"] and "originating_sip_ip" not in hook["data"]
 
 
 class TestNotAnswered:

@@ -290,6 +290,23 @@ class TestGatherHookFailures:
         assert result.termination_by == "jambonz" and result.trace[-1].t < 100
         assert any("llm actionHook failed" in e for e in result.errors)
 
+    def test_sip_request_sends_a_second_failed_hook_when_the_first_is_unacked(self) -> None:
+        """sip:request: the success actionHook unacked, performAction throws and the catch sends
+        ``{result: "failed"}`` (no ``err``: a timeout rejects with a string); that one unacked too,
+        the call ends (sip_request.js ~36–44)."""
+        verbs = [
+            {"verb": "say", "text": "hi"},
+            {"verb": "sip:request", "method": "INFO", "actionHook": "/sr"},
+            {"verb": "say", "text": "never"},
+        ]
+        with raw_app(verbs, lambda msg: NO_ACK) as url:
+            result = sim.call(url, Caller(hangup_after=300), options=FAST)
+        reported = [data for _, data in sent_hooks(result, "/sr")]
+        assert [d["result"] for d in reported] == ["success", "failed"]
+        assert "err" not in reported[1]
+        assert ("say", "never") not in result.heard
+        assert result.termination_by == "jambonz" and result.trace[-1].t < 100
+
     def test_llm_action_hook_with_invalid_verbs_ends_the_call(self) -> None:
         """Invalid verbs in the llm actionHook ack throw too (task.js ~256)."""
         verbs = [{"verb": "llm", "vendor": "openai", "llmOptions": {}, "actionHook": "/done"}]
