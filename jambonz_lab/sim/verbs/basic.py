@@ -155,7 +155,12 @@ async def redirect(call: VerbContext, verb: dict[str, Any]) -> None:
     """An unacked session:redirect, or one acked with invalid verbs, throws: the call ends."""
     hook = hook_url(verb.get("actionHook"))
     if hook and hook.startswith(("ws://", "wss://")):
-        call.note("redirect", f"redirect to {hook}: a new socket in jambonz; simulated on this socket")
+        call.note("redirect", f"redirect to {hook}: a new socket (redirect.js ~22–33)")
+        try:
+            await call.handover(hook)
+        except Exception as exc:  # noqa: BLE001 - the request on the new requestor fails: the call ends
+            call.error(f"session:redirect: cannot connect to {hook}: {type(exc).__name__}: {exc}")
+            raise Hangup("jambonz") from None
     try:
         verbs = await hook_verbs(call, hook, call.call_info(), kind="session:redirect")
     except AckTimeout:
