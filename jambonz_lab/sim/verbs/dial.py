@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..caller import DialOutcome
 from ..engine import AckTimeout, Hangup
 from . import runner
+from .amd import Detector
 from .basic import (
     PLAY_SECONDS,
     action_hook,
@@ -56,7 +57,7 @@ RINGING = ("trying", "ringing", "early-media")
 #: what the referred party's outcome makes of the final NOTIFY (sipfrag status)
 REFER_FINAL = {"answer": 200, "busy": 486, "no-answer": 487, "failed": 503}
 REFER_WAIT = 15.0  # jambonz sends the sip:refer actionHook after 15 s without a final NOTIFY
-NOT_SIMULATED = ("dtmfHook", "referHook", "onHoldHook", "listen", "stream", "transcribe", "amd", "dub")
+NOT_SIMULATED = ("dtmfHook", "referHook", "onHoldHook", "listen", "stream", "transcribe", "dub")
 
 
 @dataclass
@@ -293,14 +294,32 @@ class Dial:
     async def bridge(self, leg: Leg) -> None:
         """The parties talk until the callee hangs up or timeLimit ends the bridge."""
         call = self.call
-        limit = self.verb.get("timeLimit")
+        raw_limit = self.verb.get("timeLimit")
+        limit = float(raw_limit) if raw_limit is not None else None
         seconds = leg.outcome.talk
-        if limit is not None and float(limit) < seconds:
-            await call.sleep(float(limit))
-            call.note("dial", f"timeLimit {float(limit):g} s reached; jambonz hangs up the B-leg")
-        else:
-            await call.sleep(seconds)
-            call.note("dial", "the called party hung up")
+        capped = limit is not None and limit < seconds
+        end = call.clock.now() + (limit if limit is not None and capped else seconds)
+        amd = self.verb.get("amd")
+        if amd is not None and not isinstance(amd, dict):
+            call.note("error", "dial amd must be an object; ignored")
+            call.error("dial amd must be an object")
+        detector = (
+            Detector(call, amd, leg.outcome.greeting, f"B-leg {leg.call_sid}")
+            if isinstance(amd, dict)
+            else None
+        )
+        while detector is not None and (at := detector.next_at()) is not None and at < end:  # dial.js ~932
+            await call.sleep(at - call.clock.now())
+            await detector.deliver(detector.due())
+        await call.sleep(max(0.0, end - call.clock.now()))
+        call.note(
+            "dial",
+            f"timeLimit {limit:g} s reached; jambonz hangs up the B-leg"
+            if capped
+            else "the called party hung up",
+        )
+        if detector is not None:
+            await detector.deliver(detector.stop())  # the dial ends with the detector running (dial.js ~262)
         await self.status(leg, "completed")
 
     async def action(self, *, expect_response: bool, why: str = "") -> None:
