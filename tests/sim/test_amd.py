@@ -106,3 +106,17 @@ class TestDialAmd:
         result = sim.call(lab.url + "/amd2", caller)
         assert ("say", "a human") in result.heard
         assert result.duration < 30
+
+    def test_a_dial_ending_with_the_detector_running_stops_it(self, lab: jl.Lab) -> None:
+        """The B-leg hangs up before any decision: Dial.kill stops AMD, amd_stopped alone (dial.js ~262)."""
+        got: list[str] = []
+
+        @lab.service("/amd3").on("session:new")
+        def new(session: jl.Session) -> None:
+            session.on("/amd", lambda msg: got.append(msg.data["type"]))
+            session.dial(target=[{"type": "phone", "number": BOB}], amd={"actionHook": "/amd"}).send()
+
+        late = sim.Greeting("Hello?", start=6.0)
+        caller = sim.Caller(dial={BOB: sim.DialOutcome(talk=3, greeting=late)}, hangup_after=300)
+        sim.call(lab.url + "/amd3", caller)
+        assert got == ["amd_stopped"]
