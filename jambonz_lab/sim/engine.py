@@ -85,6 +85,7 @@ class SimOptions:
         password: str | None = None,
         seed: int | None = None,
         tool_timeout: float = 5.0,
+        read_delay: float = 0.0,
     ) -> None:
         self.ack_timeout = ack_timeout
         self.handshake_timeout = handshake_timeout
@@ -97,6 +98,12 @@ class SimOptions:
         self.seed = seed
         #: real seconds an llm verb waits for the app's llm:tool-output
         self.tool_timeout = tool_timeout
+        #: real seconds a busy jambonz takes to read the app's first frame after
+        #: ``session:new``: whatever the app writes meanwhile comes in the same read as
+        #: the ack, so a command sent right after the ack is lost, as on a loaded
+        #: feature server (``ws-requestor.js`` ~553, ``call-session.js`` ~130). Set it
+        #: (e.g. 0.05) to check that an app keeps its commands on real jambonz.
+        self.read_delay = read_delay
 
 
 class SimCall:

@@ -181,8 +181,14 @@ class Link:
             return self.core.connected()
 
     async def _read(self, ws: ClientConnection) -> None:
+        late = self.options.read_delay > 0
         try:
             async for frame in ws:
+                if late and self.new_ack is not None:
+                    # a busy jambonz reads late: the frames that came meanwhile are one read,
+                    # handled back to back before the session's command listener exists
+                    late = False
+                    await asyncio.sleep(self.options.read_delay)
                 self._on_frame(frame)
                 if self.ws is not ws:
                     return
@@ -223,7 +229,11 @@ class Link:
                 )
                 return
             if not self.call.session_started:
-                self.call.note("command-lost", f"{event.name} before the session:new ack was processed; lost")
+                new = self.new_ack
+                when = "in the same read as" if new is not None and new.done() else "before"
+                self.call.note(
+                    "command-lost", f"{event.name} {when} the session:new ack; lost (no listener yet)"
+                )
                 return
             from .commands import apply_command
 

@@ -966,8 +966,64 @@ class TestCommands:
 
         app = fake(script)
         result = sim.call(app.url, Caller(hangup_after=10), options=FAST)
-        assert notes(result, "command-lost") == ["redirect before the session:new ack was processed; lost"]
+        assert notes(result, "command-lost") == [
+            "redirect before the session:new ack; lost (no listener yet)"
+        ]
         assert result.heard == [("say", "kept")]
+
+    def test_read_delay_loses_a_command_written_right_after_the_ack(
+        self, fake: Callable[..., FakeApp]
+    ) -> None:
+        """``read_delay``: the ack and a command written 10 ms later come in one read; it is lost.
+
+        jambonz handles every frame of one read before ``CallSession`` attaches its
+        ``command`` listener (``ws-requestor.js`` ~553, ``call-session.js`` ~130).
+        """
+
+        async def script(conn: Conn) -> None:
+            new = await conn.recv()
+            await conn.ack(new, [{"verb": "say", "text": "kept"}])
+            await asyncio.sleep(0.01)  # a separate write: without read_delay, a separate read
+            await conn.command("redirect", [{"verb": "say", "text": "lost"}])
+
+        app = fake(script)
+        options = SimOptions(ack_timeout=0.5, idle_wait=0.2, read_delay=0.05)
+        result = sim.call(app.url, Caller(hangup_after=10), options=options)
+        assert notes(result, "command-lost") == [
+            "redirect in the same read as the session:new ack; lost (no listener yet)"
+        ]
+        assert result.heard == [("say", "kept")]
+
+    def test_read_delay_keeps_a_command_sent_after_jambonz_listens(
+        self, fake: Callable[..., FakeApp]
+    ) -> None:
+        """A command sent once jambonz's next frame (``trying``) arrived is handled."""
+
+        async def script(conn: Conn) -> None:
+            new = await conn.recv()
+            await conn.ack(new, [{"verb": "pause", "length": 5}])
+            trying = await conn.recv()
+            assert trying["data"]["call_status"] == "trying"
+            await conn.command("redirect", [{"verb": "say", "text": "handled"}])
+
+        app = fake(script)
+        options = SimOptions(ack_timeout=0.5, idle_wait=0.2, read_delay=0.05)
+        result = sim.call(app.url, Caller(hangup_after=10), options=options)
+        assert notes(result, "command-lost") == []
+        assert ("say", "handled") in result.heard
+
+    def test_read_delay_the_lab_keeps_its_commands(self, lab: jl.Lab) -> None:
+        """A lab app that sends right after its first send loses nothing on a late reader."""
+
+        @lab.service("/app").on("session:new")
+        def new(session: jl.Session) -> None:
+            session.pause(length=5).send()
+            session.say(text="second").send()
+
+        options = SimOptions(ack_timeout=0.5, idle_wait=0.2, read_delay=0.05)
+        result = sim.call(lab.url + "/app", Caller(hangup_after=10), options=options)
+        assert notes(result, "command-lost") == []
+        assert ("say", "second") in result.heard
 
     def test_non_redirect_commands_do_not_wake_an_idle_call(self, fake: Callable[..., FakeApp]) -> None:
         """config and mute:status act but leave the idle wait running."""
