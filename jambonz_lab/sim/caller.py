@@ -38,12 +38,28 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Speech:
-    """The caller says ``text`` (``after`` seconds into the gather)."""
+    """The caller says ``text``: its final transcript comes ``after`` seconds into the gather.
+
+    What a gather reads of it (other verbs take only ``text``, ``after``, ``confidence``):
+
+    * ``interims``: the interim transcripts before the final, the first at ``after``, one every
+      ``interval`` s, the final ``interval`` after the last. None: one interim (the first half
+      of the words) at ``after``, just before the final. Interims carry confidence 0 (Google's
+      "not set"); the final carries ``confidence``.
+    * ``error``: the recognizer fails instead of sending the final (a vendor error event
+      ``{error}``), after the interims.
+    * ``more``: further utterances of the same turn (continuous ASR, ``recognizer.asrTimeout``),
+      each counted from the previous final.
+    """
 
     text: str
     after: float = 1.0
     confidence: float = 0.92
     language: str = "en-US"
+    interims: tuple[str, ...] | None = None
+    interval: float = 0.5
+    error: str | None = None
+    more: tuple[Speech, ...] = ()
 
 
 @dataclass(frozen=True)
