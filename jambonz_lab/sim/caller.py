@@ -48,8 +48,9 @@ class Speech:
       "not set"); the final carries ``confidence``.
     * ``error``: the recognizer fails instead of sending the final (a vendor error event
       ``{error}``), after the interims.
-    * ``more``: further utterances of the same turn (continuous ASR, ``recognizer.asrTimeout``),
-      each counted from the previous final.
+    * ``more``: what the caller does next in the same turn (continuous ASR,
+      ``recognizer.asrTimeout``): more utterances, or keys (``asrDtmfTerminationDigit``), each
+      counted from the end of the one before (its final, or its last key).
     """
 
     text: str
@@ -59,7 +60,7 @@ class Speech:
     interims: tuple[str, ...] | None = None
     interval: float = 0.5
     error: str | None = None
-    more: tuple[Speech, ...] = ()
+    more: tuple[Speech | Digits, ...] = ()
 
 
 @dataclass(frozen=True)
