@@ -28,6 +28,8 @@ class VerbContext(Protocol):
     """The call as a verb sees it."""
 
     call_sid: str
+    #: the app's URL (jambonz's call_hook), without its ``#rc``/``#rp`` fragment
+    url: str
     caller: Caller
     clock: Clock
     options: SimOptions
@@ -40,6 +42,8 @@ class VerbContext(Protocol):
     config: dict[str, Any]
     customer_data: dict[str, Any] | None
     answered: bool
+    #: when the call was answered (call clock), None before
+    answer_at: float | None
     notify_events: bool
     #: commands a running verb takes over (llm, TTS streams), by command name
     listeners: dict[str, Callable[[dict[str, Any]], None]]
@@ -47,8 +51,12 @@ class VerbContext(Protocol):
     stack: deque[dict[str, Any]]
     #: the verb running now (None between verbs)
     current: dict[str, Any] | None
+    #: texts this call synthesized already: (vendor, language, voice, text)
+    tts_cache: set[tuple[str, str, str, str]]
     #: moments of the call's background tasks (``config.bargeIn``), see :mod:`~jambonz_lab.sim.alarms`
     alarms: Alarms
+    #: sessions the call started that outlive their verb (an adulted B-leg); awaited when the call ends
+    sessions: list[asyncio.Task[CallResult]]
 
     # -- facts and trace
     def next_input(self) -> Input: ...

@@ -142,6 +142,8 @@ class SimCall:
         self.ids = random.Random(uuid.uuid4().int)
         self.call_sid: str = attrs.pop("call_sid", None) or str(uuid.UUID(int=self.ids.getrandbits(128)))
         self.attrs = attrs
+        #: a REST call's createCall ``amd`` (sim.verbs.amd.start_rest at the answer)
+        self.rest_amd: dict[str, Any] | None = self._rest_amd(attrs.pop("amd", None), direction)
         self.direction: Direction = direction
         self.result = CallResult(self.call_sid)
         self.stack: deque[dict[str, Any]] = deque()
@@ -152,6 +154,8 @@ class SimCall:
         self.customer_data: dict[str, Any] | None = None
         self.notify_events = False
         self.config: dict[str, Any] = {}
+        #: texts synthesized in this call: (vendor, language, voice, text), see verbs/synth.py
+        self.tts_cache: set[tuple[str, str, str, str]] = set()
         self.session_started = False  # the session:new ack was processed
         self.ring_timeout = REST_RING_TIMEOUT
         self.env_vars: dict[str, Any] | None = None  # a REST call's, for its session:new
@@ -174,6 +178,19 @@ class SimCall:
         self.listeners: dict[str, Callable[[dict[str, Any]], None]] = {}
         #: moments of background tasks (config.bargeIn): the call's waits stop there (sim.alarms)
         self.alarms = Alarms()
+        #: sessions this call started that outlive their verb (a dial's adulted B-leg): awaited at the end
+        self.sessions: list[asyncio.Task[CallResult]] = []
+
+    @staticmethod
+    def _rest_amd(amd: Any, direction: Direction) -> dict[str, Any] | None:
+        """createCall's ``amd`` must be an object (``schemas/create-call.js`` ~40), on outbound calls."""
+        if amd is None:
+            return None
+        if direction != "outbound":
+            raise ValueError("amd is the REST createCall amd: only for direction='outbound'")
+        if not isinstance(amd, dict):
+            raise ValueError("amd must be an object (createCall answers 400 otherwise)")
+        return dict(amd)
 
     # -- facts ------------------------------------------------------------------------
 
@@ -428,6 +445,10 @@ class SimCall:
         self.answered = True
         self.answer_at = self.clock.now()
         await self.send_status("in-progress", 200, "OK")
+        if self.rest_amd is not None:  # rest_dial.js ~100-106: before session:new
+            from .verbs import amd
+
+            amd.start_rest(self, self.rest_amd)
         self.payload = payloads.outbound_session_new(self)
         data: Any = None
         if self.link.core.connections == 0:  # the app could not be reached at all
@@ -537,7 +558,13 @@ class SimCall:
         return self._ended is None and (bool(self.stack) or not self.link.graceful)
 
     async def send_final_status(self, ended: Hangup) -> None:
-        """The call's own last ``call:status`` (once): completed, or no-answer if the caller gave up."""
+        """The call's own last ``call:status`` (once): completed, or no-answer if the caller gave up.
+
+        A REST call's running AMD is stopped first (``rest-call-session.js`` ~62–65).
+        """
+        from .verbs import amd
+
+        await amd.hangup(self)
         if self.status in ("completed", "failed", "no-answer"):
             return
         if self.answered:
@@ -564,6 +591,8 @@ class SimCall:
         self.result.sip_status = self.sip_status
         self.result.termination_by = ended.by
         await self._close(1000)
+        for session in self.sessions:  # a B-leg with its own socket lives on after this call
+            self.result.sessions.append(await session)
 
     async def _close(self, code: int) -> None:
         self._ended = self._ended or Hangup("jambonz")

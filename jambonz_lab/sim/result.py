@@ -42,6 +42,8 @@ class CallResult:
         termination_by: ``caller`` or ``jambonz`` (who ended it).
         duration: seconds from answer to end (0 if never answered).
         errors: ``jambonz:error`` payloads sent and simulator-side problems.
+        sessions: the B-legs this call's dials gave a session of their own (``session:adulting``
+            on a new socket), each with its own trace, in the order they started.
     """
 
     call_sid: str
@@ -52,6 +54,7 @@ class CallResult:
     termination_by: str | None = None
     duration: float = 0.0
     errors: list[str] = field(default_factory=list)
+    sessions: list[CallResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
