@@ -40,6 +40,7 @@ from .basic import (
     texts,
     with_id,
 )
+from .legs import Bridge, Ended, moments
 
 if TYPE_CHECKING:
     from ..context import VerbContext
@@ -57,7 +58,7 @@ RINGING = ("trying", "ringing", "early-media")
 #: what the referred party's outcome makes of the final NOTIFY (sipfrag status)
 REFER_FINAL = {"answer": 200, "busy": 486, "no-answer": 487, "failed": 503}
 REFER_WAIT = 15.0  # jambonz sends the sip:refer actionHook after 15 s without a final NOTIFY
-NOT_SIMULATED = ("dtmfHook", "referHook", "onHoldHook", "listen", "stream", "transcribe", "dub")
+NOT_SIMULATED = ("listen", "stream", "transcribe", "dub")  # dtmfHook, onHoldHook, referHook: legs.py
 
 
 @dataclass
@@ -197,8 +198,11 @@ class Dial:
             call.note("dial", "no targets to dial")
         try:
             winner = await self.attempt()
-            if winner is not None:
-                await self.bridge(winner)
+            how = await self.bridge(winner) if winner is not None else None
+            if how == "replaced":  # a REFER from the callee: killed as by a redirect (dial.js ~418)
+                await self.teardown()
+                await self.action(expect_response=False, why="the referHook's verbs replaced the app")
+                return
         except Hangup as ended:
             await call.send_final_status(ended)
             await self.teardown()
@@ -291,8 +295,8 @@ class Dial:
         )
         return False
 
-    async def bridge(self, leg: Leg) -> None:
-        """The parties talk until the callee hangs up or timeLimit ends the bridge."""
+    async def bridge(self, leg: Leg) -> Ended | None:
+        """The parties talk until the callee hangs up or timeLimit ends the bridge; a REFER may end it."""
         call = self.call
         raw_limit = self.verb.get("timeLimit")
         limit = float(raw_limit) if raw_limit is not None else None
@@ -308,9 +312,13 @@ class Dial:
             if isinstance(amd, dict)
             else None
         )
-        while detector is not None and (at := detector.next_at()) is not None and at < end:  # dial.js ~932
+        events = Bridge(self, leg)  # what the parties do meanwhile (keys, hold, REFER)
+        while (at := min(moments(detector, events), default=end)) < end:
             await call.sleep(at - call.clock.now())
-            await detector.deliver(detector.due())
+            if detector is not None and detector.next_at() == at:  # dial.js ~932
+                await detector.deliver(detector.due())
+            elif (ended := await events.fire()) is not None:
+                return ended  # adulted: the B-leg is no longer this dial's (no BYE, no status)
         await call.sleep(max(0.0, end - call.clock.now()))
         call.note(
             "dial",
@@ -321,6 +329,7 @@ class Dial:
         if detector is not None:
             await detector.deliver(detector.stop())  # the dial ends with the detector running (dial.js ~262)
         await self.status(leg, "completed")
+        return None
 
     async def action(self, *, expect_response: bool, why: str = "") -> None:
         if expect_response:
