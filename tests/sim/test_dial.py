@@ -117,6 +117,18 @@ class TestDial:
         assert hook_times(result) == approx([23.0], abs=0.3)
         assert (result.final_status, result.termination_by) == ("completed", "jambonz")
 
+    def test_b_leg_ids_are_new_for_every_call_whatever_the_seed(self, lab: jl.Lab) -> None:
+        """A B-leg is a new call (dial.js creates each leg with its own callSid, SIP Call-ID and the
+        SBC's X-CID): two calls with one seed get their own, from the call's id source (SimCall.ids),
+        while what the callee does still follows the seed."""
+        dial_app(lab, "/d", target=[phone(BOB)])
+        caller = sim.Caller(dial={BOB: sim.DialOutcome("answer", ring=1, talk=5)}, hangup_after=300)
+        legs = [
+            b_leg(sim.call(lab.url + "/d", caller, options=sim.SimOptions(seed=7))) for _ in range(2)
+        ]
+        for key in ("call_sid", "call_id", "sbc_callid"):
+            assert legs[0][key] != legs[1][key], key
+
     def test_caller_id_defaults_to_the_caller(self, lab: jl.Lab) -> None:
         dial_app(lab, "/d", target=[{"type": "sip", "sipUri": "sip:bob@example.com"}])
         result = sim.call(lab.url + "/d", sim.Caller(hangup_after=300))

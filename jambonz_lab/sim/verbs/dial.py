@@ -107,7 +107,8 @@ class Leg:
 
 
 def _hex(call: VerbContext, n: int) -> str:
-    return "".join(call.rng.choice("0123456789abcdef") for _ in range(n))
+    """``n`` hex digits from the call's id source: a leg is new on every call, whatever the seed."""
+    return "".join(call.ids.choice("0123456789abcdef") for _ in range(n))
 
 
 def target_key(target: dict[str, Any]) -> str:
@@ -142,7 +143,7 @@ class Dial:
                     target=target,
                     to=key[1],
                     outcome=call.caller.outcome(key[1]),
-                    call_sid=str(uuid.UUID(int=call.rng.getrandbits(128))),
+                    call_sid=str(uuid.UUID(int=call.ids.getrandbits(128))),
                     call_id="-".join(_hex(call, n) for n in (8, 4, 4, 4, 12)),
                     sbc_callid=f"{_hex(call, 16)}@203.0.113.10",
                     caller_id=caller_id,
