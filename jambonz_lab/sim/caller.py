@@ -11,7 +11,8 @@ Example::
         dial={"+15551234": DialOutcome("busy")},
     )
 
-Each ``gather`` (or transcribe, or llm turn) takes the next input in order.
+Each ``gather`` (or transcribe, or llm turn) takes the next input in order; in a
+``conference`` the caller says the rest in turn (its start/stop-talking events).
 """
 
 from __future__ import annotations
@@ -114,7 +115,10 @@ class Greeting:
 
 @dataclass(frozen=True)
 class Press:
-    """During a dial's bridge, ``by`` presses ``digits`` (SIP INFO), from ``at`` s after the bridge."""
+    """During a dial's bridge, ``by`` presses ``digits`` (SIP INFO), from ``at`` s after the bridge.
+
+    They reach the dial's ``dtmfHook`` through ``dtmfCapture`` (see :mod:`jambonz_lab.sim.verbs.legs`).
+    """
 
     digits: str
     at: float = 1.0
@@ -124,7 +128,10 @@ class Press:
 
 @dataclass(frozen=True)
 class Hold:
-    """During a dial's bridge, ``by`` puts the call on hold (re-INVITE) at ``at`` s, for ``seconds``."""
+    """During a dial's bridge, ``by`` puts the call on hold (re-INVITE) at ``at`` s, for ``seconds``.
+
+    With the dial's ``onHoldHook``, its verbs play to the held party until the unhold.
+    """
 
     at: float = 1.0
     seconds: float = 5.0
@@ -133,7 +140,11 @@ class Hold:
 
 @dataclass(frozen=True)
 class Refer:
-    """During a dial's bridge, ``by`` transfers the other party to ``to`` (a REFER) at ``at`` s."""
+    """During a dial's bridge, ``by`` transfers the other party to ``to`` (a REFER) at ``at`` s.
+
+    With the dial's ``referHook``: from the callee, the hook's verbs replace the caller's app; from
+    the caller, they run on the B-leg, which gets its own socket (``session:adulting``).
+    """
 
     to: str
     at: float = 1.0

@@ -217,8 +217,6 @@ class Bridge:
         if others:
             call.note("hold", f"onHoldHook: unsupported verb {others[0]} (only play, say, pause); none play")
             return
-        if self.holding is not hold:
-            call.note("hold", "the ack came after the unhold: its verbs play anyway (dial.js ~843)")
         to_caller = hold.by == "callee" or self.anchored
         who = "caller" if to_caller else "callee"
         call.note("hold", f"onHoldHook verbs play to the {who}")
