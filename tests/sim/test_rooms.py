@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from simtrace import answered_at, sent_hooks
+from simtrace import answered_at, notes, sent_hooks
 
 import jambonz_lab as jl
 from jambonz_lab import sim
@@ -62,6 +62,66 @@ class TestConference:
         assert len(sent_hooks(result, "/after")) == 1
         assert result.termination_by == "caller"
         assert result.statuses() == ["trying", "in-progress", "completed"]
+
+    def test_the_callers_speech_is_start_and_stop_talking(self, lab: jl.Lab) -> None:
+        """Each thing the caller says in the room: start-talking when they begin, stop-talking when
+        they end (mod_conference conference_loop_input), reported for the own member with the
+        conference size as members (conference.js ~774-796) and the usual fields (~715-743)."""
+
+        @lab.service("/talk").on("session:new")
+        def new(session: jl.Session) -> None:
+            events = ["start", "end", "join", "leave", "start-talking", "stop-talking"]
+            session.conference(name="talk1", statusHook="/status", statusEvents=events).send()
+
+        said = [sim.Speech("hello everyone", after=2.0), sim.Speech("can you hear me", after=1.0)]
+        result = sim.call(lab.url + "/talk", sim.Caller(inputs=said, hangup_after=30), options=FAST)
+        status = sent_hooks(result, "/status")
+        assert [d["event"] for _, d in status] == [
+            "start",
+            "join",
+            "start-talking",
+            "stop-talking",
+            "start-talking",
+            "stop-talking",
+            "leave",
+            "end",
+        ]
+        talk = status[2:6]
+        assert [d["members"] for _, d in talk] == [1, 1, 1, 1]
+        joined = status[1][0]
+        assert talk[0][0] == pytest.approx(joined + 2.0, abs=0.01)  # the call clock, not wall time
+        assert talk[1][0] - talk[0][0] == pytest.approx(speech_seconds("hello everyone"), abs=0.01)
+        assert talk[2][0] - talk[1][0] == pytest.approx(1.0, abs=0.01)
+        first = talk[0][1]
+        assert first["conference_sid"] == f"conf:{account_sid(result)}:talk1"
+        assert first["friendly_name"] == "talk1" and first["call_sid"] == result.call_sid
+        assert first["time"].endswith("Z") and first["time"] != talk[1][1]["time"]
+        assert first["duration"] == pytest.approx(2.0, abs=0.05)
+
+    def test_only_listed_events_and_silence_ends_the_talking(self, lab: jl.Lab) -> None:
+        """statusEvents filters (conference.js ~57-61, ~716); a Silence input: the caller says no more."""
+
+        @lab.service("/talk2").on("session:new")
+        def new(session: jl.Session) -> None:
+            session.conference(name="talk2", statusHook="/status", statusEvents=["stop-talking"]).send()
+
+        said = [sim.Speech("hi"), sim.Silence(), sim.Speech("never said")]
+        result = sim.call(lab.url + "/talk2", sim.Caller(inputs=said, hangup_after=30), options=FAST)
+        assert [d["event"] for _, d in sent_hooks(result, "/status")] == ["stop-talking"]
+
+    def test_a_muted_member_reports_no_talking(self, lab: jl.Lab) -> None:
+        """joinMuted joins with the mute flag (conference.js ~359): FreeSWITCH fires mute-detect, not
+        start-talking, for a member who cannot speak; jambonz has no handler for it (~752)."""
+
+        @lab.service("/talk3").on("session:new")
+        def new(session: jl.Session) -> None:
+            events = ["join", "start-talking", "stop-talking", "leave"]
+            session.conference(name="talk3", joinMuted=True, statusHook="/status", statusEvents=events).send()
+
+        said = [sim.Speech("can anyone hear me")]
+        result = sim.call(lab.url + "/talk3", sim.Caller(inputs=said, hangup_after=30), options=FAST)
+        assert [d["event"] for _, d in sent_hooks(result, "/status")] == ["join", "leave"]
+        assert any("mute-detect" in n for n in notes(result, "conference"))
 
     def test_kick_ends_the_verb_with_the_action_hook(self, lab: jl.Lab) -> None:
         """conf:participant-action kick: leave, end, then the actionHook (call info); the stack goes on."""

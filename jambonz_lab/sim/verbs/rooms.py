@@ -14,7 +14,17 @@ conference (payloads per protocol doc §4.3)
     say/play/pause verbs of its ack are played to the caller), the caller
     joins: statusHook ``join`` (members 1). The caller then stays, alone, until
     they hang up, the time limit passes, the stack is replaced, or the app kicks
-    them with ``conf:participant-action {action:"kick"}``. Leaving sends
+    them with ``conf:participant-action {action:"kick"}``. Meanwhile they say
+    their remaining inputs in turn (each :class:`~jambonz_lab.sim.caller.Speech`
+    ``after`` seconds after the previous one ended, as long as a TTS voice would
+    take; a ``Silence`` ends it, keys are pressed to nobody): FreeSWITCH's
+    talk detection fires ``start-talking`` when they begin and
+    ``stop-talking`` when they end (mod_conference ``conference_loop_input``),
+    which jambonz reports for its own member only with ``time`` from the
+    event's timestamp and ``members`` the conference size (``conference.js``
+    ~774–796). A member that joined muted (``joinMuted``, ``speakOnlyTo``,
+    ~359) cannot speak: FreeSWITCH sends ``mute-detect`` instead, which jambonz
+    does not handle. Leaving sends
     statusHook ``leave`` and ``end`` (members 0: the last member left).
     Whatever ends the verb, the actionHook (call info only) is sent
     (``conference.js`` ~107–110): after a kick the stack goes on; after a
@@ -29,13 +39,14 @@ conference (payloads per protocol doc §4.3)
     then silence until hangup. No statusHook events: the caller never joined.
 
     statusHook events (not awaited) are sent only for those listed in
-    ``statusEvents`` among start, end, join and leave (start-talking and
-    stop-talking are not simulated): ``{event, duration, time, members,
-    conference_sid, friendly_name}`` + call info. ``conference_sid`` is
+    ``statusEvents`` among start, end, join, leave, start-talking and
+    stop-talking, and only with a statusHook (~57–61): ``{event, duration,
+    time, members, conference_sid, friendly_name}`` + call info (~715–743);
+    ``duration`` is seconds since the conference started. ``conference_sid`` is
     ``conf:<account_sid>:<name>``. ``maxParticipants``,
     ``endConferenceDuration`` and ``endConferenceOnExit`` only matter with
-    other members; ``beep``, ``joinMuted``, ``memberTag``, ``speakOnlyTo``,
-    ``record`` and ``listen`` are noted in the trace.
+    other members; ``beep``, ``memberTag``, ``record`` and ``listen`` are noted
+    in the trace; ``joinMuted`` and ``speakOnlyTo`` only silence the talk events.
 
 enqueue
     waitHook loop: 0.5 s of silence, the hook with the sparse payload
@@ -67,9 +78,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..caller import Digits, Silence
 from ..engine import AckTimeout, Hangup
 from . import runner
-from .basic import action_hook, hook_url, pause, play, say, tag, unawaited_action, with_id
+from .basic import action_hook, hook_url, pause, play, say, speech_seconds, tag, unawaited_action, with_id
 
 if TYPE_CHECKING:
     from ..context import VerbContext
@@ -78,7 +90,7 @@ __all__ = ["play_verbs", "wait_for_end"]
 
 CONF_WAIT_SILENCE = 0.75  # jambonz plays silence_stream://750 before each conference waitHook
 QUEUE_WAIT_SILENCE = 0.5  # and silence_stream://500 before each enqueue waitHook
-CONF_EVENTS = ("start", "end", "join", "leave")
+CONF_EVENTS = ("start", "end", "join", "leave", "start-talking", "stop-talking")  # conference.js ~58
 CONF_PLAYABLE = frozenset({"say", "play", "pause"})
 QUEUE_PLAYABLE = frozenset({"say", "play", "pause", "leave", "tag"})
 KICK_COMMAND = "conf:participant-action"
@@ -134,6 +146,24 @@ async def _prompt_hook(
     return verbs
 
 
+async def _sleep_unless(call: VerbContext, seconds: float, stop: asyncio.Event) -> bool:
+    """A wait of the call that ``stop`` cuts short; False when it did. Raises Hangup."""
+    if stop.is_set():
+        return False
+    waiting = asyncio.ensure_future(call.sleep(seconds))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiting, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not waiting.done():
+            waiting.cancel()
+    if waiting.done() and not waiting.cancelled():
+        waiting.result()  # raises Hangup
+        return True
+    return False
+
+
 def _iso_now(call: VerbContext) -> str:
     """The wall-clock time of the call's clock now, as JavaScript's toISOString() writes it."""
     trace = call.result.trace
@@ -168,6 +198,38 @@ class _Conference:
         }
         await self.call.notify_hook(self.hook, data)
 
+    async def talk(self, muted: bool, stop: asyncio.Event) -> None:
+        """The caller says their remaining inputs in turn; each one's start/stop-talking (~774–796).
+
+        Ends at a ``Silence``, when the inputs run out, or when ``stop`` is set (a kick);
+        raises Hangup when the call ends meanwhile.
+        """
+        call = self.call
+        while not stop.is_set():
+            said = call.next_input()
+            if isinstance(said, Silence):
+                return
+            if isinstance(said, Digits):
+                call.note("conference", f"keys {said.digits!r} pressed in the conference: nobody takes them")
+                if not await _sleep_unless(call, said.after + said.interval * len(said.digits), stop):
+                    return
+                continue
+            if not await _sleep_unless(call, said.after, stop):
+                return
+            seconds = speech_seconds(said.text)
+            if muted:
+                call.note(
+                    "conference",
+                    f"{said.text!r} said while muted: FreeSWITCH fires mute-detect, which jambonz ignores",
+                )
+                if not await _sleep_unless(call, seconds, stop):
+                    return
+                continue
+            await self.event("start-talking", 1)
+            if not await _sleep_unless(call, seconds, stop):
+                return  # the leave cuts the speech: no stop-talking is reported after it
+            await self.event("stop-talking", 1)
+
     async def leave(self) -> None:
         """The only member leaves: leave, then end (notifications: sent, not awaited)."""
         self.call.note("conference", f"left conference {self.name}; it ends (no members left)")
@@ -196,9 +258,7 @@ async def _conference(call: VerbContext, verb: dict[str, Any]) -> None:
         k
         for k in (
             "beep",
-            "joinMuted",
             "memberTag",
-            "speakOnlyTo",
             "record",
             "listen",
             "stream",
@@ -241,7 +301,9 @@ async def _conference(call: VerbContext, verb: dict[str, Any]) -> None:
 
     previous = call.listeners.get(KICK_COMMAND)
     call.listeners[KICK_COMMAND] = on_action
+    muted = bool(verb.get("joinMuted") or verb.get("speakOnlyTo"))  # the "mute" flag (~359)
     try:
+        await room.talk(muted, kicked)
         await wait_for_end(call, kicked)
     except (Hangup, asyncio.CancelledError):
         await room.leave()
