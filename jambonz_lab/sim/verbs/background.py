@@ -177,10 +177,11 @@ async def _run(call: VerbContext, state: _BargeIn) -> None:
             state.handled = True
             _bargein_done(call, event)
 
-    state.gather = _Gather(call, verb, waits=_Moments(call.alarms), emit=on_event)
+    state.gather = _Gather(call, verb, waits=_Moments(call.alarms), emit=on_event, background=True)
     try:
         result = await state.gather.run()
-        await gather_result(call, verb, result, kill=True)
+        if result:  # {}: an ASR error ended it with no actionHook
+            await gather_result(call, verb, result, kill=True)
     except asyncio.CancelledError:
         return  # disabled, or the call ended
     finally:
