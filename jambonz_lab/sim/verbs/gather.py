@@ -21,10 +21,12 @@ into the gather). What happens is worked out event by event, in time order:
   ``interDigitTimeout`` and ``minDigits`` reached the inter-digit timer
   replaces the main timer (~418–423).
 * A final transcript resolves ``speechDetected`` (or ``stt-low-confidence``
-  below ``recognizer.minConfidence``) even while the prompt plays, and the
-  resolve cuts the prompt whatever ``bargein`` says (~1065, ~1328); with
-  ``bargein`` the interim result first sends ``speech-bargein-detected``
-  (~1100), and ``partialResultHook`` gets it.
+  below ``recognizer.minConfidence``, both truthy, ~956) even while the prompt
+  plays, and the resolve cuts the prompt whatever ``bargein`` says (~1065,
+  ~1328). Each interim restarts a running main timer (~1095), goes to
+  ``partialResultHook`` unawaited (~1108) and, with ``bargein`` and enough
+  words, sends ``speech-bargein-detected`` until playComplete (~1096–1101).
+  ASR errors and continuous ASR: :mod:`.recognition`.
 * Resolving kills the nested prompt task even when it had finished, so its
   ``kill-playback`` goes out then (~1328, ``say.js`` ~464).
 * An unacked actionHook, or one acked with invalid verbs: ``jambonz:error
