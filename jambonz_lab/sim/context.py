@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .alarms import Alarms
     from .caller import Caller, Input
     from .clock import Clock
-    from .engine import Hangup, SimOptions
+    from .engine import Direction, Hangup, SimOptions
     from .result import CallResult
 
 __all__ = ["VerbContext"]
@@ -42,6 +42,9 @@ class VerbContext(Protocol):
     config: dict[str, Any]
     customer_data: dict[str, Any] | None
     answered: bool
+    direction: Direction
+    #: a REST call's INVITE is out, not answered yet: commands act on the outdial
+    ringing: bool
     #: when the call was answered (call clock), None before
     answer_at: float | None
     notify_events: bool

@@ -86,6 +86,7 @@ class SimOptions:
         seed: int | None = None,
         tool_timeout: float = 5.0,
         read_delay: float = 0.0,
+        ring_wait: float = 0.2,
     ) -> None:
         self.ack_timeout = ack_timeout
         self.handshake_timeout = handshake_timeout
@@ -104,6 +105,10 @@ class SimOptions:
         #: feature server (``ws-requestor.js`` ~553, ``call-session.js`` ~130). Set it
         #: (e.g. 0.05) to check that an app keeps its commands on real jambonz.
         self.read_delay = read_delay
+        #: virtual clock only: real seconds a ringing REST call waits for the app's commands
+        #: (``call:status``, ``redirect``, …) before the callee's outcome; a command that ends
+        #: the ringing cuts it short (jambonz handles commands from the INVITE on)
+        self.ring_wait = ring_wait
 
 
 class SimCall:
@@ -157,6 +162,8 @@ class SimCall:
         #: texts synthesized in this call: (vendor, language, voice, text), see verbs/synth.py
         self.tts_cache: set[tuple[str, str, str, str]] = set()
         self.session_started = False  # the session:new ack was processed
+        #: a REST call's INVITE is out and not answered yet (commands act on it: create-call.js)
+        self.ringing = False
         self.ring_timeout = REST_RING_TIMEOUT
         self.env_vars: dict[str, Any] | None = None  # a REST call's, for its session:new
         if direction == "inbound":
@@ -432,8 +439,12 @@ class SimCall:
         except Exception as exc:  # noqa: BLE001 - jambonz only logs it; the messages are lost
             self.note("connect-failed", f"cannot connect: {type(exc).__name__}: {exc}; messages are lost")
             self.error(f"cannot connect: {type(exc).__name__}: {exc}")
-        await self.send_status("trying", 100, "Trying")
-        failure = await self._ring()
+        self.ringing = True
+        try:
+            await self.send_status("trying", 100, "Trying")
+            failure = await self._ring()
+        finally:
+            self.ringing = False
         if failure is not None:
             status, sip_status, reason, by = failure
             await self.send_status(status, sip_status, reason)
@@ -480,10 +491,12 @@ class SimCall:
                 else:
                     await self.send_status("ringing", 180)
             if outcome.ring >= self.ring_timeout:
-                await self.sleep(self.ring_timeout)
+                await self._ring_for(self.ring_timeout)
                 self.note("ring-timeout", f"no answer within {self.ring_timeout:g} s; jambonz cancels")
                 return "no-answer", 487, "Request Terminated", "jambonz"
-            await self.sleep(outcome.ring)
+            await self._ring_for(outcome.ring)
+            if self._ended is not None:  # a command at ``trying`` (no ringing at all)
+                raise self._ended
         except Hangup as ended:
             self.note("cancelled", "the call ended while ringing; jambonz cancels")
             return "no-answer", 487, "Request Terminated", ended.by
@@ -492,6 +505,28 @@ class SimCall:
             return None
         status, sip_status, reason = FAILURES[outcome.result]
         return status, sip_status, reason, "caller"
+
+    async def _ring_for(self, seconds: float) -> None:
+        """Ring ``seconds`` of call time; a command that ends the call meanwhile raises its Hangup.
+
+        The virtual clock waits up to ``ring_wait`` real seconds for the app's commands first.
+        """
+        self._wake.clear()
+        if self._ended is not None:
+            raise self._ended
+        start = self.clock.now()
+        end, _ = self.deadline()
+        wait = min(seconds, end - start) if not self.clock.virtual else min(seconds, self.options.ring_wait)
+        waiter = asyncio.ensure_future(self._wake.wait())
+        try:
+            await self.wait_real(waiter, max(0.0, wait))
+        except TimeoutError:
+            pass
+        finally:
+            waiter.cancel()
+        if self._ended is not None:
+            raise self._ended
+        await self.sleep(max(0.0, start + seconds - self.clock.now()))
 
     def _sbc_callid(self) -> None:
         """The SBC's X-CID from the first 18x, else the 200 (create-call.js ~339, ~346–349)."""

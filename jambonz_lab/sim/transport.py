@@ -228,7 +228,8 @@ class Link:
                     "command-ignored", f"{event.name} on a socket handed over by a redirect; ignored"
                 )
                 return
-            if not self.call.session_started:
+            # a REST call's CallSession listens from its creation at the INVITE (call-session.js ~137)
+            if not self.call.session_started and self.call.direction == "inbound":
                 new = self.new_ack
                 when = "in the same read as" if new is not None and new.done() else "before"
                 self.call.note(
