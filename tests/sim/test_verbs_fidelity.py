@@ -180,6 +180,7 @@ class TestGatherDigits:
         assert hook_time(result) == pytest.approx(1.5, abs=0.05)
         events = task_events(result)
         assert events == [
+            ("say", "synthesized-audio"),
             ("say", "start-playback"),
             ("gather", "dtmf-bargein-detected"),
             ("say", "stop-playback"),
@@ -323,7 +324,10 @@ class TestSayPlay:
         with raw_app(verbs) as url:
             result = sim.call(url, Caller(hangup_after=60), options=FAST)
         assert result.heard == [("say", "one"), ("say", "two"), ("say", "three")]
-        assert task_events(result) == [("say", "start-playback")] + [("say", "stop-playback")] * 3
+        synthesized = [("say", "synthesized-audio")] * 3
+        assert (
+            task_events(result) == synthesized + [("say", "start-playback")] + [("say", "stop-playback")] * 3
+        )
 
     def test_loop_zero_plays_once(self) -> None:
         """loop || 1 (say.js ~84, play.js ~26): 0 plays once; play reports start-playback (~55)."""
@@ -349,7 +353,7 @@ class TestSayPlay:
         for verb, expected in (
             (
                 {"verb": "say", "text": "a long announcement " * 20},
-                ["start-playback", "stop-playback", "kill-playback"],
+                ["synthesized-audio", "start-playback", "stop-playback", "kill-playback"],
             ),
             (
                 {"verb": "play", "url": "https://x/long.wav", "timeoutSecs": 60},
@@ -360,6 +364,100 @@ class TestSayPlay:
             with raw_app(verbs, redirect_after=0.3) as url:  # the real clock: the verb is still playing
                 result = sim.call(url, Caller(hangup_after=300), "real", options=FAST)
             assert [e for v, e in task_events(result) if v == verb["verb"]] == expected
+
+
+class TestSynthesis:
+    """tts-task.js ~294–398: each entry synthesized before start-playback, one verb:status each."""
+
+    @staticmethod
+    def synthesized(result: sim.CallResult) -> list[dict[str, Any]]:
+        return [
+            d
+            for d in (e.payload["data"] for e in result.messages("sent", "verb:status"))
+            if d.get("event") == "synthesized-audio"
+        ]
+
+    def test_fresh_then_cached_with_their_fields(self) -> None:
+        """A fresh synthesis has characters and elapsed_time (~333–342); the cached one not (~344–352)."""
+        verbs = [
+            {"verb": "config", "notifyEvents": True},
+            {"verb": "say", "text": "Welcome to Acme", "id": "w1"},
+            {"verb": "say", "text": "Welcome to Acme", "id": "w2"},
+        ]
+        with raw_app(verbs) as url:
+            result = sim.call(url, Caller(hangup_after=60), options=FAST)
+        fresh, cached = self.synthesized(result)
+        assert fresh == {
+            "event": "synthesized-audio",
+            "vendor": "google",
+            "language": "en-US",
+            "characters": 15,
+            "elapsed_time": fresh["elapsed_time"],
+            "served_from_cache": False,
+            "verb": "say",
+            "id": "w1",
+        }
+        assert isinstance(fresh["elapsed_time"], int) and fresh["elapsed_time"] > 0
+        assert cached == {
+            "event": "synthesized-audio",
+            "vendor": "google",
+            "language": "en-US",
+            "served_from_cache": True,
+            "verb": "say",
+            "id": "w2",
+        }
+
+    def test_disable_tts_cache_synthesizes_again(self) -> None:
+        verbs = [
+            {"verb": "config", "notifyEvents": True},
+            {"verb": "say", "text": "again"},
+            {"verb": "say", "text": "again", "disableTtsCache": True},
+        ]
+        with raw_app(verbs) as url:
+            result = sim.call(url, Caller(hangup_after=60), options=FAST)
+        assert [d["served_from_cache"] for d in self.synthesized(result)] == [False, False]
+
+    def test_the_vendor_is_the_verbs_then_the_configs(self) -> None:
+        """say.js ~40–47: the verb's synthesizer, else the session's; "default" means none."""
+        verbs = [
+            {
+                "verb": "config",
+                "notifyEvents": True,
+                "synthesizer": {"vendor": "deepgram", "language": "en-GB"},
+            },
+            {"verb": "say", "text": "one"},
+            {"verb": "say", "text": "two", "synthesizer": {"vendor": "elevenlabs", "language": "default"}},
+        ]
+        with raw_app(verbs) as url:
+            result = sim.call(url, Caller(hangup_after=60), options=FAST)
+        assert [(d["vendor"], d["language"]) for d in self.synthesized(result)] == [
+            ("deepgram", "en-GB"),
+            ("elevenlabs", "en-GB"),
+        ]
+
+    def test_a_gather_prompt_is_synthesized_too(self) -> None:
+        result = run_gather({"numDigits": 1, "say": {"text": "Press a key"}}, Digits("1", after=3))
+        assert [d["verb"] for d in self.synthesized(result)] == ["say"]
+
+    def test_text_that_parses_as_a_url_is_played_not_spoken(self) -> None:
+        """tts-task.js ~387, ~405: ``new URL(text)`` succeeds for "Note: ..." (scheme ``note:``)."""
+        verbs = [
+            {"verb": "config", "notifyEvents": True},
+            {"verb": "say", "text": ["Note: we are closed", "Press 1: sales"]},
+        ]
+        with raw_app(verbs) as url:
+            result = sim.call(url, Caller(hangup_after=60), options=FAST)
+        assert result.heard == [("play", "Note: we are closed"), ("say", "Press 1: sales")]
+        assert [d["characters"] for d in self.synthesized(result)] == [14]
+        assert notes(result, "tts-url") == [
+            "'Note: we are closed' parses as a URL: jambonz plays it as a file, it is not spoken"
+        ]
+
+    def test_without_notify_events_nothing_is_sent(self) -> None:
+        with raw_app([{"verb": "say", "text": "quiet"}]) as url:
+            result = sim.call(url, Caller(hangup_after=60), options=FAST)
+        assert self.synthesized(result) == []
+        assert result.heard == [("say", "quiet")]
 
 
 class TestConfig:

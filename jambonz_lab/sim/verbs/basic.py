@@ -3,7 +3,8 @@
 say (``tasks/say.js``)
     Every entry of a ``text`` array is spoken, in order (~74, ~278), ``loop``
     times (``loop || 1``: 0 plays once, ~84; ``"forever"`` until killed).
-    ``verb:status`` (with ``notifyEvents``): ``start-playback`` once (~276),
+    ``verb:status`` (with ``notifyEvents``): ``synthesized-audio`` for each
+    entry (:mod:`.synth`), ``start-playback`` once (~276),
     ``stop-playback`` after each entry (~307); killed, ``stop-playback`` if
     none was sent yet and ``kill-playback`` (~462–464).
 play (``tasks/play.js``)
@@ -27,6 +28,7 @@ from ...protocol.verbs import normalize_verbs
 from ..caller import Speech
 from ..engine import FS_VERBS, AckTimeout, Hangup
 from . import runner, task_status
+from .synth import synthesize
 
 if TYPE_CHECKING:
     from ..context import VerbContext
@@ -70,11 +72,12 @@ async def speak(call: VerbContext, verb: dict[str, Any], *, heard_as: str = "say
     """The say task: each text entry, ``loop`` times, with its verb:status events."""
     entries = texts(verb)
     stopped = False
+    urls = await synthesize(call, verb, entries)
     await task_status(call, verb, "start-playback")
     try:
         for _ in range(loops(verb)):
             for text in entries:
-                call.heard(heard_as, text)
+                call.heard("play" if text in urls else heard_as, text)
                 await call.sleep(speech_seconds(text))
                 await task_status(call, verb, "stop-playback")
                 stopped = True

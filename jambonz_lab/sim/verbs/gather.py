@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..caller import Digits, Input, Silence, Speech
 from . import recognition, runner, task_status
 from .basic import PLAY_SECONDS, action_hook, hook_url, speech_result, speech_seconds, texts
+from .synth import synthesize
 
 if TYPE_CHECKING:
     from ..context import VerbContext
@@ -100,8 +101,9 @@ async def _start_prompt(call: VerbContext, verb: dict[str, Any]) -> _Prompt | No
         return None
     if nested["verb"] == "say":
         entries = texts(nested)
+        as_urls = await synthesize(call, nested, entries)
         for text in entries:
-            call.heard("say", text)
+            call.heard("play" if text in as_urls else "say", text)
         seconds = sum(speech_seconds(t) for t in entries)
     else:
         urls = nested.get("url")
