@@ -43,7 +43,8 @@ class CallResult:
         duration: seconds from answer to end (0 if never answered).
         errors: ``jambonz:error`` payloads sent and simulator-side problems.
         sessions: the B-legs this call's dials gave a session of their own (``session:adulting``
-            on a new socket), each with its own trace, in the order they started.
+            on a new socket) and the calls its ``dial`` commands placed (REST calls on their
+            ``call_hook``), each with its own trace, in the order they started.
     """
 
     call_sid: str
