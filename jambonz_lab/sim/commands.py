@@ -81,7 +81,9 @@ def apply_command(call: VerbContext, msg: dict[str, Any]) -> None:
         _config(call, data)
     elif name == "dial":
         _dial(call, data)
-    elif name in ("record", "dub", "boostAudioSignal", "media:path", "conf:participant-action", "llm:update"):
+    elif name == "record":  # call-session.js ~2325: notifyRecordOptions, not awaited
+        call.recording.apply(call, data)
+    elif name in ("dub", "boostAudioSignal", "media:path", "conf:participant-action", "llm:update"):
         call.note("command", f"{name} {data!r}")
     elif name in ("tts:tokens", "tts:flush", "tts:clear"):
         from .verbs.ai import tts_stream
@@ -261,10 +263,13 @@ def _dial(call: VerbContext, data: Any) -> None:
     from .engine import SimCall, SimOptions
     from .verbs.dial import target_key
 
-    if not isinstance(data, dict):
-        call.note("dial-failed", "dial command needs an object; jambonz logs the error, the app hears none")
+    if not isinstance(data, dict | list):  # opts.account_sid = … throws in transformInputIfRequired (~1541)
+        call.note("dial-failed", "dial command needs an object; jambonz:error with empty data (~1533)")
+        task = asyncio.get_running_loop().create_task(call.notify("jambonz:error", {}))
+        _running.add(task)
+        task.add_done_callback(_running.discard)
         return
-    problem = _create_call_problem(data)
+    problem = "400 Invalid from" if isinstance(data, list) else _create_call_problem(data)
     if problem is not None:
         call.note(
             "dial-failed", f"dial command: createCall answers {problem}; not awaited: the app hears none"

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .caller import Caller, Input
     from .clock import Clock
     from .engine import Direction, Hangup, SimOptions
+    from .recording import Recording
     from .result import CallResult
 
 __all__ = ["VerbContext"]
@@ -54,6 +55,8 @@ class VerbContext(Protocol):
     stack: deque[dict[str, Any]]
     #: the verb running now (None between verbs)
     current: dict[str, Any] | None
+    #: the call's recording state (``record`` command, ``config.record``)
+    recording: Recording
     #: texts this call synthesized already: (vendor, language, voice, text)
     tts_cache: set[tuple[str, str, str, str]]
     #: moments of the call's background tasks (``config.bargeIn``), see :mod:`~jambonz_lab.sim.alarms`

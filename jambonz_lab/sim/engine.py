@@ -40,6 +40,7 @@ from .alarms import Alarms
 from .caller import Caller, Input, Silence
 from .clock import Clock
 from .payloads import REST_RING_TIMEOUT
+from .recording import Recording
 from .result import CallResult, TraceEntry
 from .transport import AckTimeout, Link
 
@@ -161,6 +162,8 @@ class SimCall:
         self.config: dict[str, Any] = {}
         #: texts synthesized in this call: (vendor, language, voice, text), see verbs/synth.py
         self.tts_cache: set[tuple[str, str, str, str]] = set()
+        #: the call's recording (``record`` command, ``config.record``), see recording.py
+        self.recording = Recording()
         self.session_started = False  # the session:new ack was processed
         #: a REST call's INVITE is out and not answered yet (commands act on it: create-call.js)
         self.ringing = False
@@ -397,6 +400,7 @@ class SimCall:
             self.answered = True
             self.answer_at = self.clock.now()
             await self.send_status("in-progress", 200, "OK")
+            self.recording.answered(self)
 
     # -- run ----------------------------------------------------------------------------
 
@@ -456,6 +460,7 @@ class SimCall:
         self.answered = True
         self.answer_at = self.clock.now()
         await self.send_status("in-progress", 200, "OK")
+        self.recording.answered(self)
         if self.rest_amd is not None:  # rest_dial.js ~100-106: before session:new
             from .verbs import amd
 

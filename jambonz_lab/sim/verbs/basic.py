@@ -142,6 +142,9 @@ async def config(call: VerbContext, verb: dict[str, Any]) -> None:
     if verb.get("notifyEvents"):  # false does not switch it off (protocol doc §5)
         call.notify_events = True
     call.config.update({k: v for k, v in verb.items() if k not in ("verb", "id")})
+    record = verb.get("record")
+    if isinstance(record, dict) and record.get("action"):  # config.js ~265-267
+        call.recording.apply(call, record)
 
 
 @runner("sip:decline")
