@@ -269,8 +269,9 @@ def _dial(call: VerbContext, data: Any) -> None:
         _running.add(task)
         task.add_done_callback(_running.discard)
         return
-    problem = "400 Invalid from" if isinstance(data, list) else _create_call_problem(data)
-    if problem is not None:
+    # an array is an object: the POST goes out, and createCall refuses it
+    problem = _create_call_problem(data) if isinstance(data, dict) else "400 Invalid from"
+    if problem is not None or not isinstance(data, dict):
         call.note(
             "dial-failed", f"dial command: createCall answers {problem}; not awaited: the app hears none"
         )

@@ -183,9 +183,10 @@ class TestDialCommand:
             (dial_data(tag="job-7"), "400 Invalid tag"),
             (dial_data(timeout=2.5), "400 Invalid timeout"),
             ({"from": "+15550100", "to": {"type": "phone", "number": BOB}}, "500: no call_hook"),
+            ([dial_data()], "400 Invalid from"),  # an array is an object: the POST goes out
         ],
     )
-    def test_a_refused_dial_reaches_no_one(self, data: dict[str, Any], why: str) -> None:
+    def test_a_refused_dial_reaches_no_one(self, data: Any, why: str) -> None:
         """createCall refuses it (schemas/create-call.js), but ``_lccCallDial`` does not await the POST
         (``bent(...)(url, opts)`` without ``await``, ~1525), so its catch never runs: no
         ``jambonz:error``, nothing at all reaches the app."""
@@ -196,6 +197,15 @@ class TestDialCommand:
         assert result.sessions == []
         assert sent(result, "jambonz:error") == []
         assert result.statuses() == ["trying", "in-progress", "completed"]
+
+    def test_dial_with_string_data_sends_an_empty_jambonz_error(self) -> None:
+        """``transformInputIfRequired`` is awaited and throws on a string (``opts.account_sid = …``,
+        ~1541); the catch sends ``_notifyTaskError(err.body)``: a TypeError has no body, and
+        ws-requestor spreads it into empty data (ws-requestor.js ~206)."""
+        with raw_app(on_status("in-progress", command("dial", "+15550001"))) as (url, _):
+            result = sim.call(url, Caller(hangup_after=30), options=IDLE)
+        assert [m["data"] for m in sent(result, "jambonz:error")] == [{}]
+        assert result.sessions == []
 
 
 # -- config ------------------------------------------------------------------------------
