@@ -74,7 +74,10 @@ def call(
             ``outbound``: a REST-originated call (createCall) — ``call:status`` trying →
             ringing/early-media → in-progress arrive first, without a top-level
             ``call_sid``; ``session:new`` only after the callee answered, and never if
-            it is busy / does not answer / fails (protocol doc §2.2, §2.7).
+            it is busy / does not answer / fails (protocol doc §2.2, §2.7). The app's
+            commands act from the first ``call:status`` on: while it rings,
+            ``call:status no-answer`` or a ``redirect`` cancels it (487); on the
+            virtual clock ringing waits ``options.ring_wait`` real seconds for them.
         tag: outbound only: the createCall ``tag``, sent as ``customerData``.
         **call_attrs: override payload fields (``call_sid``, ``to``, ``from_``,
             ``env_vars``, ``sip_headers`` (inbound), ``ring_timeout`` (outbound:
