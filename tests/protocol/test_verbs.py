@@ -354,3 +354,14 @@ def test_a_cached_verb_is_a_new_dict_each_time() -> None:
     first = build_verb("say", {"text": "one"})
     first["text"] = "changed"
     assert build_verb("say", {"text": "one"}) == {"verb": "say", "text": "one"}
+
+
+def test_say_close_on_stream_empty_is_refused_as_jambonz_0_9_8_refuses_it() -> None:
+    """verb-specifications 0.1.13 (what 0.9.8 locks) knows only ``closeStreamOnEmpty`` and
+    refuses unknown properties, though ``say.js`` ~80 reads ``closeOnStreamEmpty``."""
+    with pytest.raises(VerbError, match="closeOnStreamEmpty"):
+        normalize_verb({"verb": "say", "stream": True, "closeOnStreamEmpty": False})
+    assert (
+        normalize_verb({"verb": "say", "stream": True, "closeStreamOnEmpty": False})["closeStreamOnEmpty"]
+        is False
+    )
