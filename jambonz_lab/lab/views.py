@@ -57,10 +57,13 @@ _CALL_COLS = [
 ]
 
 
+_NO_FIELDS: tuple[Any, ...] = (None,) * (len(FLAT) + len(_FACTS))
+
+
 def _fields(direction: str, kind: Any, payload: Any) -> tuple[Any, ...]:
     """The FLAT fields and the call facts of one row's parsed payload."""
     if direction != "in" or not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
-        return (None,) * (len(FLAT) + len(_FACTS))
+        return _NO_FIELDS
     data = payload["data"]
     best = best_alternative(data)
     transcript, confidence = (best.get("transcript"), best.get("confidence")) if best else (None, None)
@@ -142,10 +145,15 @@ class Views:
         import pandas as pd
 
         frame = frame.drop(columns=[c for c in (*FLAT, "ack_ms") if c in frame.columns])
+        # plain object arrays: iterating a pandas string column costs a __getitem__ per value;
+        # only incoming payloads carry fields, so only they are parsed
+        directions = frame["direction"].to_numpy(dtype=object)
+        kinds = frame["type"].to_numpy(dtype=object)
+        payloads = frame["payload"].to_numpy(dtype=object)
         facts = pd.DataFrame.from_records(
             [
-                _fields(d, k, _parse(p))
-                for d, k, p in zip(frame["direction"], frame["type"], frame["payload"], strict=True)
+                _fields(d, k, _parse(p)) if d == "in" else _NO_FIELDS
+                for d, k, p in zip(directions, kinds, payloads, strict=True)
             ],
             columns=[*FLAT, *_FACTS],
             index=frame.index,

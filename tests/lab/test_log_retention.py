@@ -188,3 +188,31 @@ def test_serve_refuses_bad_memory_rows() -> None:
         timeout=60,
     )
     assert out.returncode == 2 and "memory_rows must be at least 1" in out.stderr
+
+
+def _status_row(n: int) -> tuple[object, ...]:
+    payload = json.dumps({"type": "call:status", "data": {"call_status": "ringing", "call_sid": f"c{n}"}})
+    return (float(n), f"c{n}", "in", "call:status", None, None, 0, payload, None, "/", "jambonz")
+
+
+def test_whole_chunks_leave_a_short_tail_for_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the keeper builds under load: only whole chunks (a small one costs more per row)."""
+    monkeypatch.setattr("jambonz_lab.lab.events.CHUNK_ROWS", 4)
+    log = EventLog()
+    for n in range(10):
+        log.record(_status_row(n))
+    assert log.catch_up(whole_chunks=True) == 8
+    assert log.catch_up(whole_chunks=True) == 0
+    assert log.catch_up() == 2
+    assert len(log.statuses) == 10
+
+
+def test_the_keeper_builds_the_tail_once_the_log_is_quiet() -> None:
+    log = EventLog()
+    for n in range(3):
+        log.record(_status_row(n))
+    log.start_keeper(interval=0.05)
+    try:
+        wait_until(lambda: log._built == 3, timeout=5)  # nobody else builds here
+    finally:
+        log.stop_keeper()
