@@ -558,10 +558,13 @@ class AppServer:
 
     def _retire(self, session: Session) -> None:
         """An ended session leaves ``sessions`` after ``keep_sessions`` newer ones or
-        ``keep_sessions_for`` seconds (checked as sessions end)."""
+        ``keep_sessions_for`` seconds (checked as sessions end and by the sweeper)."""
+        self._ended.append((time.monotonic(), session.call_sid, session))
+        self._drop_retired()
+
+    def _drop_retired(self) -> None:
         now = time.monotonic()
         ended = self._ended
-        ended.append((now, session.call_sid, session))
         limit, age = self.options.keep_sessions, self.options.keep_sessions_for
         while ended and (len(ended) > limit or ended[0][0] <= now - age):
             _, sid, old = ended.popleft()
@@ -615,6 +618,8 @@ class AppServer:
             while watch and watch[0][0] <= now:
                 _, session, msg = watch.popleft()
                 self._ack_late(session, msg)  # a no-op when the hook was acked meanwhile
+            if self._ended:
+                self._drop_retired()  # the age bound holds when no other session ends
 
     async def _guard_handshakes(self) -> None:
         """Close connections that never sent their request within ``handshake_timeout``."""

@@ -56,6 +56,19 @@ def test_ended_sessions_leave_after_their_age() -> None:
         lab.stop()
 
 
+def test_the_last_ended_session_leaves_after_its_age_too() -> None:
+    """No later session ends to trigger the check: the ack sweeper drops it (every 0.5 s at most)."""
+    lab = jl.start(grace=0.2, keep_sessions_for=1.5)
+    lab.service("/")
+    try:
+        _one_call(lab, "only")
+        assert [s.call_sid for s in lab.sessions] == ["only"]  # kept while younger than 1.5 s
+        wait_until(lambda: len(lab.sessions) == 0, timeout=8)
+        assert lab.calls["call_sid"].tolist() == ["only"]
+    finally:
+        lab.stop()
+
+
 def test_session_messages_keep_the_newest(small: jl.Lab) -> None:
     with FakeJambonz(small.url + "/", "long") as fj:
         fj.session_new()
