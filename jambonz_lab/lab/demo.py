@@ -9,6 +9,8 @@ from __future__ import annotations
 from ..net import Service, Session
 from ..protocol import Message
 
+__all__ = ["PATH", "PROMPT", "install"]
+
 PATH = "/demo"
 PROMPT = "Say something, or press some keys and then the pound key."
 

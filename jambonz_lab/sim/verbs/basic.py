@@ -33,6 +33,21 @@ from .synth import synthesize
 if TYPE_CHECKING:
     from ..context import VerbContext
 
+__all__ = [
+    "InvalidAck",
+    "action_hook",
+    "hang_up_on_error",
+    "hook_url",
+    "hook_verbs",
+    "loops",
+    "speak",
+    "speech_result",
+    "speech_seconds",
+    "texts",
+    "unawaited_action",
+    "with_id",
+]
+
 WORDS_PER_SECOND = 2.6  # a TTS voice's speaking rate
 PLAY_SECONDS = 3.0  # an audio file's length (no media is fetched)
 FOREVER = 1000  # loop "forever": until killed or hung up

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from ..context import VerbContext
 
 #: the property that names the party, per target type
+__all__ = ["Dial", "Leg", "target_key"]
+
 TARGET_KEYS = {"phone": "number", "teams": "number", "user": "name", "sip": "sipUri"}
 MAX_TARGETS = 10  # jambonz dials at most 10 targets at once (duplicates removed)
 FAILURES = {

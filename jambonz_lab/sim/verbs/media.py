@@ -54,6 +54,8 @@ from .rooms import wait_for_end
 if TYPE_CHECKING:
     from ..context import VerbContext
 
+__all__ = ["BEEP", "BEEP_SECONDS"]
+
 BEEP = "tone_stream://L=1;%(500, 0, 1500)"
 BEEP_SECONDS = 0.5
 
