@@ -9,17 +9,15 @@ Sources (feature-server 0.9.8): ``lib/session/call-session.js`` ``_onCommand`` ~
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from simtrace import notes, sent, sent_hooks
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.typing import Subprotocol
+from websockets.asyncio.server import ServerConnection
+from wsapp import serving
 
 import jambonz_lab as jl
 from jambonz_lab import sim
@@ -48,9 +46,6 @@ def command(name: str, data: Any, **extra: Any) -> dict[str, Any]:
 def raw_app(reply: Reply) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A jambonz app on a real socket: for each message it gets, it writes the frames ``reply(msg)``
     returns (acks, commands). Yields its URL and every message it got."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    box: dict[str, Any] = {}
     seen: list[dict[str, Any]] = []
 
     async def conn(ws: ServerConnection) -> None:
@@ -60,24 +55,8 @@ def raw_app(reply: Reply) -> Iterator[tuple[str, list[dict[str, Any]]]]:
             for out in reply(msg):
                 await ws.send(json.dumps(out))
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        box["stop"] = stop
-        async with serve(conn, "127.0.0.1", 0, subprotocols=[Subprotocol("ws.jambonz.org")]) as server:
-            port = next(iter(server.sockets)).getsockname()[1]
-            box["url"] = f"ws://127.0.0.1:{port}/app"
-            ready.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    ready.wait(5)
-    try:
-        yield str(box["url"]), seen
-    finally:
-        loop.call_soon_threadsafe(box["stop"].set)
-        thread.join(5)
-        loop.close()
+    with serving(conn, "/app") as url:
+        yield url, seen
 
 
 def statuses(result: CallResult) -> list[tuple[str, int, str]]:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from simtrace import notes, sent, sent_hooks
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.typing import Subprotocol
+from websockets.asyncio.server import ServerConnection
+from wsapp import serving
 
 from jambonz_lab import sim
 from jambonz_lab.sim import Caller, Digits, Silence, Speech
@@ -35,9 +34,6 @@ def raw_app(
     """A jambonz app on a real socket: session:new acked with ``first``; each other message that
     wants an ack gets ``on_hook(msg)`` as its data (``NO_ACK``: none; default: an empty ack);
     ``redirect_after`` real seconds after the session:new ack, a redirect command to a hangup."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    box: dict[str, Any] = {}
 
     async def conn(ws: ServerConnection) -> None:
         async for frame in ws:
@@ -56,24 +52,8 @@ def raw_app(
                 command = {"type": "command", "command": "redirect", "data": [{"verb": "hangup"}]}
                 await ws.send(json.dumps(command))
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        box["stop"] = stop
-        async with serve(conn, "127.0.0.1", 0, subprotocols=[Subprotocol("ws.jambonz.org")]) as server:
-            port = next(iter(server.sockets)).getsockname()[1]
-            box["url"] = f"ws://127.0.0.1:{port}"
-            ready.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    ready.wait(5)
-    try:
-        yield str(box["url"])
-    finally:
-        loop.call_soon_threadsafe(box["stop"].set)
-        thread.join(5)
-        loop.close()
+    with serving(conn) as url:
+        yield url
 
 
 def gather_results(result: sim.CallResult, hook: str = "/g") -> list[dict[str, Any]]:

@@ -1,0 +1,56 @@
+"""A jambonz WebSocket app for tests: a ``websockets`` server on its own thread and loop.
+
+``serving(conn)`` runs ``conn(ws)`` for each socket jambonz (the simulator) opens, with the
+``ws.jambonz.org`` subprotocol, on a free loopback port, and yields the URL (``path`` appended).
+The tests' apps are small coroutines that ack exactly what a test wants, so an unacked hook or a
+bad frame reaches the simulator as it would reach jambonz.
+
+Example::
+
+    async def conn(ws):
+        async for frame in ws:
+            ...
+
+    with serving(conn, "/app") as url:
+        result = sim.call(url, ...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.typing import Subprotocol
+
+__all__ = ["serving"]
+
+
+@contextmanager
+def serving(conn: Callable[[ServerConnection], Awaitable[None]], path: str = "") -> Iterator[str]:
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        box["stop"] = stop
+        async with serve(conn, "127.0.0.1", 0, subprotocols=[Subprotocol("ws.jambonz.org")]) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            box["url"] = f"ws://127.0.0.1:{port}{path}"
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    if not ready.wait(5):
+        raise RuntimeError("the test app did not start within 5 s")
+    try:
+        yield str(box["url"])
+    finally:
+        loop.call_soon_threadsafe(box["stop"].set)
+        thread.join(5)
+        loop.close()
