@@ -17,6 +17,7 @@ import json
 import logging
 import pickle
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -50,6 +51,42 @@ SPILL_ROWS = 50_000
 _MAX_PARTS = 64
 #: how much of a truncated payload is kept
 TRUNCATED_HEAD = 1024
+#: the interpreter's GIL switch interval (s) while views are built or read (see :func:`brisk`)
+BUILD_SWITCH_INTERVAL = 0.0005
+
+
+class _Brisk:
+    """The switch interval lowered while any thread builds or reads views, restored after the last."""
+
+    lock = threading.Lock()
+    depth = 0
+    saved = 0.0
+
+
+@contextlib.contextmanager
+def brisk() -> Iterator[None]:
+    """Lower ``sys.setswitchinterval`` to :data:`BUILD_SWITCH_INTERVAL` for the block.
+
+    A thread that wakes (the loop thread, from its poll) waits for the GIL until the thread
+    holding it lets go: at the latest after the switch interval (5 ms by default) if that thread
+    runs Python code, or after the C call it is in. An ack takes the GIL several times, so a
+    builder busy in Python added up to 5 ms each time. The setting is process-wide: while a build
+    runs, every thread (the loop too) hands the GIL over after 0.5 ms when another wants it, a
+    few more hand-offs a second, each a few microseconds; once the last build ends the previous
+    value is back, unless someone else changed it meanwhile (theirs stays).
+    """
+    with _Brisk.lock:
+        if _Brisk.depth == 0:
+            _Brisk.saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(_Brisk.saved, BUILD_SWITCH_INTERVAL))
+        _Brisk.depth += 1
+    try:
+        yield
+    finally:
+        with _Brisk.lock:
+            _Brisk.depth -= 1
+            if _Brisk.depth == 0 and sys.getswitchinterval() == min(_Brisk.saved, BUILD_SWITCH_INTERVAL):
+                sys.setswitchinterval(_Brisk.saved)
 
 
 @dataclass
@@ -124,6 +161,7 @@ class EventLog:
 
     # -- building ------------------------------------------------------------------------
 
+    @brisk()
     def catch_up(self, *, yield_between: bool = False, whole_chunks: bool = False) -> int:
         """Build the views of the rows not built yet; returns how many. Any thread but the loop's.
 
@@ -242,6 +280,7 @@ class EventLog:
     # -- views ---------------------------------------------------------------------------
 
     @property
+    @brisk()
     def events(self) -> pd.DataFrame:
         """Every row, with the common payload fields as columns and ``ack_ms`` (``payload`` is the
         frame's JSON text: ``json.loads(row.payload)``)."""
@@ -269,6 +308,7 @@ class EventLog:
         return events[events["source"] == "jambonz"]
 
     @property
+    @brisk()
     def calls(self) -> pd.DataFrame:
         """One row per jambonz call (see :func:`jambonz_lab.lab.views.calls`)."""
         self.catch_up()
@@ -276,6 +316,7 @@ class EventLog:
             return self._views.calls()
 
     @property
+    @brisk()
     def hooks(self) -> pd.DataFrame:
         """One row per message that wanted an ack, with its ack latency."""
         import pandas as pd
@@ -287,6 +328,7 @@ class EventLog:
         return views.hooks_table(ins, acks)
 
     @property
+    @brisk()
     def statuses(self) -> pd.DataFrame:
         """Every ``call:status``."""
         import pandas as pd
@@ -295,6 +337,7 @@ class EventLog:
         small = [p.views() for p in parts] or [_small_empty()]
         return pd.concat([s[2] for s in small], ignore_index=True)
 
+    @brisk()
     def events_of(self, call_sid: str) -> pd.DataFrame:
         """The rows of one call (flattened, as in :attr:`events`); reads only the chunks it is in."""
         import pandas as pd
@@ -321,6 +364,7 @@ class EventLog:
         """The rows as dicts (payload parsed), optionally of one call. Any thread."""
         return [_as_dict(r) for r in self._select(call_sid)]
 
+    @brisk()
     def _select(self, call_sid: str | None) -> list[tuple[Any, ...]]:
         with self._build:
             spilled = [p for p in self._parts if p.chunk is None]

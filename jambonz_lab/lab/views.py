@@ -36,6 +36,8 @@ HOOK_TYPES = (
 )
 _ENDED = ("completed", "failed", "no-answer", "busy")
 _ERRORS = ("handler-error", "bad-frame", "protocol-error", "refused-frame")
+#: calls per block of the per-call aggregate (a chunk re-reduces only the blocks it touches)
+_BLOCK_CALLS = 4_000
 #: hooks still waiting for their ack carried from one chunk to the next (oldest dropped beyond)
 _PENDING_MAX = 50_000
 
@@ -137,7 +139,10 @@ class Views:
             {"call_sid": [], "msgid": [], "ts": pd.Series([], dtype="datetime64[ns, UTC]")}
         )
         self._opened: dict[Any, int] = {}  # session:new seen per call sid
-        self._calls: pd.DataFrame | None = None
+        # the per-call aggregate in blocks of about _BLOCK_CALLS calls, oldest first: a chunk's
+        # rows are folded into the blocks their calls are in, never into the whole aggregate
+        self._blocks: list[pd.DataFrame] = []
+        self._home: dict[Any, int] = {}  # call sid -> the block of its latest call
 
     def add(self, frame: pd.DataFrame) -> Chunk:
         """Flatten ``frame`` (rows in COLUMNS order, ``ts`` as datetimes, payload as JSON text or
@@ -212,7 +217,11 @@ class Views:
         kind = rows["type"].fillna("")
         incoming = rows["direction"].eq("in")
         starts = (incoming & kind.eq("session:new")).astype("int64")
-        seen = starts.groupby(sid, sort=False).cumsum() + sid.map(self._opened).fillna(0).astype("int64")
+        # the sessions opened before this chunk, looked up for this chunk's sids only (mapping
+        # the whole dict would cost a pass over every call seen so far)
+        unique = pd.unique(sid.to_numpy(dtype=object))
+        before = {s: self._opened.get(s, 0) for s in unique}
+        seen = starts.groupby(sid, sort=False).cumsum() + sid.map(before).astype("int64")
         last = seen.groupby(sid, sort=False).last()
         self._opened.update(last[last > 0].to_dict())
         opening = incoming & kind.str.startswith("session:")
@@ -235,16 +244,41 @@ class Views:
                 "errors": errors.astype("int64"),
             }
         )
-        both = part if self._calls is None else pd.concat([self._calls, part], ignore_index=True)
-        self._calls = _reduce(both)
+        self._merge_calls(_reduce(part), before)
+
+    def _merge_calls(self, new: pd.DataFrame, before: dict[Any, int]) -> None:
+        """Fold a chunk's per-call aggregate into the blocks: a call already in a block is reduced
+        with that block's rows (it keeps its place), a new call joins the last block.
+
+        Rows always belong to a sid's latest call (the count of its sessions only grows): a sid
+        seen before is at home in its block while ``_seg`` is still its sessions before this chunk
+        (at least 1); a higher ``_seg`` is a new call, a new row in the last block.
+        """
+        import pandas as pd
+
+        if not self._blocks or len(self._blocks[-1]) >= _BLOCK_CALLS:
+            self._blocks.append(new.iloc[:0])
+        last = len(self._blocks) - 1
+        homes = []
+        for sid, seg in zip(new["call_sid"].to_numpy(dtype=object), new["_seg"].to_numpy(), strict=True):
+            home = self._home.get(sid)
+            block = home if home is not None and seg == max(before[sid], 1) else last
+            homes.append(block)
+            self._home[sid] = block
+        blocks = pd.Series(homes, index=new.index)
+        for block in blocks.unique():
+            mine = new[blocks.eq(block).to_numpy()]
+            old = self._blocks[block]
+            self._blocks[block] = _reduce(pd.concat([old, mine], ignore_index=True) if len(old) else mine)
 
     def calls(self) -> pd.DataFrame:
         """One row per call so far (see :func:`calls`)."""
         import pandas as pd
 
-        agg = self._calls
-        if agg is None:
+        blocks = [b for b in self._blocks if len(b)]
+        if not blocks:
             return pd.DataFrame({c: [] for c in _CALL_COLS})
+        agg = pd.concat(blocks, ignore_index=True) if len(blocks) > 1 else blocks[0]
         measured = (agg["end"] - agg["answer"]).dt.total_seconds()
         table = agg.assign(duration_s=agg["_end_duration"].astype("float64").fillna(measured))
         table["final_status"] = (

@@ -20,7 +20,7 @@ from test_cli import ROOT, free_port, stop
 
 import jambonz_lab as jl
 from jambonz_lab import sim
-from jambonz_lab.lab.events import EventLog
+from jambonz_lab.lab.events import BUILD_SWITCH_INTERVAL, EventLog, brisk
 
 
 def _app(lab: jl.Lab) -> None:
@@ -216,3 +216,68 @@ def test_the_keeper_builds_the_tail_once_the_log_is_quiet() -> None:
         wait_until(lambda: log._built == 3, timeout=5)  # nobody else builds here
     finally:
         log.stop_keeper()
+
+
+def _call_rows(sid: str, t: float, *statuses: str) -> list[tuple[object, ...]]:
+    new = json.dumps({"type": "session:new", "data": {"from": f"+{t:.0f}", "call_sid": sid}})
+    out: list[tuple[object, ...]] = [
+        (t, sid, "in", "session:new", f"{sid}-{t}", None, 0, new, None, "/", "jambonz")
+    ]
+    for k, status in enumerate(statuses, 1):
+        data = {"call_status": status, "duration": 7} if status == "completed" else {"call_status": status}
+        payload = json.dumps({"type": "call:status", "data": data})
+        out.append((t + k / 10, sid, "in", "call:status", None, None, 0, payload, None, "/", "jambonz"))
+    return out
+
+
+def test_calls_folded_block_by_block_equal_one_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-call aggregate kept in blocks of 2 calls: a late row of an early call updates its
+    row in an old block, a new session of an ended sid is a new call at the end, order stays."""
+    monkeypatch.setattr("jambonz_lab.lab.views._BLOCK_CALLS", 2)
+    rows = _call_rows("same", 1, "in-progress", "completed")
+    for n in range(2, 8):
+        rows += _call_rows(f"c{n}", n, "in-progress")
+    rows += _call_rows("c2", 2.5, "completed")[1:]  # c2 ends late (its block is long full)
+    rows += _call_rows("same", 9, "in-progress")  # the sid again: a new call
+    rows += _call_rows("c3", 9.5, "failed")[1:]
+    pieces = EventLog()
+    for n, row in enumerate(rows):
+        pieces.record(row)
+        if n % 3 == 0:
+            pieces.catch_up()
+    assert len(pieces._views._blocks) > 2
+    once = EventLog()
+    for row in rows:
+        once.record(row)
+    calls = pieces.calls
+    assert calls["call_sid"].tolist() == ["same", "c2", "c3", "c4", "c5", "c6", "c7", "same"]
+    assert calls["final_status"].tolist()[:3] == ["completed", "completed", "failed"]
+    assert calls["duration_s"].tolist()[:2] == [7.0, 7.0]
+    _same(calls, once.calls)
+
+
+def test_builds_lower_the_switch_interval_and_put_it_back() -> None:
+    """While a view is built or read, a thread waiting for the GIL gets it within 0.5 ms."""
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+    log = EventLog()
+    log.record(_status_row(0))
+    original = log._views.add
+
+    def spy(frame: pd.DataFrame) -> object:
+        seen.append(sys.getswitchinterval())
+        return original(frame)
+
+    log._views.add = spy  # type: ignore[method-assign]
+    with brisk():
+        with brisk():
+            assert sys.getswitchinterval() == BUILD_SWITCH_INTERVAL
+        assert sys.getswitchinterval() == BUILD_SWITCH_INTERVAL  # the outer one still runs
+        assert len(log.statuses) == 1
+    assert seen == [BUILD_SWITCH_INTERVAL] and sys.getswitchinterval() == before
+    try:
+        with brisk():
+            sys.setswitchinterval(0.002)  # someone else's setting wins over ours
+        assert sys.getswitchinterval() == 0.002
+    finally:
+        sys.setswitchinterval(before)
