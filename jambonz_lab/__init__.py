@@ -38,7 +38,7 @@ from .exceptions import (
     WaitTimeout,
     WazoClosed,
 )
-from .lab import EventLog, Lab, default_lab, read_log, service, start, stop_all
+from .lab import EventLog, Lab, LabState, default_lab, read_log, service, start, stop_all
 from .lab.widgets import card, composer, panel, sources  # light: widget libraries load on first call
 from .net import Closed, ServerOptions, Service, Session
 from .protocol import CallState, Message, MessageType
@@ -59,6 +59,7 @@ __all__ = [
     "JambonzLabError",
     "KazooError",
     "Lab",
+    "LabState",
     "Message",
     "MessageType",
     "NoPendingHook",

@@ -15,7 +15,8 @@ from jambonz_lab import sim
 
 TOP = {
     "AlreadyReplied", "CallState", "Closed", "CommandError", "EventLog", "FrameTooLarge", "InvalidFrame",
-    "JambonzLabError", "KazooError", "Lab", "Message", "MessageType", "NoPendingHook", "PlatformError",
+    "JambonzLabError", "KazooError", "Lab", "LabState", "Message", "MessageType", "NoPendingHook",
+    "PlatformError",
     "ProtocolError", "ServerError", "ServerOptions", "Service", "Session", "SessionClosed",
     "SignatureError", "TermDecodeError", "VerbError", "WaitTimeout", "Waiter", "WazoClosed",
     "__version__", "card", "composer", "default_lab", "panel", "read_log", "service", "sources", "start",

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from .events import EventLog
-from .runtime import Lab, default_lab, read_log, service, start, stop_all
+from .runtime import Lab, LabState, default_lab, lab_for, read_log, service, start, stop_all
 
-__all__ = ["EventLog", "Lab", "default_lab", "read_log", "service", "start", "stop_all"]
+__all__ = [
+    "EventLog",
+    "Lab",
+    "LabState",
+    "default_lab",
+    "lab_for",
+    "read_log",
+    "service",
+    "start",
+    "stop_all",
+]

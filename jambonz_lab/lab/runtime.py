@@ -20,6 +20,7 @@ running on the lab's loop (start/stop wait for the loop).
 from __future__ import annotations
 
 import atexit
+import enum
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -47,7 +48,15 @@ if TYPE_CHECKING:
 
     S = TypeVar("S", bound=EventSource)
 
-__all__ = ["Lab", "default_lab", "read_log", "service", "start", "stop_all"]
+__all__ = ["Lab", "LabState", "default_lab", "lab_for", "read_log", "service", "start", "stop_all"]
+
+
+class LabState(enum.Enum):
+    """Where a :class:`Lab` is in its life: it starts once and stops once."""
+
+    NEW = "not started"
+    RUNNING = "running"
+    STOPPED = "stopped"
 
 log = logging.getLogger("jambonz_lab.lab")
 
@@ -88,12 +97,17 @@ class Lab:
         self.server.events_of = self._events_of
         self.server.timeline_of = self.timeline
         self.server.save_of = self._save_call
-        self.running = False
-        self._stopped = False
+        #: the lab's lifecycle (see :class:`LabState`)
+        self.state = LabState.NEW
         #: the platform event sources this lab records (see :meth:`watch`)
         self.sources: list[EventSource] = []
         #: the Kazoo webhook receivers mounted on this lab's server, by path
         self.webhooks: dict[str, WebhookReceiver] = {}
+
+    @property
+    def running(self) -> bool:
+        """True while the lab serves (``state is LabState.RUNNING``)."""
+        return self.state is LabState.RUNNING
 
     def _events_of(self, call_sid: str) -> pd.DataFrame:
         return self.log.events_of(call_sid)
@@ -130,9 +144,9 @@ class Lab:
 
     def start(self) -> Lab:
         """Start listening; returns once the socket listens. Idempotent."""
-        if self.running:
+        if self.state is LabState.RUNNING:
             return self
-        if self._stopped:
+        if self.state is LabState.STOPPED:
             raise ServerError("this lab was stopped; call jambonz_lab.start() for a new one")
         prewarm()  # verb models load in the background; start() returns once listening
         if self.log_path is not None:
@@ -143,7 +157,7 @@ class Lab:
                 )
             self._sink = open(self.log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed in stop()
         loop.submit(self.server.start(self.host, self.requested_port)).result(loop.STEP_TIMEOUT)
-        self.running = True
+        self.state = LabState.RUNNING
         self.log.start_keeper()
         with _registry_lock:
             _running[(self.host, self.port)] = self
@@ -151,11 +165,10 @@ class Lab:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close every call socket (1001: jambonz reconnects) and stop. Idempotent."""
-        if not self.running:
-            self._stopped = True
+        if self.state is not LabState.RUNNING:
+            self.state = LabState.STOPPED
             return
-        self.running = False
-        self._stopped = True
+        self.state = LabState.STOPPED
         with _registry_lock:
             if _running.get((self.host, self.port)) is self:
                 del _running[(self.host, self.port)]
@@ -365,7 +378,7 @@ class Lab:
         return lab_bundle(self, **kwargs)
 
     def __repr__(self) -> str:
-        state = "running" if self.running else "stopped" if self._stopped else "not started"
+        state = self.state.value
         counts = f"{len(self.server.services)} service(s), {len(self.server.sessions)} call(s)"
         if self.sources or self.webhooks:
             counts += f", {len(self.sources) + len(self.webhooks)} platform source(s)"
@@ -405,18 +418,32 @@ def start(
             if old is not None:
                 old.stop()
         lab = Lab(host, port, log_path=log_path, **options)
-        if _default is not None and not _default.running and not _default._stopped:
+        if _default is not None and _default.state is LabState.NEW:
             lab.server.services.update(_default.server.services)
         lab.start()
         _default = lab
         return lab
 
 
+def lab_for(server: AppServer) -> Lab | None:
+    """The lab whose app server ``server`` is (running, or the default one), or None. Any thread.
+
+    Example::
+
+        lab_for(session.server)   # the lab a session's call came in on
+    """
+    with _registry_lock:
+        labs = list(_running.values())
+        if _default is not None:
+            labs.append(_default)
+    return next((lab for lab in labs if lab.server is server), None)
+
+
 def default_lab() -> Lab:
     """The lab :func:`start` made last, or an unstarted one to declare services on."""
     global _default
     with _registry_lock:
-        if _default is None or _default._stopped:
+        if _default is None or _default.state is LabState.STOPPED:
             _default = Lab()
         return _default
 

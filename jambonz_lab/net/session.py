@@ -176,6 +176,11 @@ class Session(VerbMethods):
     # -- facts ----------------------------------------------------------------------
 
     @property
+    def server(self) -> AppServer:
+        """The app server this call came in on (see :func:`jambonz_lab.lab.runtime.lab_for`)."""
+        return self._server
+
+    @property
     def env_vars(self) -> dict[str, Any]:
         value = self.data.get("env_vars")
         return dict(value) if isinstance(value, Mapping) else {}

@@ -95,3 +95,27 @@ def test_events_dataframe_has_both_directions_and_lab_rows(lab: jl.Lab) -> None:
     assert list(df["type"]) == ["session:new", "ack", "auto-ack", "close"]
     assert str(df["ts"].dtype) == "datetime64[ns, UTC]" or "UTC" in str(df["ts"].dtype)
     assert lab.events is df  # cached while nothing changes
+
+
+def test_the_lifecycle_is_one_state() -> None:
+    lab = jl.Lab()
+    assert lab.state is jl.LabState.NEW and not lab.running
+    lab.start()
+    try:
+        assert lab.state is jl.LabState.RUNNING and lab.running
+        assert "running" in repr(lab)
+    finally:
+        lab.stop()
+    assert lab.state is jl.LabState.STOPPED and not lab.running
+    with pytest.raises(jl.ServerError, match="stopped"):
+        lab.start()
+
+
+def test_lab_for_finds_the_lab_of_a_session(lab: jl.Lab) -> None:
+    from jambonz_lab.lab import lab_for
+
+    sessions: list[jl.Session] = []
+    lab.service("/").on("session:new", lambda s: (sessions.append(s), s.hangup().send()))
+    lab.call("/")
+    assert lab_for(sessions[0].server) is lab
+    assert lab_for(object()) is None  # type: ignore[arg-type]

@@ -114,17 +114,9 @@ def composer(session: Session, lab: Lab | None = None, verb: str = "say") -> Ver
 
 
 def _find_lab(session: Session) -> Lab | None:
-    from .. import runtime
+    from ..runtime import lab_for
 
-    with runtime._registry_lock:
-        labs = list(runtime._running.values())
-        if runtime._default is not None:
-            labs.append(runtime._default)
-    server = getattr(session, "_server", None)
-    for lab in labs:
-        if lab.server is server:
-            return lab
-    return None
+    return lab_for(session.server)
 
 
 def lab_of(session: Session) -> Lab:
