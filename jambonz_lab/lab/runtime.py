@@ -58,6 +58,7 @@ class LabState(enum.Enum):
     RUNNING = "running"
     STOPPED = "stopped"
 
+
 log = logging.getLogger("jambonz_lab.lab")
 
 _registry_lock = threading.RLock()
@@ -93,10 +94,7 @@ class Lab:
         self.max_logged_frame = max_logged_frame
         self._sink: TextIO | None = None
         self._subscribers: list[Callable[[tuple[Any, ...]], None]] = []
-        self.server = AppServer(ServerOptions(**options), record=self._on_record)
-        self.server.events_of = self._events_of
-        self.server.timeline_of = self.timeline
-        self.server.save_of = self._save_call
+        self.server = AppServer(ServerOptions(**options), record=self._on_record, history=_History(self))
         #: the lab's lifecycle (see :class:`LabState`)
         self.state = LabState.NEW
         #: the platform event sources this lab records (see :meth:`watch`)
@@ -108,9 +106,6 @@ class Lab:
     def running(self) -> bool:
         """True while the lab serves (``state is LabState.RUNNING``)."""
         return self.state is LabState.RUNNING
-
-    def _events_of(self, call_sid: str) -> pd.DataFrame:
-        return self.log.events_of(call_sid)
 
     def _on_record(self, row: tuple[Any, ...]) -> None:
         """Every frame and lab event (loop thread): log it, persist it, tell the subscribers."""
@@ -423,6 +418,22 @@ def start(
         lab.start()
         _default = lab
         return lab
+
+
+class _History:
+    """The lab's event log as its server's :class:`~jambonz_lab.net.server.History`."""
+
+    def __init__(self, lab: Lab) -> None:
+        self._lab = lab
+
+    def events_of(self, call_sid: str) -> pd.DataFrame:
+        return self._lab.log.events_of(call_sid)
+
+    def timeline_of(self, call_sid: str) -> Figure:
+        return self._lab.timeline(call_sid)
+
+    def save_of(self, call_sid: str, path: str) -> int:
+        return self._lab._save_call(call_sid, path)
 
 
 def lab_for(server: AppServer) -> Lab | None:

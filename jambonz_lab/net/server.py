@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -53,7 +53,7 @@ from .handlers import HandlerRun, Workers, current_run, handler_name
 from .limits import AcceptFloodFilter, HandshakeGuard, basic_auth_ok, connection_cap, raise_descriptor_limit
 from .session import Closed, Handler, Service, Session, is_coroutine_handler
 
-__all__ = ["RECORD_FIELDS", "AppServer", "Connection", "ServerOptions"]
+__all__ = ["RECORD_FIELDS", "AppServer", "Connection", "History", "ServerOptions"]
 
 log = logging.getLogger("jambonz_lab.server")
 
@@ -219,11 +219,36 @@ class Connection:
             self._flushing = False
 
 
+class History(Protocol):
+    """What the owner of an :class:`AppServer` keeps of each call (the lab's event log).
+
+    ``Session.events``, ``Session.timeline()`` and ``Session.save()`` read it; a server
+    without one (``history=None``) keeps nothing and those raise. Any thread but the loop's.
+    """
+
+    def events_of(self, call_sid: str) -> Any:
+        """The call's rows as a DataFrame."""
+        ...
+
+    def timeline_of(self, call_sid: str) -> Any:
+        """A picture of the call's messages (a matplotlib Figure)."""
+        ...
+
+    def save_of(self, call_sid: str, path: str) -> int:
+        """Write the call's rows to ``path`` as JSON lines; the row count."""
+        ...
+
+
 class AppServer:
     """Services, sessions and the aiohttp application (loop thread only, but
     :meth:`service` may be called from any thread before or while serving)."""
 
-    def __init__(self, options: ServerOptions | None = None, record: Record | None = None) -> None:
+    def __init__(
+        self,
+        options: ServerOptions | None = None,
+        record: Record | None = None,
+        history: History | None = None,
+    ) -> None:
         self.options = options or ServerOptions()
         self.services: dict[str, Service] = {}
         self.sessions: dict[str, Session] = {}
@@ -240,12 +265,8 @@ class AppServer:
         self._session_waiters: list[tuple[str | None, Waiter[Session]]] = []
         #: ended sessions, oldest first, for the retention bound (see :meth:`_retire`)
         self._ended: deque[tuple[float, str, Session]] = deque()
-        #: the event log of one call as a DataFrame (set by the lab that owns this server)
-        self.events_of: Callable[[str], Any] | None = None
-        #: a timeline Figure of one call (set by the lab that owns this server)
-        self.timeline_of: Callable[[str], Any] | None = None
-        #: write one call's event-log rows to a JSON-lines file, returns the row count (set by the lab)
-        self.save_of: Callable[[str, str], int] | None = None
+        #: what the owner keeps of each call (the lab's event log), for Session.events/timeline/save
+        self.history = history
         #: plain HTTP endpoints on the same port, by exact path (e.g. a Kazoo webhook receiver)
         self.http_routes: dict[str, HttpHandler] = {}
         self._runner: web.AppRunner | None = None

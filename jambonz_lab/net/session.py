@@ -37,7 +37,7 @@ from ..waiting import Waiter
 from .handlers import HandlerRun, current_run
 
 if TYPE_CHECKING:
-    from .server import AppServer, Connection
+    from .server import AppServer, Connection, History
 
 __all__ = ["Closed", "Handler", "Service", "Session"]
 
@@ -202,9 +202,7 @@ class Session(VerbMethods):
     @property
     def events(self) -> Any:
         """This call's rows of the lab's event log, as a pandas DataFrame."""
-        if self._server.events_of is None:
-            raise RuntimeError("this session's server keeps no event log")
-        return self._server.events_of(self.call_sid)
+        return self._history().events_of(self.call_sid)
 
     def timeline(self) -> Any:
         """A picture of this call's messages (a matplotlib ``Figure``; see ``Lab.timeline``).
@@ -213,9 +211,7 @@ class Session(VerbMethods):
 
             session.timeline().savefig("call.png")
         """
-        if self._server.timeline_of is None:
-            raise RuntimeError("this session's server keeps no event log")
-        return self._server.timeline_of(self.call_sid)
+        return self._history().timeline_of(self.call_sid)
 
     def save(self, path: str | os.PathLike[str]) -> int:
         """Write this call's event-log rows to ``path`` as JSON lines; returns the row count.
@@ -228,9 +224,13 @@ class Session(VerbMethods):
             session.save("echo-v1.jsonl")
             report = sim.replay("echo-v1.jsonl", lab.url + "/echo")
         """
-        if self._server.save_of is None:
+        return self._history().save_of(self.call_sid, os.fspath(path))
+
+    def _history(self) -> History:
+        history = self._server.history
+        if history is None:
             raise RuntimeError("this session's server keeps no event log")
-        return self._server.save_of(self.call_sid, os.fspath(path))
+        return history
 
     def pending(self) -> list[str]:
         """msgids jambonz waits an ack for, oldest first."""

@@ -251,3 +251,25 @@ class TestTtsStreaming:
             time.sleep(0.1)
             assert session.tts_pending == 0
             fj.recv_none()
+
+
+def test_a_server_without_history_says_so_and_serves_on() -> None:
+    """AppServer(history=None) keeps nothing: events/timeline/save raise one clear error."""
+    from jambonz_lab import loop
+    from jambonz_lab.net import AppServer
+
+    server = AppServer()
+    sessions: list[jl.Session] = []
+    server.service("/").on("session:new", lambda s: (sessions.append(s), s.say(text="hi").send()))
+    port = loop.submit(server.start("127.0.0.1", 0)).result(5)
+    try:
+        with FakeJambonz(f"ws://127.0.0.1:{port}/", "nohist") as fj:
+            fj.session_new()
+            assert fj.recv()["data"] == [{"verb": "say", "text": "hi"}]
+            session = sessions[0]
+            for read in (lambda: session.events, session.timeline, lambda: session.save("x.jsonl")):
+                with pytest.raises(RuntimeError, match="keeps no event log"):
+                    read()
+            assert not session.closed
+    finally:
+        loop.submit(server.stop()).result(5)
