@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 import jambonz_lab as jl
 from jambonz_lab import sim
+from jambonz_lab.lab.views import _hooks_of, _keyed, hooks_table
 
 
 def echo(lab: jl.Lab) -> None:
@@ -84,3 +87,51 @@ def test_subscribers_see_rows_on_the_loop_thread(lab: jl.Lab) -> None:
     n = len(seen)
     lab.call("/", sim.Caller.saying("y"))
     assert seen[0] == ("jambonz-lab-loop", "session:new") and len(seen) == n
+
+
+def _hook_inputs(acked: list[str | None]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ts = pd.to_datetime([1.0, 2.0, 3.0, 4.0], unit="s", utc=True)
+    ins = pd.DataFrame(
+        {
+            "call_sid": ["a", "a", "b", "b"],
+            "type": ["session:new", "verb:hook", "session:new", "verb:hook"],
+            "hook": [None, "/g", None, "/g"],
+            "msgid": ["m1", "m2", "m3", None],
+            "ts": ts,
+            "reason": [None, "speechDetected", None, None],
+        }
+    ).astype({c: object for c in ("call_sid", "type", "hook", "msgid", "reason")})
+    acks = pd.DataFrame(
+        {
+            "call_sid": ["b" if m in ("m3", None) else "a" for m in acked],
+            "msgid": acked,
+            "ts": pd.to_datetime([5.0 + n for n in range(len(acked))], unit="s", utc=True),
+            "note": ["auto" if m == "m2" else None for m in acked],
+            "verbs": [2] * len(acked),
+            "ack_ms": [10.0 * (n + 1) for n in range(len(acked))],
+        }
+    ).astype({c: object for c in ("call_sid", "msgid", "note")})
+    return ins, acks
+
+
+def test_hooks_joined_by_hashed_keys_equal_the_merge_on_the_text_keys() -> None:
+    """One ack per message (m1 unacked, a hook without msgid acked as such) takes the int64 path,
+    a repeated ack falls back to the merge; both give what the merge on (call_sid, msgid) gives."""
+    for acked in (["m3", None, "m2"], ["m2", "m3", "m2"]):
+        ins, acks = _hook_inputs(acked)
+        merged = ins.merge(acks, on=["call_sid", "msgid"], how="left", suffixes=("", "_ack"))
+        got = hooks_table(ins, acks)
+        pd.testing.assert_frame_equal(got, _hooks_of(merged))
+        assert got["received"].tolist() == merged["ts"].tolist()
+    got = hooks_table(*_hook_inputs(["m3", None, "m2"]))
+    assert got["ack_ms"].tolist()[1:] == [30.0, 10.0, 20.0] and pd.isna(got["ack_ms"].iloc[0])
+    assert got["auto"].tolist() == [False, True, False, False]
+    assert len(hooks_table(*_hook_inputs(["m2", "m3", "m2"]))) == 5  # m2 twice: two rows
+
+
+def test_a_hash_collision_falls_back_to_the_text_keys() -> None:
+    ins, acks = _hook_inputs(["m2"])
+    ins, acks = _keyed(ins), _keyed(acks)
+    acks["_key"] = ins["_key"].iloc[0]  # m2's ack claims m1's key
+    got = hooks_table(ins, acks)
+    assert got["ack_ms"].notna().tolist() == [False, True, False, False]
