@@ -94,7 +94,11 @@ class Lab:
         self.max_logged_frame = max_logged_frame
         self._sink: TextIO | None = None
         self._subscribers: list[Callable[[tuple[Any, ...]], None]] = []
-        self.server = AppServer(ServerOptions(**options), record=self._on_record, history=_History(self))
+        self.server = AppServer(
+            ServerOptions(**options),
+            record=self._on_record,
+            history=_History(self.log.events_of, self.timeline, self._save_call),
+        )
         #: the lab's lifecycle (see :class:`LabState`)
         self.state = LabState.NEW
         #: the platform event sources this lab records (see :meth:`watch`)
@@ -423,17 +427,15 @@ def start(
 class _History:
     """The lab's event log as its server's :class:`~jambonz_lab.net.server.History`."""
 
-    def __init__(self, lab: Lab) -> None:
-        self._lab = lab
-
-    def events_of(self, call_sid: str) -> pd.DataFrame:
-        return self._lab.log.events_of(call_sid)
-
-    def timeline_of(self, call_sid: str) -> Figure:
-        return self._lab.timeline(call_sid)
-
-    def save_of(self, call_sid: str, path: str) -> int:
-        return self._lab._save_call(call_sid, path)
+    def __init__(
+        self,
+        events_of: Callable[[str], pd.DataFrame],
+        timeline_of: Callable[[str], Figure],
+        save_of: Callable[[str, str], int],
+    ) -> None:
+        self.events_of = events_of
+        self.timeline_of = timeline_of
+        self.save_of = save_of
 
 
 def lab_for(server: AppServer) -> Lab | None:

@@ -121,6 +121,11 @@ class SessionCard(anywidget.AnyWidget):
         """The call's session (None for a call that never opened one, e.g. a busy outbound call)."""
         return self._session
 
+    def rebind(self, session: Session) -> None:
+        """Follow the call to a new session object (a redirect to a new socket); loop thread."""
+        loop.require_loop_thread()
+        self._session = session
+
     @property
     def closed(self) -> bool:
         """The widget was closed (``card.close()``); it no longer updates."""
@@ -159,18 +164,18 @@ class SessionCard(anywidget.AnyWidget):
                 session.send()
         except Exception as exc:  # reported in the card and the log, never raised on the loop
             log.warning("card %s: %s failed: %s: %s", self.call_sid, action, type(exc).__name__, exc)
-            self._sync({"error": f"{action}: {exc}"})
+            self.apply({"error": f"{action}: {exc}"})
         else:
             done: dict[str, Any] = {"error": ""}
             if action in ("mute", "unmute"):
                 done["muted"] = action == "mute"
-            self._sync(done)
+            self.apply(done)
         if self._hub is not None:
             self._hub.touch(self.call_sid)
 
     # -- loop side ------------------------------------------------------------------------
 
-    def _sync(self, state: dict[str, Any]) -> bool:
+    def apply(self, state: dict[str, Any]) -> bool:
         """Write the traits that changed, in one message (loop thread). True if any changed."""
         loop.require_loop_thread()
         changed = {k: v for k, v in state.items() if getattr(self, k) != v}

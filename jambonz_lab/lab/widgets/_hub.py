@@ -164,23 +164,23 @@ class Hub:
                 if card.closed:
                     del self.cards[sid]
                     continue
-                card._sync(self._card_state(model, card))
+                card.apply(self._card_state(model, card))
             if self._sources_dirty:
                 self._sources_dirty = False
                 if self.panel is not None and not self.panel.closed:
-                    self.panel._show_sources(self.get_sources())  # the lab panel shows them too
+                    self.panel.show_sources(self.get_sources())  # the lab panel shows them too
                 sources = self.sources_panel
                 if sources is not None and sources.closed:
                     self.sources_panel = sources = None
                 if sources is not None:
-                    sources._sync(self.sources.state())
+                    sources.apply(self.sources.state())
             if self._panel_dirty:
                 self._panel_dirty = False
                 panel = self.panel
                 if panel is not None and panel.closed:
                     self.panel = panel = None
                 if panel is not None:
-                    panel._sync(self._panel_state(), self._panel_cards())
+                    panel.apply(self._panel_state(), self._panel_cards())
         except Exception:  # a widget failure must not stop the loop
             log.exception("widget update failed")
         finally:
@@ -193,7 +193,7 @@ class Hub:
         state = model.state()
         session = self.lab.server.sessions.get(model.call_sid)
         if card is not None and session is not None:
-            card._session = session  # a redirect opens a new session object for the same call
+            card.rebind(session)  # a redirect opens a new session object for the same call
         state["live"] = session is not None and not session.closed
         state["state"] = session.state.value if session is not None else ""
         state["queued"] = len(session.queued) if session is not None else 0
@@ -254,9 +254,9 @@ class Hub:
 
         if self.panel is None or self.panel.closed:
             self.panel = LabPanel(self, **self._panel_state())
-            self.panel._sync(self._panel_state(), self._panel_cards())
+            self.panel.apply(self._panel_state(), self._panel_cards())
             if self.sources.connections:
-                self.panel._show_sources(self.get_sources())
+                self.panel.show_sources(self.get_sources())
         return self.panel
 
     def get_sources(self) -> SourcesPanel:

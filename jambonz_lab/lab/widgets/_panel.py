@@ -126,7 +126,7 @@ class LabPanel(ipywidgets.VBox):  # type: ignore[misc]
 
     # -- loop side ------------------------------------------------------------------------
 
-    def _sync(self, header: dict[str, Any], cards: list[SessionCard]) -> None:
+    def apply(self, header: dict[str, Any], cards: list[SessionCard]) -> None:
         """Write what changed (loop thread): the header's traits in one message, then the cards."""
         loop.require_loop_thread()
         changed = {k: v for k, v in header.items() if getattr(self.header, k) != v}
@@ -137,7 +137,7 @@ class LabPanel(ipywidgets.VBox):  # type: ignore[misc]
         if tuple(cards) != tuple(self.cards_box.children):
             self.cards_box.children = tuple(cards)
 
-    def _show_sources(self, sources: SourcesPanel) -> None:
+    def show_sources(self, sources: SourcesPanel) -> None:
         """Show the lab's platform sources widget between the header and the cards (loop thread)."""
         loop.require_loop_thread()
         if self.sources is not sources:

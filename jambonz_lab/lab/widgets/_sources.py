@@ -50,7 +50,7 @@ class SourcesPanel(anywidget.AnyWidget):
     def closed(self) -> bool:
         return self.comm is None
 
-    def _sync(self, state: dict[str, Any]) -> None:
+    def apply(self, state: dict[str, Any]) -> None:
         """Write what changed in one message (loop thread)."""
         loop.require_loop_thread()
         changed = {k: v for k, v in state.items() if getattr(self, k) != v}
