@@ -458,7 +458,7 @@ class AppServer:
         reconnect = msg.type is MessageType.SESSION_RECONNECT
         known = self.sessions.get(msg.call_sid or "")
         if reconnect and known is not None and not known.closed:
-            old = known._conn
+            old = known.driver.conn
             if old is not conn and not old.ws.closed and known.state is not CallState.DETACHED:
                 # jambonz reconnects only after its socket closed: a second socket for a live call
                 # is not jambonz's (or a stale one); it must not take the call over
@@ -480,7 +480,7 @@ class AppServer:
         conn.session = session
         self.sessions[session.call_sid] = session
         self._announce(session, conn.path)
-        session._write(outs)
+        session.driver.write(outs)
         if reconnect:  # the app restarted: a call it never saw open; its verbs run on in jambonz
             self.record_lab(
                 session.call_sid,
@@ -510,26 +510,26 @@ class AppServer:
         )
 
     def _rebind(self, conn: Connection, session: Session, msg: Message) -> None:
-        old = session._conn
+        old = session.driver.conn
         conn.session = session
-        session._conn = conn
+        session.driver.conn = conn
         session.reconnects += 1
         session.messages.append(msg)
         if old is not conn and old.session is session:
             old.session = None
-        outs = session._call.reconnect(msg)
+        outs = session.driver.call.reconnect(msg)
         self.record_lab(
             session.call_sid, "reconnect", f"socket {session.reconnects + 1} rebound to the session"
         )
-        session._write(outs)
-        if session._call.opening_ack_owed:
+        session.driver.write(outs)
+        if session.driver.call.opening_ack_owed:
             asyncio.get_running_loop().call_later(self.options.grace, self._grace_expired, session, msg.msgid)
         self.run_handlers(
             session, conn.service.handlers("session:reconnect"), session, auto_ack=False, what=msg.type.value
         )
 
     def _dispatch(self, session: Session, msg: Message) -> None:
-        handlers = session._deliver(msg)
+        handlers = session.driver.deliver(msg)
         if msg.needs_ack:
             deadline = asyncio.get_running_loop().time() + self.options.ack_warning
             self._watch.append((deadline, session, msg))
@@ -550,18 +550,18 @@ class AppServer:
         else:  # jambonz closed: it closes only on purpose (1000, or 1001 rejecting a call) and then
             final = code in (1000, 1001)  # never reconnects; a drop (1006, 1009, …) it reconnects
         final = final or session.closed
-        abandoned = session._call.connection_lost(code, final=final)
+        abandoned = session.driver.call.connection_lost(code, final=final)
         by = "the app" if conn.closing is not None else "jambonz"
         note = f"socket closed by {by} with {code}" + ("" if final else "; jambonz should reconnect")
         if abandoned:
             note += f"; {len(abandoned)} ack(s) abandoned"
         self.record_lab(session.call_sid, "close", note)
         closed = Closed(code, final)
-        session._resolve(("close",), closed)
+        session.driver.resolve(("close",), closed)
         if session.closed:
-            session._fail_waiters()
+            session.driver.fail_waiters()
             self._retire(session)
-        self.run_handlers(session, session._handlers_for("close"), closed, what="close")
+        self.run_handlers(session, session.driver.handlers_for("close"), closed, what="close")
 
     # -- retention ------------------------------------------------------------------------
 
@@ -611,13 +611,13 @@ class AppServer:
     # -- timers ---------------------------------------------------------------------------
 
     def _grace_expired(self, session: Session, msgid: str | None) -> None:
-        call = session._call
+        call = session.driver.call
         if msgid is None or call.initial_msgid != msgid or call.state is not CallState.OPENING:
             return
         opening = call.opening.type
         verbs = self.options.default_verbs if opening is not MessageType.SESSION_REDIRECT else []
         try:
-            session._write(call.reply(msgid, verbs, auto=True))
+            session.driver.write(call.reply(msgid, verbs, auto=True))
         except JambonzLabError as exc:
             self.record_lab(session.call_sid, "protocol-error", str(exc), msgid=msgid)
             return
@@ -667,7 +667,7 @@ class AppServer:
         self.report("handlers-blocked", note)
 
     def _ack_late(self, session: Session, msg: Message) -> None:
-        if session._call.is_pending(msg.msgid):
+        if session.driver.call.is_pending(msg.msgid):
             what = msg.hook or msg.type
             note = f"{what} not acked after {self.options.ack_warning:g} s; jambonz gives up at 5 s"
             self.report("ack-late", note, call_sid=session.call_sid, msgid=msg.msgid)
@@ -727,7 +727,7 @@ class AppServer:
             try:
                 if is_coroutine_handler(handler):
                     await handler(arg)
-                    await session._conn.flush()  # its replies leave now, from this task
+                    await session.driver.conn.flush()  # its replies leave now, from this task
                 else:
                     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                     job = contextvars.copy_context().run  # this task's context, the run included
@@ -752,23 +752,21 @@ class AppServer:
             self.record_lab(
                 session.call_sid, "handler-error", f"{name}: {type(exc).__name__}: {exc}", msgid=run.msgid
             )
-        with session._qlock:
-            left = list(run.verbs)
-            run.verbs.clear()
-        call = session._call
+        left = session.driver.take_verbs(run)
+        call = session.driver.call
         msgid = run.msgid
         owed = msgid is not None and not run.replied and call.pending_hook(msgid)
         try:
             if left:
                 self._unsent(run, left, owed)
             elif owed and auto_ack and msgid is not None:
-                session._write(call.auto_ack(msgid))
+                session.driver.write(call.auto_ack(msgid))
         except JambonzLabError as exc:
             self.record_lab(session.call_sid, "protocol-error", str(exc), msgid=msgid)
 
     def _unsent(self, run: HandlerRun, verbs: list[dict[str, Any]], owed: bool) -> None:
         """Verbs a run composed and never sent: its event's reply, or appended to the stack."""
-        session, call, msgid = run.session, run.session._call, run.msgid
+        session, call, msgid = run.session, run.session.driver.call, run.msgid
         names = ", ".join(v.get("verb", "?") for v in verbs)
         who = run.handler or "handler"
         if owed and msgid is not None:
@@ -781,39 +779,39 @@ class AppServer:
                     "handler-error", note, call_sid=session.call_sid, msgid=msgid, level=logging.ERROR
                 )
                 if msgid != call.initial_msgid:
-                    session._write(call.auto_ack(msgid))
+                    session.driver.write(call.auto_ack(msgid))
                 return
             note = (
                 f"{who} composed {len(verbs)} verb(s) ({names}) for {run.what} and returned without "
                 "reply(); sent them as its reply"
             )
             self.report("implicit-reply", note, call_sid=session.call_sid, msgid=msgid)
-            session._write(call.reply(msgid, verbs))
+            session.driver.write(call.reply(msgid, verbs))
             return
         note = (
             f"{who} composed {len(verbs)} verb(s) ({names}) after {run.what} was answered and did not "
             "send them; appended them to the verb stack (a redirect with queueCommand)"
         )
         self.report("implicit-send", note, call_sid=session.call_sid, msgid=msgid)
-        session._write(call.send(verbs, exec_immediate=False))
+        session.driver.write(call.send(verbs, exec_immediate=False))
 
     def apply_reply(self, session: Session, msgid: str, verbs: list[dict[str, Any]], text: str) -> None:
         """The loop side of a worker thread's ``reply()``: ack ``msgid`` with the frame it encoded."""
         try:
-            outs = session._call.reply(msgid, verbs, text=text)
+            outs = session.driver.call.reply(msgid, verbs, text=text)
         except JambonzLabError as exc:
             log.warning("call %s: reply to %s not sent: %s", session.call_sid, msgid, exc)
             self.record_lab(session.call_sid, "protocol-error", f"reply not sent: {exc}", msgid=msgid)
             return
-        session._write(outs)
+        session.driver.write(outs)
 
     def _auto_ack(self, session: Session, msgid: str) -> None:
         try:
-            outs = session._call.auto_ack(msgid)
+            outs = session.driver.call.auto_ack(msgid)
         except JambonzLabError as exc:
             self.record_lab(session.call_sid, "protocol-error", str(exc), msgid=msgid)
             return
-        session._write(outs)
+        session.driver.write(outs)
 
     # -- recording -------------------------------------------------------------------------
 
@@ -837,7 +835,7 @@ class AppServer:
                     out.verbs,
                     out.text,
                     note,
-                    session._conn.path,
+                    session.driver.conn.path,
                     "jambonz",
                 )
             )

@@ -152,8 +152,8 @@ class Session(VerbMethods):
     def __init__(self, server: AppServer, conn: Connection, call: CallProtocol, service: Service) -> None:
         opening = call.opening
         self._server = server
-        self._conn = conn
-        self._call = call
+        #: the loop-thread side the app server drives (see :class:`SessionDriver`)
+        self.driver = SessionDriver(self, server, conn, call)
         self.service = service
         self.data: dict[str, Any] = opening.data
         self.call_sid: str = call.call_sid or opening.msgid
@@ -171,7 +171,14 @@ class Session(VerbMethods):
         self._handlers = _Handlers()
         self._tts = TtsQueue()
         self._waiters: list[tuple[str, Waiter[Any]]] = []
-        self._settle_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def _call(self) -> CallProtocol:
+        return self.driver.call
+
+    @property
+    def _conn(self) -> Connection:
+        return self.driver.conn
 
     # -- facts ----------------------------------------------------------------------
 
@@ -383,7 +390,7 @@ class Session(VerbMethods):
                 del source[: len(verbs)]
                 if source_run is not None and msgid is not None and msgid == source_run.msgid:
                     source_run.replied = True
-            self._write(outs)
+            self.driver.write(outs)
 
         _on_loop(on_loop)
 
@@ -398,7 +405,7 @@ class Session(VerbMethods):
             except FrameTooLarge as exc:
                 self._server.record_lab(self.call_sid, "refused-frame", str(exc))
                 raise
-            self._write(outs)
+            self.driver.write(outs)
 
         _on_loop(on_loop)
 
@@ -502,7 +509,7 @@ class Session(VerbMethods):
 
     def _tts_commands(self, commands: list[tuple[str, Any]]) -> None:
         for name, data in commands:
-            self._write(self._call.command(name, data))
+            self.driver.write(self._call.command(name, data))
 
     # -- events ---------------------------------------------------------------------
 
@@ -548,30 +555,6 @@ class Session(VerbMethods):
         waiter.arm()
         self._waiters.append((event, waiter))
 
-    def _resolve(self, keys: tuple[str | None, ...], value: Any) -> None:
-        """Hand ``value`` to the waiters for any of ``keys`` (loop thread)."""
-        if not self._waiters:
-            return
-        keep = []
-        for event, waiter in self._waiters:
-            if waiter.done:
-                continue
-            if event in keys:
-                waiter.resolve(value)
-            else:
-                keep.append((event, waiter))
-        self._waiters = keep
-
-    def _fail_waiters(self) -> None:
-        for event, waiter in self._waiters:
-            if event != "close":
-                waiter.fail(
-                    SessionClosed(
-                        f"call {self.call_sid} ended while waiting for {event}", call_sid=self.call_sid
-                    )
-                )
-        self._waiters = [(e, w) for e, w in self._waiters if e == "close" and not w.done]
-
     def close(self, code: int = 1000) -> None:
         """Close the call's socket (1000: jambonz stops sending for this call)."""
         loop.run_sync(self._close_now, code)
@@ -581,57 +564,108 @@ class Session(VerbMethods):
             self._call.close()
         self._conn.close(code)
 
-    # -- loop-thread side (called by the server) ------------------------------------------
 
-    def _write(self, outs: list[Outgoing]) -> None:
+class SessionDriver:
+    """The loop-thread side of a :class:`Session`: what the app server drives.
+
+    ``Session`` is the thread-safe public API; the server (``net/server.py``) talks only to
+    ``session.driver``: the call's protocol state (``call``), its socket (``conn``, replaced
+    on a reconnect), and the entry points below. Loop thread only.
+    """
+
+    def __init__(self, session: Session, server: AppServer, conn: Connection, call: CallProtocol) -> None:
+        self.session = session
+        self.call = call
+        self.conn = conn
+        self._server = server
+        self._settle_timer: asyncio.TimerHandle | None = None
+
+    def write(self, outs: list[Outgoing]) -> None:
+        """Send what the call protocol produced, in order."""
         loop.require_loop_thread()
-        self._conn.write(self, outs)
-        if self._call.state is CallState.STARTING and self._settle_timer is None:
+        self.conn.write(self.session, outs)
+        if self.call.state is CallState.STARTING and self._settle_timer is None:
             # the opening ack is out; held commands go at jambonz's next frame, or after command_hold
             self._settle_timer = asyncio.get_running_loop().call_later(
                 self._server.options.command_hold, self._settle
             )
 
     def _settle(self) -> None:
-        outs = self._call.settle()
+        outs = self.call.settle()
         if outs:
             self._server.record_lab(
-                self.call_sid,
+                self.session.call_sid,
                 "commands-held",
                 f"{len(outs)} command(s) held after the opening ack sent after "
                 f"{self._server.options.command_hold:g} s (no frame from jambonz meanwhile)",
             )
-            self._write(outs)
+            self.write(outs)
 
-    def _deliver(self, msg: Message) -> list[Handler]:
+    def deliver(self, msg: Message) -> list[Handler]:
         """Take a message for this call; returns the handlers to run."""
-        released = self._call.receive(msg)
+        session = self.session
+        released = self.call.receive(msg)
         if released:  # commands held since the opening ack: jambonz listens now
             self._server.record_lab(
-                self.call_sid,
+                session.call_sid,
                 "commands-held",
                 f"{len(released)} command(s) held after the opening ack sent on jambonz's next frame",
             )
-            self._write(released)
+            self.write(released)
         self._keep(msg)
-        if msg.type is MessageType.CALL_STATUS and msg.leg_sid in (self.call_sid, None):
-            self.status = msg.call_status or self.status
+        if msg.type is MessageType.CALL_STATUS and msg.leg_sid in (session.call_sid, None):
+            session.status = msg.call_status or session.status
         elif msg.type is MessageType.TTS_TOKENS_RESULT:
-            self._tts_commands(self._tts.on_result(msg.data))
+            session._tts_commands(session._tts.on_result(msg.data))
         elif msg.type is MessageType.TTS_STREAMING_EVENT:
-            self._tts_commands(self._tts.on_event(str(msg.data.get("event_type", ""))))
-        self._resolve((msg.hook, msg.type.value), msg)
-        return self._handlers.get(msg.hook, msg.type.value)
+            session._tts_commands(session._tts.on_event(str(msg.data.get("event_type", ""))))
+        self.resolve((msg.hook, msg.type.value), msg)
+        return session._handlers.get(msg.hook, msg.type.value)
 
     def _keep(self, msg: Message) -> None:
-        """Append to :attr:`messages`, keeping the newest ``keep_messages`` (trimmed in batches)."""
-        self.messages.append(msg)
+        """Append to ``Session.messages``, keeping the newest ``keep_messages`` (trimmed in batches)."""
+        messages = self.session.messages
+        messages.append(msg)
         cap = self._server.options.keep_messages
-        if len(self.messages) >= 2 * cap + 1:
-            del self.messages[: len(self.messages) - cap]
+        if len(messages) >= 2 * cap + 1:
+            del messages[: len(messages) - cap]
 
-    def _handlers_for(self, event: str) -> list[Handler]:
-        return self._handlers.get(event)
+    def resolve(self, keys: tuple[str | None, ...], value: Any) -> None:
+        """Hand ``value`` to the session's waiters for any of ``keys``."""
+        session = self.session
+        if not session._waiters:
+            return
+        keep = []
+        for event, waiter in session._waiters:
+            if waiter.done:
+                continue
+            if event in keys:
+                waiter.resolve(value)
+            else:
+                keep.append((event, waiter))
+        session._waiters = keep
+
+    def fail_waiters(self) -> None:
+        """The call ended: every waiter but those for ``close`` fails with SessionClosed."""
+        session = self.session
+        for event, waiter in session._waiters:
+            if event != "close":
+                waiter.fail(
+                    SessionClosed(
+                        f"call {session.call_sid} ended while waiting for {event}", call_sid=session.call_sid
+                    )
+                )
+        session._waiters = [(e, w) for e, w in session._waiters if e == "close" and not w.done]
+
+    def handlers_for(self, event: str) -> list[Handler]:
+        return self.session._handlers.get(event)
+
+    def take_verbs(self, run: HandlerRun) -> list[dict[str, Any]]:
+        """The verbs a handler run composed and did not send (emptied), under the session's lock."""
+        with self.session._qlock:
+            left = list(run.verbs)
+            run.verbs.clear()
+        return left
 
 
 def _on_loop(step: Callable[[], None]) -> None:
