@@ -38,7 +38,9 @@ def serving(conn: Callable[[ServerConnection], Awaitable[None]], path: str = "")
     async def main() -> None:
         stop = asyncio.Event()
         box["stop"] = stop
-        async with serve(conn, "127.0.0.1", 0, subprotocols=[Subprotocol("ws.jambonz.org")]) as server:
+        protocols = [Subprotocol("ws.jambonz.org")]
+        # close_timeout: at the end, a socket whose peer is gone must not hold the shutdown for 10 s
+        async with serve(conn, "127.0.0.1", 0, subprotocols=protocols, close_timeout=1) as server:
             port = next(iter(server.sockets)).getsockname()[1]
             box["url"] = f"ws://127.0.0.1:{port}{path}"
             ready.set()
@@ -52,5 +54,7 @@ def serving(conn: Callable[[ServerConnection], Awaitable[None]], path: str = "")
         yield str(box["url"])
     finally:
         loop.call_soon_threadsafe(box["stop"].set)
-        thread.join(5)
+        thread.join(15)
+        if thread.is_alive():  # never close a loop that still runs; say why instead
+            raise RuntimeError("the test app did not shut down within 15 s")
         loop.close()
