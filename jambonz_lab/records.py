@@ -1,7 +1,7 @@
 """The shape of an event-log row, shared by every source that writes one.
 
-A row is a plain tuple in :data:`RECORD_FIELDS` order, appended on the lab's
-loop thread. ``source`` says who produced it: ``"jambonz"`` for the app
+A row is a :class:`Row` (a named tuple in :data:`RECORD_FIELDS` order), appended
+on the lab's loop thread. ``source`` says who produced it: ``"jambonz"`` for the app
 server's frames and lab events, ``"kazoo"``, ``"basix"`` or ``"wazo"`` for the
 platform event sources of :mod:`jambonz_lab.platforms`.
 
@@ -15,31 +15,49 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
-__all__ = ["RECORD_FIELDS", "SOURCES", "Record", "make_row"]
+__all__ = ["RECORD_FIELDS", "SOURCES", "Record", "Row", "as_row", "make_row"]
 
-#: every row's fields, in order (rows are positional tuples)
-RECORD_FIELDS = (
-    "ts",
-    "call_sid",
-    "direction",
-    "type",
-    "msgid",
-    "hook",
-    "verbs",
-    "payload",
-    "note",
-    "path",
-    "source",
-)
+
+class Row(NamedTuple):
+    """One event-log row: still a tuple (cheap to append, to pickle and to hand to pandas), read by
+    field name. Build it with :func:`make_row` (or ``Row(...)`` in field order)."""
+
+    #: wall clock, UTC epoch seconds
+    ts: float
+    call_sid: str | None
+    #: ``"in"`` (from the platform), ``"out"`` (sent to it) or ``"lab"`` (the lab noticed it)
+    direction: str
+    #: the message type, or the lab event's kind
+    type: str
+    msgid: str | None
+    hook: str | None
+    #: how many verbs an outgoing ack or command carried (0 otherwise)
+    verbs: int
+    #: the frame or payload as JSON text
+    payload: str | None
+    note: str | None
+    #: the service path the socket came in on
+    path: str | None
+    #: ``"jambonz"``, ``"kazoo"``, ``"basix"`` or ``"wazo"``
+    source: str
+
+
+#: every row's fields, in order
+RECORD_FIELDS: tuple[str, ...] = Row._fields
 
 #: the sources jambonz_lab knows; ``source`` column values
 SOURCES = ("jambonz", "kazoo", "basix", "wazo")
 
 #: the callback a row is handed to (the lab's event log); called on the loop thread
-Record = Callable[[tuple[Any, ...]], None]
+Record = Callable[[Row], None]
+
+
+def as_row(values: Sequence[Any]) -> Row:
+    """``values`` (a row read back from a file, a plain tuple in field order) as a :class:`Row`."""
+    return values if type(values) is Row else Row._make(values)
 
 
 def make_row(
@@ -54,12 +72,12 @@ def make_row(
     note: str | None = None,
     path: str | None = None,
     ts: float | None = None,
-) -> tuple[Any, ...]:
+) -> Row:
     """One row. ``direction`` is ``"in"`` (from the platform), ``"out"`` (sent to it) or ``"lab"``
     (something the lab noticed: a reconnect, a decode error); ``payload`` is JSON text or a
     JSON-able value (encoded here; anything else becomes its ``str``)."""
     text = payload if payload is None or isinstance(payload, str) else json.dumps(payload, default=str)
-    return (
+    return Row(
         time.time() if ts is None else ts,
         call_sid,
         direction,

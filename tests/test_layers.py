@@ -71,8 +71,11 @@ def test_the_check_sees_relative_imports() -> None:
 #: private reaches still allowed, each with the issue that removes it
 PRIVATE_ALLOWED = {
     "argparse._SubParsersAction",  # the standard library's own name for the type
-    "log._select",  # EventLog rows by call: to become public with the typed rows (issue 16 item 3)
 }
+
+
+#: the public methods of named tuples (``Row._make``), underscored only to avoid field names
+NAMEDTUPLE_API = {"_make", "_replace", "_fields", "_asdict", "_field_defaults"}
 
 
 def _own_privates(tree: ast.AST) -> set[str]:
@@ -103,7 +106,7 @@ def private_reaches(path: Path) -> list[str]:
     for node in ast.walk(tree):
         if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
             continue
-        if node.attr.startswith("__") or node.attr.startswith("_repr_") or node.attr in own:
+        if node.attr.startswith("__") or node.attr.startswith("_repr_") or node.attr in own | NAMEDTUPLE_API:
             continue
         owner = node.value
         name = (

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..records import RECORD_FIELDS
+from ..records import RECORD_FIELDS, Row, as_row
 from . import views
 from .views import Chunk, Views
 
@@ -40,8 +40,6 @@ __all__ = ["COLUMNS", "EventLog", "parsed", "repair_tail", "truncate"]
 log = logging.getLogger("jambonz_lab.lab")
 
 COLUMNS = RECORD_FIELDS
-_PAYLOAD = COLUMNS.index("payload")
-_NOTE = COLUMNS.index("note")
 
 #: rows flattened at a time (the builder lets the loop run between chunks)
 CHUNK_ROWS = 5_000
@@ -135,7 +133,7 @@ class EventLog:
         if memory_rows < 1:
             raise ValueError(f"memory_rows must be at least 1, not {memory_rows}")
         self.memory_rows = memory_rows
-        self._rows: list[tuple[Any, ...]] = []  # rows [_base, _base + len)
+        self._rows: list[Row] = []  # rows [_base, _base + len)
         self._base = 0
         self._lock = threading.Lock()  # _rows and _base together
         self._build = threading.RLock()  # the views state, the parts
@@ -148,9 +146,10 @@ class EventLog:
         self._keeper: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def record(self, row: tuple[Any, ...]) -> None:
-        """Append one row (loop thread); fields in :data:`COLUMNS` order, payload as JSON text."""
-        self._rows.append(row)  # list.append is atomic; readers copy under the lock
+    def record(self, row: Row | tuple[Any, ...]) -> None:
+        """Append one row (loop thread): a :class:`~jambonz_lab.records.Row`, or a plain tuple in
+        :data:`COLUMNS` order (made a Row here); payload as JSON text."""
+        self._rows.append(as_row(row))  # list.append is atomic; readers copy under the lock
 
     def __len__(self) -> int:
         return self._base + len(self._rows)
@@ -363,19 +362,21 @@ class EventLog:
 
     def rows(self, call_sid: str | None = None) -> list[dict[str, Any]]:
         """The rows as dicts (payload parsed), optionally of one call. Any thread."""
-        return [_as_dict(r) for r in self._select(call_sid)]
+        return [_as_dict(r) for r in self.select(call_sid)]
 
     @brisk()
-    def _select(self, call_sid: str | None) -> list[tuple[Any, ...]]:
+    def select(self, call_sid: str | None = None) -> list[Row]:
+        """The raw rows (payload as JSON text), optionally of one call, oldest first. Any thread
+        but the loop's (spilled chunks are read back)."""
         with self._build:
             spilled = [p for p in self._parts if p.chunk is None]
             with self._lock:
                 rows = self._rows[:]
-        out: list[tuple[Any, ...]] = []
+        out: list[Row] = []
         for part in spilled:
             if call_sid is None or call_sid in part.sids:
                 out.extend(_tuples(part.load().events, call_sid))
-        out.extend(rows if call_sid is None else [r for r in rows if r[1] == call_sid])
+        out.extend(rows if call_sid is None else [r for r in rows if r.call_sid == call_sid])
         return out
 
     def to_dataframe(self, call_sid: str | None = None) -> pd.DataFrame:
@@ -385,7 +386,7 @@ class EventLog:
         """
         import pandas as pd
 
-        rows = self._select(call_sid)
+        rows = self.select(call_sid)
         with _gc_paused():
             frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
             frame["payload"] = [_parse(p) for p in frame["payload"]]
@@ -424,7 +425,7 @@ class EventLog:
                     break
                 raise ValueError(f"{path}:{n}: not a JSON line; is this a jambonz_lab log?") from None
             item.setdefault("source", "jambonz")  # logs written before platform sources existed
-            log._rows.append(tuple(item.get(c) for c in COLUMNS))
+            log._rows.append(Row._make(item.get(c) for c in COLUMNS))
         return log
 
 
@@ -455,16 +456,16 @@ def repair_tail(path: str | Path) -> int:
     return size - keep
 
 
-def truncate(row: tuple[Any, ...], limit: int) -> tuple[Any, ...]:
+def truncate(row: Row, limit: int) -> Row:
     """``row`` with a payload beyond ``limit`` characters replaced by its head and size."""
-    text = row[_PAYLOAD]
+    text = row.payload
     if not isinstance(text, str) or len(text) <= limit:
         return row
     kept = json.dumps({"truncated": True, "size": len(text), "head": text[:TRUNCATED_HEAD]})
     note = f"payload of {len(text)} characters stored truncated to its first {TRUNCATED_HEAD}"
-    if row[_NOTE]:
-        note = f"{row[_NOTE]}; {note}"
-    return (*row[:_PAYLOAD], kept, note, *row[_NOTE + 1 :])
+    if row.note:
+        note = f"{row.note}; {note}"
+    return row._replace(payload=kept, note=note)
 
 
 def parsed(events: pd.DataFrame) -> pd.DataFrame:
@@ -485,13 +486,13 @@ def _merge(parts: list[_Part]) -> _Part:
     return _Part(parts[0].start, sum(p.n for p in parts), sids, chunk=chunk)
 
 
-def _tuples(events: pd.DataFrame, call_sid: str | None) -> list[tuple[Any, ...]]:
+def _tuples(events: pd.DataFrame, call_sid: str | None) -> list[Row]:
     """Rows back from a spilled frame (``ts`` as epoch seconds again)."""
     src = events if call_sid is None else events[events["call_sid"] == call_sid]
     frame = src[list(COLUMNS)].astype(object)
     frame["ts"] = src["ts"].astype("int64").to_numpy() / 1e9
     frame = frame.where(frame.notna(), None)
-    return list(frame.itertuples(index=False, name=None))
+    return [Row._make(values) for values in frame.itertuples(index=False, name=None)]
 
 
 def _empty() -> pd.DataFrame:

@@ -31,6 +31,7 @@ from .. import loop
 from ..exceptions import ServerError
 from ..net import AppServer, ServerOptions, Service, Session
 from ..protocol.verbs import prewarm
+from ..records import Row
 from ..waiting import Waiter
 from .events import EventLog, parsed, repair_tail, truncate
 
@@ -93,7 +94,7 @@ class Lab:
         #: payloads longer than this are logged truncated (their head and size)
         self.max_logged_frame = max_logged_frame
         self._sink: TextIO | None = None
-        self._subscribers: list[Callable[[tuple[Any, ...]], None]] = []
+        self._subscribers: list[Callable[[Row], None]] = []
         self.server = AppServer(
             ServerOptions(**options),
             record=self._on_record,
@@ -111,7 +112,7 @@ class Lab:
         """True while the lab serves (``state is LabState.RUNNING``)."""
         return self.state is LabState.RUNNING
 
-    def _on_record(self, row: tuple[Any, ...]) -> None:
+    def _on_record(self, row: Row) -> None:
         """Every frame and lab event (loop thread): log it, persist it, tell the subscribers."""
         row = truncate(row, self.max_logged_frame)
         self.log.record(row)
@@ -127,7 +128,7 @@ class Lab:
             except Exception:  # a widget's failure must not touch the socket
                 log.exception("event subscriber %r failed", fn)
 
-    def subscribe(self, fn: Callable[[tuple[Any, ...]], None]) -> Callable[[], None]:
+    def subscribe(self, fn: Callable[[Row], None]) -> Callable[[], None]:
         """Call ``fn(row)`` on the loop thread for every new event-log row; returns an unsubscribe.
 
         ``fn`` must be quick and must not block (widgets use it to update themselves).
@@ -135,7 +136,7 @@ class Lab:
         loop.run_sync(self._subscribers.append, fn)
         return lambda: loop.run_sync(self._unsubscribe, fn)
 
-    def _unsubscribe(self, fn: Callable[[tuple[Any, ...]], None]) -> None:
+    def _unsubscribe(self, fn: Callable[[Row], None]) -> None:
         if fn in self._subscribers:
             self._subscribers.remove(fn)
 
@@ -362,7 +363,7 @@ class Lab:
 
     def _save_call(self, call_sid: str, path: str) -> int:
         """Write one call's rows as JSON lines (``Session.save``); any thread but the loop's."""
-        rows = self.log._select(call_sid)
+        rows = self.log.select(call_sid)
         if not rows:
             raise KeyError(f"no events for call {call_sid!r}")
         with open(path, "w", encoding="utf-8") as sink:

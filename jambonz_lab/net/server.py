@@ -46,7 +46,7 @@ from ..protocol import (
     parse,
 )
 from ..protocol.verbs import normalize_verbs
-from ..records import RECORD_FIELDS, Record, make_row
+from ..records import RECORD_FIELDS, Record, Row, make_row
 from ..waiting import Waiter
 from . import eager
 from .handlers import HandlerRun, Workers, current_run, handler_name
@@ -818,14 +818,27 @@ class AppServer:
     def record_in(self, conn: Connection, msg: Message, raw: str) -> None:
         if self._record is not None:
             sid = conn.session.call_sid if conn.session else (msg.call_sid or msg.leg_sid)
-            row = (time.time(), sid, "in", msg.type.value, msg.msgid, msg.hook, 0, raw, None, conn.path)
-            self._record((*row, "jambonz"))
+            self._record(
+                Row(
+                    time.time(),
+                    sid,
+                    "in",
+                    msg.type.value,
+                    msg.msgid,
+                    msg.hook,
+                    0,
+                    raw,
+                    None,
+                    conn.path,
+                    "jambonz",
+                )
+            )
 
     def record_out(self, session: Session, out: Outgoing) -> None:
         if self._record is not None:
             note = "auto" if out.auto else None
             self._record(
-                (
+                Row(
                     time.time(),
                     session.call_sid,
                     "out",

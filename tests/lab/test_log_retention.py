@@ -93,7 +93,7 @@ def _recorded_rows(calls: int) -> list[tuple[object, ...]]:
         _app(lab)
         for n in range(calls):
             lab.call("/", sim.Caller.saying(f"w{n}"))
-        return lab.log._select(None)
+        return lab.log.select(None)
     finally:
         lab.stop()
 

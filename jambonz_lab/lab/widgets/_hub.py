@@ -21,7 +21,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from ... import loop
-from ...records import RECORD_FIELDS
+from ...records import RECORD_FIELDS, Row
 from ._model import CallModel, is_error
 from ._sources_model import SourcesModel
 
@@ -42,7 +42,6 @@ FLUSH_EVERY = 0.15
 PANEL_SIZE = 20
 
 _ATTR = "_jambonz_lab_widget_hub"
-_SOURCE = RECORD_FIELDS.index("source")
 
 
 class Hub:
@@ -81,38 +80,38 @@ class Hub:
 
     def _seed(self) -> None:
         """Models of the newest calls, and the error count, from the rows logged so far."""
-        rows = self.lab.log._select(None)  # the raw tuples: no JSON parsing for other calls' rows
+        rows = self.lab.log.select()  # the raw rows: no JSON parsing for other calls' rows
         sessions = self.lab.server.sessions
         for sid in list(sessions)[-PANEL_SIZE:]:
             self.models[sid] = CallModel(sid)
         for row in rows:
-            if row[_SOURCE] != "jambonz":
+            if row.source != "jambonz":
                 self.sources.apply(row)
                 continue
-            if is_error(row[2], row[3]):
+            if is_error(row.direction, row.type):
                 self.errors += 1
-            model = self.models.get(row[1])
+            model = self.models.get(row.call_sid) if row.call_sid is not None else None
             if model is not None:
                 model.apply(row)
 
     # -- rows in ------------------------------------------------------------------------
 
-    def _on_row(self, row: tuple[Any, ...]) -> None:
+    def _on_row(self, row: Row) -> None:
         """One event-log row (loop thread, via lab.subscribe): update a model, mark it dirty."""
-        if row[_SOURCE] != "jambonz":  # platform events have their own widget
+        if row.source != "jambonz":  # platform events have their own widget
             self.sources.apply(row)
             self._sources_dirty = True
             self._schedule()
             return
-        sid = row[1]
-        if is_error(row[2], row[3]):
+        sid = row.call_sid
+        if is_error(row.direction, row.type):
             self.errors += 1
             self._panel_dirty = True
         model = self.models.get(sid) if isinstance(sid, str) else None
         if model is None and isinstance(sid, str) and sid not in self.lab.server.sessions:
             model = self.models[sid] = CallModel(sid)  # a new call (its first row comes before its session)
             self._evict()
-        if model is not None:
+        if model is not None and sid is not None:
             model.apply(row)
             self._dirty.add(sid)
             self._panel_dirty = True
@@ -243,7 +242,7 @@ class Hub:
         """A model for an older call (out of the panel's window): built from its logged rows."""
         model = CallModel(call_sid)
         for row in self.lab.log.rows(call_sid):
-            model.apply(tuple(row[c] for c in RECORD_FIELDS))
+            model.apply(Row._make(row[c] for c in RECORD_FIELDS))
         self.models[call_sid] = model
         self.models.move_to_end(call_sid, last=False)  # keep the panel's newest-first window
         return model

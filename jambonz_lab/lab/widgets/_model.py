@@ -1,7 +1,7 @@
 """What a session card shows, kept in plain Python: one :class:`CallModel` per call.
 
-The model is fed event-log rows (:data:`jambonz_lab.net.server.RECORD_FIELDS`
-order, payload as JSON text) on the lab's loop thread and turned into the
+The model is fed event-log rows (:class:`jambonz_lab.records.Row`, payload as
+JSON text) on the lab's loop thread and turned into the
 card's trait values by :meth:`CallModel.state`. No widget library is imported
 here, so the model can be tested and reused on its own.
 
@@ -9,7 +9,7 @@ Example::
 
     model = CallModel("call-1")
     for row in lab.log.rows("call-1"):
-        model.apply(tuple(row[c] for c in RECORD_FIELDS))
+        model.apply(Row._make(row[c] for c in RECORD_FIELDS))
     model.state()["statuses"]        # ['trying', 'in-progress', 'completed']
 
 Threads: one writer, the loop thread; :meth:`CallModel.state` returns copies.
@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 from collections import deque
 from typing import Any
+
+from ...records import Row
 
 __all__ = [
     "ERROR_KINDS",
@@ -45,7 +47,6 @@ FINAL_STATUSES = frozenset({"completed", "failed", "no-answer", "busy"})
 #: lab rows that count as errors (the same set as ``lab.calls``' ``errors`` column)
 ERROR_KINDS = frozenset({"handler-error", "bad-frame", "protocol-error", "refused-frame"})
 _OPENINGS = frozenset({"session:new", "session:adulting", "session:redirect", "session:reconnect"})
-_FIELDS = 10  # the jambonz fields of a row (RECORD_FIELDS without "source"); rows are positional
 
 
 def is_error(direction: str, kind: str) -> bool:
@@ -80,9 +81,16 @@ class CallModel:
         #: bumped on every applied row
         self.version = 0
 
-    def apply(self, row: tuple[Any, ...]) -> None:
+    def apply(self, row: Row) -> None:
         """Take one event-log row of this call (loop thread)."""
-        ts, _sid, direction, kind, _msgid, hook, _nverbs, payload, note, _path = row[:_FIELDS]
+        ts, direction, kind, hook, payload, note = (
+            row.ts,
+            row.direction,
+            row.type,
+            row.hook,
+            row.payload,
+            row.note,
+        )
         ts = float(ts) if isinstance(ts, int | float) else 0.0
         if self.t0 is None:
             self.t0 = ts

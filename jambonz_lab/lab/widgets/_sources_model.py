@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict, deque
 from typing import Any
 
-from ...records import RECORD_FIELDS
+from ...records import Row
 from ..platform_views import PLATFORMS, flat_of, is_control
 
 __all__ = ["MAX_CALLS", "MAX_EVENTS", "SourcesModel", "call_ended"]
@@ -22,7 +22,6 @@ MAX_EVENTS = 30
 #: calls listed (live first, then the most recent ended ones)
 MAX_CALLS = 30
 
-_I = {name: n for n, name in enumerate(RECORD_FIELDS)}
 _STATES = {
     "open": "open",
     "reconnect": "open",
@@ -64,12 +63,12 @@ class SourcesModel:
         self.events: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self.version = 0
 
-    def apply(self, row: tuple[Any, ...]) -> None:
+    def apply(self, row: Row) -> None:
         """Take one platform row (loop thread)."""
-        source = str(row[_I["source"]])
-        path = str(row[_I["path"]] or "")
-        kind = str(row[_I["type"]])
-        direction = row[_I["direction"]]
+        source = str(row.source)
+        path = str(row.path or "")
+        kind = str(row.type)
+        direction = row.direction
         conn = self.connections.get((source, path))
         if conn is None:
             conn = {"source": source, "path": path, "state": "", "events": 0, "errors": 0, "note": ""}
@@ -80,7 +79,7 @@ class SourcesModel:
                 conn["state"] = _STATES[kind]
             if kind in ("bad-frame", "connect-failed", "reconnect-failed", "dropped"):
                 conn["errors"] += 1
-            conn["note"] = str(row[_I["note"]] or kind)
+            conn["note"] = str(row.note or kind)
             self._event(row, source, kind, "", conn["note"])
             return
         if direction != "in" or is_control(source, kind):
@@ -88,21 +87,21 @@ class SourcesModel:
         if not conn["state"]:
             conn["state"] = "receiving"  # webhooks: no connection of ours
         conn["events"] += 1
-        payload = _parse(row[_I["payload"]])
+        payload = _parse(row.payload)
         flat: dict[str, Any] = {}
         if source in PLATFORMS and isinstance(payload, dict):
             try:
                 flat = flat_of(source, payload)[1](kind, payload)
             except Exception:  # flat() must not raise; a widget never breaks on odd data
                 flat = {}
-        call_id = row[_I["call_sid"]]
+        call_id = row.call_sid
         caller, callee = _first(flat, _FROM), _first(flat, _TO)
         detail = f"{caller or '?'} → {callee or '?'}" if caller or callee else ""
         cause = flat.get("hangup_cause")
         status = " ".join(str(x) for x in (_first(flat, _STATUS) or flat.get("name") or kind, cause) if x)
         self._event(row, source, kind, str(call_id or ""), f"{detail} {status}".strip())
         if isinstance(call_id, str) and call_id:
-            self._call(source, call_id, kind, flat, status, float(row[_I["ts"]] or 0.0))
+            self._call(source, call_id, kind, flat, status, float(row.ts or 0.0))
 
     def _call(
         self, source: str, call_id: str, kind: str, flat: dict[str, Any], status: str, ts: float
@@ -126,14 +125,14 @@ class SourcesModel:
         for key in ended[: max(0, len(self.calls) - MAX_CALLS)]:
             del self.calls[key]
 
-    def _event(self, row: tuple[Any, ...], source: str, kind: str, call_id: str, detail: str) -> None:
-        ts = row[_I["ts"]]
+    def _event(self, row: Row, source: str, kind: str, call_id: str, detail: str) -> None:
+        ts = row.ts
         clock = time.strftime("%H:%M:%S", time.localtime(float(ts))) if isinstance(ts, int | float) else ""
         self.events.append(
             {
                 "time": clock,
                 "source": source,
-                "dir": str(row[_I["direction"]]),
+                "dir": str(row.direction),
                 "type": kind,
                 "call": call_id,
                 "detail": detail[:160],
