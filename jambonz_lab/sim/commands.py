@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from ..exceptions import VerbError
 from ..protocol.verbs import normalize_verb
+from .context import spawn
 
 if TYPE_CHECKING:
     from .context import VerbContext
@@ -118,7 +119,7 @@ def _redirect(call: VerbContext, data: Any, queue: bool) -> None:
         else:
             call.replace_stack(verbs)
     elif isinstance(data, dict) and data.get("call_hook"):
-        asyncio.get_running_loop().create_task(_live_redirect(call, str(data["call_hook"])))
+        spawn(_live_redirect(call, str(data["call_hook"])))
     elif isinstance(data, dict) and isinstance(data.get("parent_call"), list):
         verbs = call.accept_verbs(data["parent_call"], "redirect command")
         if verbs:
@@ -172,7 +173,6 @@ def _whisper(call: VerbContext, data: Any) -> None:
 
 #: config settings that need the call's media endpoint (config.js ~67–73, ~151, ~249, ~265–313)
 MEDIA_SETTINGS = ("bargeIn", "record", "listen", "amd", "boostAudioSignal", "transcribe")
-_running: set[asyncio.Task[None]] = set()  # config commands under way (a reference keeps each alive)
 
 
 def _config(call: VerbContext, data: Any) -> None:
@@ -194,9 +194,7 @@ def _config(call: VerbContext, data: Any) -> None:
         dropped = [k for k in MEDIA_SETTINGS if k in verb]
         call.note("no-endpoint", f"config command before the answer: no endpoint; {', '.join(dropped)} fail")
         verb = {k: v for k, v in verb.items() if k not in MEDIA_SETTINGS}
-    task = asyncio.get_running_loop().create_task(_run_config(call, RUNNERS["config"], verb))
-    _running.add(task)
-    task.add_done_callback(_running.discard)
+    spawn(_run_config(call, RUNNERS["config"], verb))
 
 
 async def _run_config(call: VerbContext, run: Any, verb: dict[str, Any]) -> None:
@@ -265,9 +263,7 @@ def _dial(call: VerbContext, data: Any) -> None:
 
     if not isinstance(data, dict | list):  # opts.account_sid = … throws in transformInputIfRequired (~1541)
         call.note("dial-failed", "dial command needs an object; jambonz:error with empty data (~1533)")
-        task = asyncio.get_running_loop().create_task(call.notify("jambonz:error", {}))
-        _running.add(task)
-        task.add_done_callback(_running.discard)
+        spawn(call.notify("jambonz:error", {}))
         return
     # an array is an object: the POST goes out, and createCall refuses it
     problem = _create_call_problem(data) if isinstance(data, dict) else "400 Invalid from"

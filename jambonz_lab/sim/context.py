@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import weakref
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from .alarms import Alarms
@@ -22,7 +23,44 @@ if TYPE_CHECKING:
     from .recording import Recording
     from .result import CallResult
 
-__all__ = ["VerbContext"]
+__all__ = ["PerCall", "VerbContext", "spawn"]
+
+T = TypeVar("T")
+
+_spawned: set[asyncio.Task[Any]] = set()  # tasks nobody awaits, kept from the garbage collector
+
+
+def spawn(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """Run ``coro`` as a task nobody awaits (a hook jambonz sends without waiting); keep it alive
+    until it ends. Loop thread."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _spawned.add(task)
+    task.add_done_callback(_spawned.discard)
+    return task
+
+
+class PerCall(Generic[T]):
+    """State a verb module keeps for each call, made on first use and gone with the call.
+
+    Example::
+
+        _state = PerCall(_BargeIn)
+        _state(call).sticky = True     # made now
+        _state.get(call)               # None for a call that never used it
+    """
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._items: weakref.WeakKeyDictionary[VerbContext, T] = weakref.WeakKeyDictionary()
+
+    def __call__(self, call: VerbContext) -> T:
+        item = self._items.get(call)
+        if item is None:
+            item = self._items[call] = self._make()
+        return item
+
+    def get(self, call: VerbContext) -> T | None:
+        return self._items.get(call)
 
 
 class VerbContext(Protocol):

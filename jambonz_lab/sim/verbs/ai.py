@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..caller import Digits, Silence, Speech, ToolCall
+from ..context import PerCall
 from . import basic, runner
 from .basic import WORDS_PER_SECOND, hang_up_on_error, hook_url, speech_seconds, texts
 
@@ -84,14 +85,7 @@ class _CallAi:
     tts: TtsStream | None = None
 
 
-_per_call: weakref.WeakKeyDictionary[VerbContext, _CallAi] = weakref.WeakKeyDictionary()
-
-
-def _ai(call: VerbContext) -> _CallAi:
-    state = _per_call.get(call)
-    if state is None:
-        state = _per_call[call] = _CallAi()
-    return state
+_ai = PerCall(_CallAi)
 
 
 # -- llm ---------------------------------------------------------------------------------

@@ -55,14 +55,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..caller import Greeting
-from ..engine import AckTimeout
+from ..context import PerCall
 from . import background, runner
-from .basic import WORDS_PER_SECOND, hook_url
+from .basic import WORDS_PER_SECOND, hook_url, perform_hook
 
 if TYPE_CHECKING:
     from ..context import VerbContext
@@ -70,7 +69,6 @@ if TYPE_CHECKING:
 __all__ = ["Detector", "config", "hangup", "start_rest", "timeline"]
 
 VENDORS = frozenset("google aws polly microsoft nuance deepgram soniox ibm nvidia cobalt".split())
-_background: set[asyncio.Task[None]] = set()
 
 
 @dataclass(frozen=True)
@@ -261,23 +259,11 @@ class Detector:
 
     def send(self, data: dict[str, Any], hook: str | None = None) -> asyncio.Task[None]:
         """``performHook``: sent, not awaited; verbs in the ack replace the application."""
-        call, target = self.call, hook if hook is not None else self.hook
-
-        async def run() -> None:
-            if not target:
-                return
-            try:
-                verbs = await call.hook(target, {**call.call_info(), **data})
-            except AckTimeout:
-                return
-            if verbs:
-                call.note("amd", f"{data['type']} ack: new verbs replace the application")
-                call.replace_stack(verbs)
-
-        task = asyncio.get_running_loop().create_task(run())
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-        return task
+        call = self.call
+        note = ("amd", f"{data['type']} ack: new verbs replace the application")
+        return perform_hook(
+            call, hook if hook is not None else self.hook, {**call.call_info(), **data}, note=note
+        )
 
     async def deliver(self, events: list[dict[str, Any]], hook: str | None = None) -> None:
         """Send ``events`` and give the app its ack time before the clock moves on."""
@@ -303,14 +289,7 @@ class _Slot:
     rest: bool = False
 
 
-_slots: weakref.WeakKeyDictionary[VerbContext, _Slot] = weakref.WeakKeyDictionary()
-
-
-def _slot(call: VerbContext) -> _Slot:
-    slot = _slots.get(call)
-    if slot is None:
-        slot = _slots[call] = _Slot()
-    return slot
+_slot = PerCall(_Slot)
 
 
 def _start(call: VerbContext, detector: Detector) -> None:
@@ -364,7 +343,7 @@ async def hangup(call: VerbContext) -> None:
     (``rest_dial.js`` ~52–53, ``rest-call-session.js`` ~62–65); an inbound call has
     nothing that stops a ``config.amd``: it goes silent.
     """
-    slot = _slots.get(call)
+    slot = _slot.get(call)
     if slot is None:
         return
     if slot.task is not None and not slot.task.done():

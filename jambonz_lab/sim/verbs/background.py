@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..alarms import Alarm, Alarms
+from ..context import PerCall
 from . import ai, runner
 from . import gather as gathering
 from .gather import _Gather, gather_result
@@ -110,14 +110,7 @@ class _BargeIn:
         return self.task is not None and not self.task.done()
 
 
-_per_call: weakref.WeakKeyDictionary[VerbContext, _BargeIn] = weakref.WeakKeyDictionary()
-
-
-def _state(call: VerbContext) -> _BargeIn:
-    state = _per_call.get(call)
-    if state is None:
-        state = _per_call[call] = _BargeIn()
-    return state
+_state = PerCall(_BargeIn)
 
 
 def gather_opts(call: VerbContext, barge: dict[str, Any], recognizer: Any) -> dict[str, Any]:

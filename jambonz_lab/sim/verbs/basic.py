@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ...exceptions import VerbError
 from ...protocol.verbs import normalize_verbs
 from ..caller import Speech
+from ..context import spawn
 from ..engine import FS_VERBS, AckTimeout, Hangup
 from . import runner, task_status
 from .synth import synthesize
@@ -39,6 +40,7 @@ __all__ = [
     "hang_up_on_error",
     "hook_url",
     "hook_verbs",
+    "perform_hook",
     "loops",
     "speak",
     "speech_result",
@@ -51,8 +53,6 @@ __all__ = [
 WORDS_PER_SECOND = 2.6  # a TTS voice's speaking rate
 PLAY_SECONDS = 3.0  # an audio file's length (no media is fetched)
 FOREVER = 1000  # loop "forever": until killed or hung up
-
-_background: set[asyncio.Task[None]] = set()  # unawaited hooks in flight (kept from the GC)
 
 
 class InvalidAck(Exception):
@@ -275,20 +275,29 @@ async def hang_up_on_error(call: VerbContext, verb: dict[str, Any], result: dict
 def unawaited_action(call: VerbContext, verb: dict[str, Any], result: dict[str, Any]) -> None:
     """An actionHook jambonz sends without waiting: the ack's verbs replace the stack when they come."""
     hook = hook_url(verb.get("actionHook"))
-    if not hook:
-        return
+    if hook:
+        perform_hook(call, hook, with_id(verb, {**call.call_info(), **result}))
+
+
+def perform_hook(
+    call: VerbContext, hook: str | None, data: dict[str, Any], *, note: tuple[str, str] | None = None
+) -> asyncio.Task[None]:
+    """``performHook`` (``task.js`` ~271–286): ``data`` sent to ``hook`` and not awaited; verbs in
+    the ack replace the application (after ``note``, when given). No hook: nothing is sent."""
 
     async def send() -> None:
+        if not hook:
+            return
         try:
-            verbs = await call.hook(hook, with_id(verb, {**call.call_info(), **result}))
+            verbs = await call.hook(hook, data)
         except AckTimeout:
             return
         if verbs:
+            if note is not None:
+                call.note(*note)
             call.replace_stack(verbs)
 
-    task = asyncio.get_running_loop().create_task(send())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    return spawn(send())
 
 
 def speech_result(said: Speech, text: str, *, final: bool = True) -> dict[str, Any]:
