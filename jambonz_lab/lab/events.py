@@ -524,7 +524,7 @@ def _parse(text: Any) -> Any:
     return json.loads(text) if isinstance(text, str) else text
 
 
-def _as_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    out = dict(zip(COLUMNS, row, strict=True))
+def _as_dict(row: Row) -> dict[str, Any]:
+    out = row._asdict()
     out["payload"] = _parse(out["payload"])
     return out

@@ -153,7 +153,7 @@ class Session(VerbMethods):
         opening = call.opening
         self._server = server
         #: the loop-thread side the app server drives (see :class:`SessionDriver`)
-        self.driver = SessionDriver(self, server, conn, call)
+        self.driver = SessionDriver(self, conn, call)
         self.service = service
         self.data: dict[str, Any] = opening.data
         self.call_sid: str = call.call_sid or opening.msgid
@@ -573,11 +573,11 @@ class SessionDriver:
     on a reconnect), and the entry points below. Loop thread only.
     """
 
-    def __init__(self, session: Session, server: AppServer, conn: Connection, call: CallProtocol) -> None:
+    def __init__(self, session: Session, conn: Connection, call: CallProtocol) -> None:
         self.session = session
         self.call = call
         self.conn = conn
-        self._server = server
+        self._server = session.server
         self._settle_timer: asyncio.TimerHandle | None = None
 
     def write(self, outs: list[Outgoing]) -> None:

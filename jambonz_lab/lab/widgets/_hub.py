@@ -21,7 +21,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from ... import loop
-from ...records import RECORD_FIELDS, Row
+from ...records import Row
 from ._model import CallModel, is_error
 from ._sources_model import SourcesModel
 
@@ -241,8 +241,8 @@ class Hub:
     def _adopt(self, call_sid: str) -> CallModel:
         """A model for an older call (out of the panel's window): built from its logged rows."""
         model = CallModel(call_sid)
-        for row in self.lab.log.rows(call_sid):
-            model.apply(Row._make(row[c] for c in RECORD_FIELDS))
+        for row in self.lab.log.select(call_sid):  # raw rows: the model parses each payload once
+            model.apply(row)
         self.models[call_sid] = model
         self.models.move_to_end(call_sid, last=False)  # keep the panel's newest-first window
         return model

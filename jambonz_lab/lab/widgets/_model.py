@@ -8,8 +8,8 @@ here, so the model can be tested and reused on its own.
 Example::
 
     model = CallModel("call-1")
-    for row in lab.log.rows("call-1"):
-        model.apply(Row._make(row[c] for c in RECORD_FIELDS))
+    for row in lab.log.select("call-1"):
+        model.apply(row)
     model.state()["statuses"]        # ['trying', 'in-progress', 'completed']
 
 Threads: one writer, the loop thread; :meth:`CallModel.state` returns copies.
