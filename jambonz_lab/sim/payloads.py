@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from .engine import SimCall
 
 __all__ = [
+    "RECOGNIZER",
     "REST_RING_TIMEOUT",
+    "SYNTHESIZER",
     "call_info",
     "outbound_facts",
     "outbound_session_new",
@@ -24,6 +26,10 @@ __all__ = [
 ]
 
 REST_RING_TIMEOUT = 60.0  # createCall ``timeout`` default: jambonz CANCELs an unanswered REST call
+#: the simulated application's speech defaults (``defaults`` in ``session:new``; what a verb
+#: without its own synthesizer or recognizer uses)
+SYNTHESIZER = {"vendor": "google", "language": "en-US", "voice": "en-US-Standard-C"}
+RECOGNIZER = {"vendor": "google", "language": "en-US"}
 
 
 def call_info(call: SimCall) -> dict[str, Any]:
@@ -162,8 +168,8 @@ def session_new_payload(call: SimCall) -> dict[str, Any]:
         "public_ip": "203.0.113.30",
         "service_provider_sid": sid(),
         "defaults": {
-            "synthesizer": {"vendor": "google", "language": "en-US", "voice": "en-US-Standard-C"},
-            "recognizer": {"vendor": "google", "language": "en-US"},
+            "synthesizer": dict(SYNTHESIZER),
+            "recognizer": dict(RECOGNIZER),
         },
     }
     env = call.attrs.pop("env_vars", None)
@@ -212,10 +218,9 @@ def outbound_facts(call: SimCall) -> dict[str, Any]:
 def outbound_session_new(call: SimCall) -> dict[str, Any]:
     """REST-outbound ``session:new`` data: toJSON() + ``defaults`` + ``env_vars?`` (doc §2.2)."""
     data = call_info(call)
-    synthesizer = {"vendor": "google", "language": "en-US", "voice": "en-US-Standard-C", "label": None}
     data["defaults"] = {
-        "synthesizer": synthesizer,
-        "recognizer": {"vendor": "google", "language": "en-US", "label": None},
+        "synthesizer": {**SYNTHESIZER, "label": None},
+        "recognizer": {**RECOGNIZER, "label": None},
     }
     if call.env_vars:
         data["env_vars"] = dict(call.env_vars)

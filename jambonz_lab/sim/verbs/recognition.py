@@ -23,6 +23,8 @@ import re
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from ..payloads import RECOGNIZER
+
 if TYPE_CHECKING:
     from ..context import VerbContext
 
@@ -54,7 +56,7 @@ def effective_recognizer(call: VerbContext, verb: dict[str, Any]) -> dict[str, A
     own = verb.get("recognizer")
     own = own if isinstance(own, dict) else {}
     merged = {**session, **{k: v for k, v in own.items() if v is not None}}
-    for key, default in (("vendor", "google"), ("language", "en-US")):
+    for key, default in RECOGNIZER.items():
         if merged.get(key) in (None, "", "default"):
             fallback = session.get(key)
             merged[key] = fallback if fallback not in (None, "", "default") else default

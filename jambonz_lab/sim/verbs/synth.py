@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from ..payloads import SYNTHESIZER
 from . import task_status
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["is_url", "synthesize"]
 
-#: the synthesizer a session starts with (the application's defaults, as in ``session:new``)
-DEFAULT = {"vendor": "google", "language": "en-US", "voice": "en-US-Standard-C"}
 #: WHATWG URL schemes whose URLs need a host: ``new URL("http:")`` throws
 SPECIAL = {"http", "https", "ws", "wss", "ftp", "file"}
 _SCHEME = re.compile(r"[\x00-\x20]*([A-Za-z][A-Za-z0-9+.\-]*):(.*)", re.DOTALL)
@@ -63,7 +62,7 @@ def _synthesizer(call: VerbContext, verb: dict[str, Any]) -> dict[str, str]:
     configured = call.config.get("synthesizer")
     session: dict[str, Any] = configured if isinstance(configured, dict) else {}
     chosen: dict[str, str] = {}
-    for key, fallback in DEFAULT.items():
+    for key, fallback in SYNTHESIZER.items():
         for source in (own, session):
             value = source.get(key)
             if value and value != "default":
