@@ -7,6 +7,8 @@ The app is a real lab server; the commands go over its socket.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from simtrace import notes
 
 import jambonz_lab as jl
@@ -22,23 +24,33 @@ def kinds(result: sim.CallResult) -> list[str]:
     return [e.type for e in result.messages("sent")]
 
 
+def call_answered(lab: jl.Lab, answered: Callable[[jl.Session], None]) -> sim.CallResult:
+    """One simulated call to an app that answers, pauses 1 s and calls ``answered(session)`` once
+    jambonz reports the call in progress (where the tests send their ``record`` commands)."""
+
+    @lab.service("/app").on("session:new")
+    def new(session: jl.Session) -> None:
+        def status(msg: jl.Message) -> None:
+            if msg.data["call_status"] == "in-progress":
+                answered(session)
+
+        session.on("call:status", status)
+        session.answer().pause(length=1).send()
+
+    return sim.call(lab.url + "/app", Caller(hangup_after=20), options=FAST)
+
+
 class TestSiprec:
     def test_start_pause_resume_stop_each_send_an_info(self, lab: jl.Lab) -> None:
         """~868–965: one SIP INFO per action, X-Reason naming it; the 200 moves the state."""
 
-        @lab.service("/app").on("session:new")
-        def new(session: jl.Session) -> None:
-            def status(msg: jl.Message) -> None:
-                if msg.data["call_status"] == "in-progress":
-                    session.inject_record("startCallRecording", siprec_server_url=SRS, recording_id="r1")
-                    session.inject_record("pauseCallRecording")
-                    session.inject_record("resumeCallRecording")
-                    session.inject_record("stopCallRecording")
+        def answered(session: jl.Session) -> None:
+            session.inject_record("startCallRecording", siprec_server_url=SRS, recording_id="r1")
+            session.inject_record("pauseCallRecording")
+            session.inject_record("resumeCallRecording")
+            session.inject_record("stopCallRecording")
 
-            session.on("call:status", status)
-            session.answer().pause(length=1).say(text="after").send()
-
-        result = sim.call(lab.url + "/app", Caller(hangup_after=20), options=FAST)
+        result = call_answered(lab, answered)
         assert notes(result, "record") == [
             f"SIP INFO to the SBC (X-Reason: startCallRecording, X-Srs-Url: {SRS}, "
             "X-Srs-Recording-ID: r1); 200 OK, recording on",
@@ -51,19 +63,13 @@ class TestSiprec:
     def test_actions_out_of_state_are_ignored(self, lab: jl.Lab) -> None:
         """~830–849: stop while off, resume while on, a second start: logged only."""
 
-        @lab.service("/app").on("session:new")
-        def new(session: jl.Session) -> None:
-            def status(msg: jl.Message) -> None:
-                if msg.data["call_status"] == "in-progress":
-                    session.inject_record("stopCallRecording")
-                    session.inject_record("startCallRecording", siprec_server_url=SRS)
-                    session.inject_record("resumeCallRecording")
-                    session.inject_record("startCallRecording", siprec_server_url=SRS)
+        def answered(session: jl.Session) -> None:
+            session.inject_record("stopCallRecording")
+            session.inject_record("startCallRecording", siprec_server_url=SRS)
+            session.inject_record("resumeCallRecording")
+            session.inject_record("startCallRecording", siprec_server_url=SRS)
 
-            session.on("call:status", status)
-            session.answer().pause(length=1).send()
-
-        result = sim.call(lab.url + "/app", Caller(hangup_after=20), options=FAST)
+        result = call_answered(lab, answered)
         assert notes(result, "ignored") == [
             "record: stopCallRecording while recording is off; ignored (logged only)",
             "record: resumeCallRecording while recording is on; ignored (logged only)",
@@ -98,18 +104,12 @@ class TestCloud:
     def test_cloud_start_and_stop(self, lab: jl.Lab) -> None:
         """~775–816: a background listen, no hook; pause needs it running."""
 
-        @lab.service("/app").on("session:new")
-        def new(session: jl.Session) -> None:
-            def status(msg: jl.Message) -> None:
-                if msg.data["call_status"] == "in-progress":
-                    session.inject_record("pauseCallRecording", type="cloud")
-                    session.inject_record("startCallRecording", type="cloud")
-                    session.inject_record("stopCallRecording", type="cloud")
+        def answered(session: jl.Session) -> None:
+            session.inject_record("pauseCallRecording", type="cloud")
+            session.inject_record("startCallRecording", type="cloud")
+            session.inject_record("stopCallRecording", type="cloud")
 
-            session.on("call:status", status)
-            session.answer().pause(length=1).send()
-
-        result = sim.call(lab.url + "/app", Caller(hangup_after=20), options=FAST)
+        result = call_answered(lab, answered)
         assert notes(result, "ignored") == [
             "record: pauseCallRecording with no cloud recording running; ignored"
         ]
@@ -123,17 +123,11 @@ class TestBadInput:
     def test_a_raw_invalid_action_is_logged_only(self, lab: jl.Lab) -> None:
         """~862 throws after the checks; the command does not await it (~2325)."""
 
-        @lab.service("/app").on("session:new")
-        def new(session: jl.Session) -> None:
-            def status(msg: jl.Message) -> None:
-                if msg.data["call_status"] == "in-progress":
-                    session.inject("record", {"action": "explode"})
-                    session.inject("record", "startCallRecording")
+        def answered(session: jl.Session) -> None:
+            session.inject("record", {"action": "explode"})
+            session.inject("record", "startCallRecording")
 
-            session.on("call:status", status)
-            session.answer().pause(length=1).send()
-
-        result = sim.call(lab.url + "/app", Caller(hangup_after=20), options=FAST)
+        result = call_answered(lab, answered)
         assert notes(result, "ignored") == [
             "record: invalid action 'explode'; jambonz throws, unawaited (logged only)",
             "record: 'startCallRecording' is not an object; jambonz throws (logged only)",
