@@ -40,7 +40,7 @@ from .exceptions import (
 )
 from .lab import EventLog, Lab, LabState, default_lab, read_log, service, start, stop_all
 from .lab.widgets import card, composer, panel, sources  # light: widget libraries load on first call
-from .net import Closed, ServerOptions, Service, Session
+from .net import ServerOptions, Service, Session, SocketClose
 from .protocol import CallState, Message, MessageType
 from .waiting import Waiter
 
@@ -51,7 +51,7 @@ logging.getLogger("jambonz_lab").addHandler(logging.NullHandler())
 __all__ = [
     "AlreadyReplied",
     "CallState",
-    "Closed",
+    "SocketClose",
     "CommandError",
     "EventLog",
     "FrameTooLarge",

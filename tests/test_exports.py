@@ -14,7 +14,7 @@ import jambonz_lab
 from jambonz_lab import sim
 
 TOP = {
-    "AlreadyReplied", "CallState", "Closed", "CommandError", "EventLog", "FrameTooLarge", "InvalidFrame",
+    "AlreadyReplied", "CallState", "SocketClose", "CommandError", "EventLog", "FrameTooLarge", "InvalidFrame",
     "JambonzLabError", "KazooError", "Lab", "LabState", "Message", "MessageType", "NoPendingHook",
     "PlatformError",
     "ProtocolError", "ServerError", "ServerOptions", "Service", "Session", "SessionClosed",

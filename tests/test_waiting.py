@@ -6,10 +6,10 @@ import asyncio
 import threading
 
 import pytest
-from fakejambonz import FakeJambonz
 
 import jambonz_lab as jl
 from jambonz_lab import loop
+from tests.fakejambonz import FakeJambonz
 
 
 def test_wait_for_session_then_a_hook_blocking_style(lab: jl.Lab) -> None:
@@ -61,7 +61,7 @@ def test_wait_for_close_and_waiters_failing_when_the_call_ends(lab: jl.Lab) -> N
         session = lab.session("c")
         closed = session.wait_for("close", timeout=5)
         hook = session.wait_for("/late", timeout=5)
-    assert closed.result() == jl.Closed(1000, True)
+    assert closed.result() == jl.SocketClose(1000, True)
     with pytest.raises(jl.SessionClosed, match="ended while waiting for /late"):
         hook.result()
     with pytest.raises(jl.SessionClosed):

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .server import AppServer, Connection, ServerOptions
-from .session import Closed, Service, Session
+from .session import Service, Session, SocketClose
 
-__all__ = ["AppServer", "Closed", "Connection", "ServerOptions", "Service", "Session"]
+__all__ = ["AppServer", "SocketClose", "Connection", "ServerOptions", "Service", "Session"]

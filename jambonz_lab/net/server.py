@@ -51,7 +51,7 @@ from ..waiting import Waiter
 from . import eager
 from .handlers import HandlerRun, Workers, current_run, handler_name
 from .limits import AcceptFloodFilter, HandshakeGuard, basic_auth_ok, connection_cap, raise_descriptor_limit
-from .session import Closed, Handler, Service, Session, is_coroutine_handler
+from .session import Handler, Service, Session, SocketClose, is_coroutine_handler
 
 __all__ = ["RECORD_FIELDS", "AppServer", "Connection", "History", "ServerOptions"]
 
@@ -556,7 +556,7 @@ class AppServer:
         if abandoned:
             note += f"; {len(abandoned)} ack(s) abandoned"
         self.record_lab(session.call_sid, "close", note)
-        closed = Closed(code, final)
+        closed = SocketClose(code, final)
         session.driver.resolve(("close",), closed)
         if session.closed:
             session.driver.fail_waiters()

@@ -39,7 +39,7 @@ from .handlers import HandlerRun, current_run
 if TYPE_CHECKING:
     from .server import AppServer, Connection, History
 
-__all__ = ["Closed", "Handler", "Service", "Session"]
+__all__ = ["SocketClose", "Handler", "Service", "Session"]
 
 log = logging.getLogger("jambonz_lab.session")
 
@@ -49,8 +49,11 @@ SERVICE_EVENTS = ("session:new", "session:redirect", "session:reconnect")
 
 
 @dataclass(frozen=True, slots=True)
-class Closed:
-    """Handed to ``close`` handlers: the socket of the call closed.
+class SocketClose:
+    """What ``close`` handlers get: the call's socket closed, and whether the call is over.
+
+    An event, not an exception (that is :exc:`~jambonz_lab.SessionClosed`, raised when
+    you write to a call whose socket is gone for good).
 
     Attributes:
         code: the WebSocket close code (``None`` if the TCP link just died).
@@ -519,7 +522,7 @@ class Session(VerbMethods):
         Types: ``call:status``, ``verb:status``, ``jambonz:error``,
         ``llm:event``, ``llm:tool-call``, ``tts:streaming-event``,
         ``tts:tokens-result``, ``dial:confirm``, ``session:redirect``,
-        ``verb:hook`` (every verb hook), and ``close`` (gets a :class:`Closed`).
+        ``verb:hook`` (every verb hook), and ``close`` (gets a :class:`SocketClose`).
         Plain functions run on a worker thread, coroutines on the loop. A hook
         whose handlers return without :meth:`reply` is acked empty.
         Usable as a decorator.
@@ -531,7 +534,7 @@ class Session(VerbMethods):
 
         Returns a :class:`~jambonz_lab.waiting.Waiter`: ``await`` it in an async
         cell, or call ``.result()``. It yields the :class:`~jambonz_lab.Message`
-        (a :class:`Closed` for ``"close"``). A hook nobody handles is acked
+        (a :class:`SocketClose` for ``"close"``). A hook nobody handles is acked
         automatically before the waiter sees it; push verbs with :meth:`send`.
 
         Raises (from the waiter):

@@ -7,10 +7,10 @@ import threading
 import time
 
 import pytest
-from fakejambonz import FakeJambonz, call_data, http, lab_rows, wait_until
 from websockets.exceptions import InvalidStatus
 
 import jambonz_lab as jl
+from tests.fakejambonz import FakeJambonz, call_data, http, lab_rows, wait_until
 
 
 class TestRouting:
@@ -370,7 +370,7 @@ class TestRobustness:
         assert [m.type.value for m in got[0].messages] == ["call:status", "session:new"]
 
     def test_jambonz_closing_1000_ends_the_session(self, lab: jl.Lab) -> None:
-        closes: list[jl.Closed] = []
+        closes: list[jl.SocketClose] = []
 
         @lab.service("/").on("session:new")
         def new(session: jl.Session) -> None:
@@ -381,6 +381,6 @@ class TestRobustness:
             fj.session_new()
             fj.recv()
         wait_until(lambda: closes)
-        assert closes == [jl.Closed(1000, True)]
+        assert closes == [jl.SocketClose(1000, True)]
         with pytest.raises(jl.SessionClosed):
             lab.session("end").say(text="gone").send()

@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 from aiohttp import WSMsgType, web
-from fakejambonz import wait_until
-from simtrace import notes, sent
 
 import jambonz_lab as jl
 from jambonz_lab import loop, sim
 from jambonz_lab.sim import Caller, CallResult, Digits, SimOptions, Speech
+from tests.fakejambonz import wait_until
+from tests.simtrace import notes, sent
 
 SUBPROTOCOL = "ws.jambonz.org"
 FAST = SimOptions(ack_timeout=0.5, idle_wait=0.2)
@@ -365,7 +365,7 @@ def seq(result: CallResult) -> list[tuple[str, str]]:
 class TestSequence:
     def test_canonical_inbound_sequence(self, lab: jl.Lab) -> None:
         """session:new → ack → trying → [verb:status] → in-progress → … → idle → completed → close 1000."""
-        closes: list[jl.Closed] = []
+        closes: list[jl.SocketClose] = []
 
         @lab.service("/app").on("session:new")
         def new(session: jl.Session) -> None:

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from fakejambonz import wait_until
-from simtrace import notes, sent
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 from websockets.typing import Subprotocol
@@ -26,6 +24,8 @@ from websockets.typing import Subprotocol
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.sim import Caller, CallResult, DialOutcome, SimOptions
+from tests.fakejambonz import wait_until
+from tests.simtrace import notes, sent
 
 FAST = SimOptions(ack_timeout=0.5, idle_wait=0.3)
 CALLEE = "+15550001"
@@ -106,7 +106,7 @@ class TestAnswered:
     def test_statuses_then_session_new_end_to_end(self, lab: jl.Lab) -> None:
         """trying → ringing → in-progress (no top-level call_sid) → session:new → verbs → completed."""
         sessions: list[jl.Session] = []
-        closes: list[jl.Closed] = []
+        closes: list[jl.SocketClose] = []
 
         @lab.service("/out").on("session:new")
         def new(session: jl.Session) -> None:
