@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import BrowserPage, Notebook
+    from tests.browser.conftest import BrowserPage, Notebook
 
     MakeNotebook = Callable[[list[str]], Notebook]
 

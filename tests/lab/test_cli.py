@@ -10,10 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fakejambonz import FakeJambonz
-
 from jambonz_lab.platforms import BasixSimulator, CallScenario, KazooSimulator, WazoSimulator
 from jambonz_lab.platforms.kazoo_sim import DEFAULT_ACCOUNT_ID, DEFAULT_AUTH_TOKEN
+from tests.fakejambonz import FakeJambonz
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakejambonz import FakeJambonz
 from websockets.exceptions import InvalidStatus
 
 from jambonz_lab.lab.cli import _loopback
+from tests.fakejambonz import FakeJambonz
 
 ROOT = Path(__file__).resolve().parents[2]
 

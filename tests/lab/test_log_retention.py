@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fakejambonz import FakeJambonz, wait_until
-from test_cli import ROOT, free_port, stop
 
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.lab.events import BUILD_SWITCH_INTERVAL, EventLog, brisk
+from tests.fakejambonz import FakeJambonz, wait_until
+from tests.lab.test_cli import ROOT, free_port, stop
 
 
 def _app(lab: jl.Lab) -> None:

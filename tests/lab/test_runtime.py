@@ -6,10 +6,10 @@ import socket
 import time
 
 import pytest
-from fakejambonz import FakeJambonz, http
 from websockets.exceptions import ConnectionClosed
 
 import jambonz_lab as jl
+from tests.fakejambonz import FakeJambonz, http
 
 
 def test_start_returns_once_listening_on_loopback() -> None:

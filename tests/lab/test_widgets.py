@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 import traitlets
-from fakejambonz import FakeJambonz, wait_until
 
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.lab.widgets import SessionCard
 from jambonz_lab.lab.widgets._hub import PANEL_SIZE
 from jambonz_lab.lab.widgets._model import MAX_EVENTS
+from tests.fakejambonz import FakeJambonz, wait_until
 
 LOOP = "jambonz-lab-loop"
 

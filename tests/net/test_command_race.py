@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from fakejambonz import wait_until
-from readfake import Message, ReadFake
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 import jambonz_lab as jl
+from tests.fakejambonz import wait_until
+from tests.readfake import Message, ReadFake
 
 REDIRECT = {"type": "command", "command": "redirect", "queueCommand": False, "data": [{"verb": "hangup"}]}
 

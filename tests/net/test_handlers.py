@@ -9,10 +9,10 @@ import traceback
 from typing import Any
 
 import pytest
-from fakejambonz import FakeJambonz, lab_rows, wait_until
 
 import jambonz_lab as jl
 from jambonz_lab.net.handlers import Workers
+from tests.fakejambonz import FakeJambonz, lab_rows, wait_until
 
 
 def answered(lab: jl.Lab, fj: FakeJambonz) -> jl.Session:

@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fakejambonz import FakeJambonz, call_data, lab_rows, wait_until
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
 from websockets.protocol import State
@@ -35,6 +34,7 @@ from jambonz_lab.net.limits import (
     raise_descriptor_limit,
 )
 from jambonz_lab.sim import SimOptions
+from tests.fakejambonz import FakeJambonz, call_data, lab_rows, wait_until
 
 
 def start(**options: object) -> jl.Lab:

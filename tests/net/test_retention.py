@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fakejambonz import FakeJambonz, lab_rows, wait_until
 
 import jambonz_lab as jl
+from tests.fakejambonz import FakeJambonz, lab_rows, wait_until
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import sys
 import uuid
 from typing import Any
 
-from fakejambonz import FakeJambonz, lab_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.protocol import State
@@ -17,6 +16,7 @@ from websockets.protocol import State
 import jambonz_lab as jl
 from jambonz_lab.exceptions import InvalidFrame
 from jambonz_lab.protocol.messages import parse
+from tests.fakejambonz import FakeJambonz, lab_rows
 
 HOOK_5000_DIGITS = '{"type":"verb:hook","msgid":"x","data":{"n":' + "1" * 5000 + "}}"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from fakejambonz import FakeJambonz, call_data, lab_rows, wait_until
 from websockets.exceptions import ConnectionClosed
 
 import jambonz_lab as jl
+from tests.fakejambonz import FakeJambonz, call_data, lab_rows, wait_until
 
 
 def answered(lab: jl.Lab, fj: FakeJambonz) -> jl.Session:

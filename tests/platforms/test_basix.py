@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fakejambonz import wait_until
 
 from jambonz_lab.exceptions import PlatformError
 from jambonz_lab.loop import in_loop_thread
@@ -20,6 +19,7 @@ from jambonz_lab.platforms.basix_sim import BasixSimulator
 from jambonz_lab.protocol import basix as b
 from jambonz_lab.protocol.etf import Atom, Charlist, encode
 from jambonz_lab.records import RECORD_FIELDS
+from tests.fakejambonz import wait_until
 
 TYPE, CALL, DIR, PAYLOAD, NOTE, PATH, SOURCE = (
     RECORD_FIELDS.index(k) for k in ("type", "call_sid", "direction", "payload", "note", "path", "source")

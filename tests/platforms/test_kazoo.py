@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakejambonz import wait_until
 
 from jambonz_lab import loop
 from jambonz_lab.exceptions import KazooError, PlatformError
@@ -22,6 +21,7 @@ from jambonz_lab.platforms.kazoo_sim import KazooSimulator
 from jambonz_lab.platforms.scenario import CallScenario
 from jambonz_lab.protocol import kazoo as k
 from jambonz_lab.records import RECORD_FIELDS
+from tests.fakejambonz import wait_until
 
 Row = tuple[Any, ...]
 F = {name: i for i, name in enumerate(RECORD_FIELDS)}

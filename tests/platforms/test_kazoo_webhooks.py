@@ -14,7 +14,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from fakejambonz import wait_until
 from yarl import URL
 
 from jambonz_lab import loop
@@ -22,6 +21,7 @@ from jambonz_lab.net.server import AppServer
 from jambonz_lab.platforms.kazoo_webhooks import WebhookReceiver, WebhookSender
 from jambonz_lab.protocol.kazoo_webhooks import WebhookConfig, channel_payload, to_querystring
 from jambonz_lab.records import RECORD_FIELDS
+from tests.fakejambonz import wait_until
 
 ACCOUNT = "4b31dd1d32ce6d249897c06332375d65"
 EVENT: dict[str, Any] = {

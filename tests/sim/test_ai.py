@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from simtrace import notes, sent
 
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.sim.verbs.ai import CHARS_PER_SECOND, event_filter
+from tests.simtrace import notes, sent
 
 
 def stream_events(result: sim.CallResult) -> list[str]:

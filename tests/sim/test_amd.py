@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from simtrace import answered_at, sent, sent_hooks
 
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.sim.verbs.amd import timeline
+from tests.simtrace import answered_at, sent, sent_hooks
 
 BOB = "+15550001"
 FAST = sim.SimOptions(ack_timeout=1.0, idle_wait=0.1)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from simtrace import notes, sent_hooks
-from test_verbs_fidelity import FAST, raw_app
 
 from jambonz_lab import sim
 from jambonz_lab.sim import Caller, Digits, Speech
+from tests.sim.test_verbs_fidelity import FAST, raw_app
+from tests.simtrace import notes, sent_hooks
 
 LONG = "This is a long announcement that keeps going for quite a while before it ends at last"
 

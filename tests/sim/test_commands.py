@@ -15,13 +15,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from simtrace import notes, sent, sent_hooks
 from websockets.asyncio.server import ServerConnection
-from wsapp import serving
 
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.sim import Caller, CallResult, DialOutcome, SimOptions, Speech
+from tests.simtrace import notes, sent, sent_hooks
+from tests.wsapp import serving
 
 BOB = "+15550001"
 IDLE = SimOptions(ack_timeout=0.5, idle_wait=0.5)  # commands sent while idle arrive in time

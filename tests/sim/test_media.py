@@ -6,12 +6,12 @@ import uuid
 from typing import Any
 
 import pytest
-from simtrace import answered_at, notes, sent_hooks
 
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.sim.verbs.basic import speech_seconds
 from jambonz_lab.sim.verbs.media import BEEP
+from tests.simtrace import answered_at, notes, sent_hooks
 
 FAST = sim.SimOptions(idle_wait=0.1)  # a silent app is given 0.1 s real time before time jumps
 

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakejambonz import wait_until
 
 from jambonz_lab import sim
 from jambonz_lab.sim import Caller, CallResult, DialOutcome, SimOptions, Speech
+from tests.fakejambonz import wait_until
 
 pytestmark = pytest.mark.skipif(
     shutil.which("node") is None or shutil.which("npm") is None,

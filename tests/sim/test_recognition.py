@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from simtrace import notes, sent, sent_hooks
-from test_verbs_fidelity import FAST, gather_results, hook_time, raw_app
 
 from jambonz_lab import sim
 from jambonz_lab.sim import Caller, Digits, Speech
+from tests.sim.test_verbs_fidelity import FAST, gather_results, hook_time, raw_app
+from tests.simtrace import notes, sent, sent_hooks
 
 
 def run(verbs: list[dict[str, Any]], *inputs: sim.Input, hangup_after: float = 120) -> sim.CallResult:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from simtrace import notes
-
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.sim import Caller, SimOptions
 from jambonz_lab.sim.recording import Recording
+from tests.simtrace import notes
 
 FAST = SimOptions(ack_timeout=0.5, idle_wait=0.2)
 SRS = "sip:srs@recorder.example.com"

@@ -14,13 +14,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from simtrace import notes, sent, sent_hooks
 from websockets.asyncio.server import ServerConnection
-from wsapp import serving
 
 from jambonz_lab import sim
 from jambonz_lab.sim import Caller, Digits, Silence, Speech
 from jambonz_lab.sim.verbs.basic import PLAY_SECONDS, speech_seconds
+from tests.simtrace import notes, sent, sent_hooks
+from tests.wsapp import serving
 
 FAST = sim.SimOptions(idle_wait=0.1, ack_timeout=0.3)
 NO_ACK = object()  # a handler result: leave the message unacked
