@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import FunctionType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from .. import loop
 from ..exceptions import AlreadyReplied, FrameTooLarge, JambonzLabError, SessionClosed, VerbError
@@ -44,6 +44,8 @@ __all__ = ["SocketClose", "Handler", "Service", "Session"]
 log = logging.getLogger("jambonz_lab.session")
 
 Handler = Callable[[Any], Any]
+#: the handler a decorator gets back unchanged (its own type, for the checker)
+H = TypeVar("H", bound=Handler)
 
 SERVICE_EVENTS = ("session:new", "session:redirect", "session:reconnect")
 
@@ -116,6 +118,10 @@ class Service:
         self.env_vars: dict[str, Any] = dict(env_vars or {})
         self._handlers = _Handlers(SERVICE_EVENTS)
 
+    @overload
+    def on(self, event: str, handler: None = None) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Register ``handler(session)`` for ``event``; a decorator without ``handler``."""
         return self._handlers.on("Service", event, handler)
@@ -516,6 +522,10 @@ class Session(VerbMethods):
 
     # -- events ---------------------------------------------------------------------
 
+    @overload
+    def on(self, event: str, handler: None = None) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Register ``handler(message)`` for a hook (``"/echo"``) or an event type.
 
