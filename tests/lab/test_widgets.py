@@ -353,3 +353,22 @@ def test_card_class_is_an_anywidget_with_its_module_and_css() -> None:
     assert "jl-card" in esm and "data-call-sid" in esm and "textContent" in esm
     assert "innerHTML" not in esm  # caller-controlled strings are never parsed as markup
     assert ".jl-status" in str(SessionCard._css)
+
+
+@pytest.mark.parametrize("name", ["card", "panel", "sources"])
+def test_widget_modules_are_files_anywidget_can_hot_reload(name: str) -> None:
+    """Each widget's _esm and _css is its own file (anywidget watches it with ANYWIDGET_HMR=1), and
+    the helpers they share travel as the `_common` trait, which the module imports in initialize."""
+    from anywidget._file_contents import FileContents
+
+    from jambonz_lab.lab.widgets import _assets, _panel, _sources
+
+    cls = {"card": SessionCard, "panel": _panel.PanelHeader, "sources": _sources.SourcesPanel}[name]
+    for attr, suffix in (("_esm", ".js"), ("_css", ".css")):
+        contents = getattr(cls, attr)
+        assert isinstance(contents, FileContents)
+        assert str(contents) == _assets.asset(name + suffix).read_text(encoding="utf-8")
+    esm = str(cls._esm)
+    assert "export default { initialize, render }" in esm and 'model.get("_common")' in esm
+    common = cls.class_traits()["_common"].default_value
+    assert "export function make(" in common and "export function redrawOn(" in common

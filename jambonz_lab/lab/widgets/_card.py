@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import html
 import logging
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets
 
 from ... import loop
+from ._assets import asset, common_js
 
 if TYPE_CHECKING:
     from ...net import Session
@@ -39,15 +39,6 @@ log = logging.getLogger("jambonz_lab.widgets")
 
 #: what the card's buttons send (``{"action": ...}`` custom messages)
 ACTIONS = ("hangup", "mute", "unmute", "send")
-
-
-def _asset(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-
-
-def _module(name: str) -> str:
-    """A widget's ES module: ``common.js`` (``make``, ``redrawOn``) followed by the widget's own file."""
-    return _asset("common.js") + "\n" + _asset(name)
 
 
 def with_static_html(bundle: Any, text_html: str) -> Any:
@@ -87,8 +78,9 @@ class SessionCard(anywidget.AnyWidget):
         error: the last button action's failure (empty after a success).
     """
 
-    _esm = _module("card.js")
-    _css = _asset("card.css")
+    _esm = asset("card.js")
+    _css = asset("card.css")
+    _common = common_js()
 
     call_sid = traitlets.Unicode("").tag(sync=True)
     from_ = traitlets.Unicode("").tag(sync=True)

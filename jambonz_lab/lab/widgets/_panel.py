@@ -25,7 +25,8 @@ import ipywidgets  # type: ignore[import-untyped]
 import traitlets
 
 from ... import loop
-from ._card import SessionCard, _asset, _module, with_static_html
+from ._assets import asset, common_js
+from ._card import SessionCard, with_static_html
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -49,8 +50,9 @@ class PanelHeader(anywidget.AnyWidget):
             ``{call_sid, from, to, caller_name, direction, status, live, hooks, errors}``.
     """
 
-    _esm = _module("panel.js")
-    _css = _asset("panel.css")
+    _esm = asset("panel.js")
+    _css = asset("panel.css")
+    _common = common_js()
 
     url = traitlets.Unicode("").tag(sync=True)
     running = traitlets.Bool(False).tag(sync=True)

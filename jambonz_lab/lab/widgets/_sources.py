@@ -22,7 +22,8 @@ import anywidget
 import traitlets
 
 from ... import loop
-from ._card import _asset, _module, with_static_html
+from ._assets import asset, common_js
+from ._card import with_static_html
 
 __all__ = ["SourcesPanel"]
 
@@ -38,8 +39,9 @@ class SourcesPanel(anywidget.AnyWidget):
         live: how many platform calls are live.
     """
 
-    _esm = _module("sources.js")
-    _css = _asset("sources.css")
+    _esm = asset("sources.js")
+    _css = asset("sources.css")
+    _common = common_js()
 
     connections = traitlets.List(traitlets.Dict()).tag(sync=True)
     calls = traitlets.List(traitlets.Dict()).tag(sync=True)

@@ -5,6 +5,17 @@
 // latest events `.jl-events > li`. Every value from the call (names, numbers, transcripts) is
 // set with textContent or setAttribute: caller-controlled strings are data, never markup.
 
+// make, redrawOn: common.js, imported once per model before any view renders (see _assets.py)
+let make, redrawOn;
+async function initialize({ model }) {
+  const url = URL.createObjectURL(new Blob([model.get("_common")], { type: "text/javascript" }));
+  try {
+    ({ make, redrawOn } = await import(url));
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
 const TRAITS = [
   "call_sid", "from_", "to", "caller_name", "direction", "status", "statuses", "verbs",
   "events", "hooks", "errors", "live", "state", "queued", "muted", "error",
@@ -86,4 +97,4 @@ function render({ model, el }) {
   return redrawOn(model, TRAITS, update);
 }
 
-export default { render };
+export default { initialize, render };

@@ -1,8 +1,9 @@
-// Shared by the widgets' ES modules (prepended to card.js, panel.js and sources.js by _card._module:
-// anywidget modules have no build step to import from each other).
+// Shared by the widgets' ES modules (card.js, panel.js, sources.js). An anywidget module cannot
+// import a sibling file, so this text travels as each widget's `_common` trait (_assets.py) and the
+// module imports it in `initialize`.
 
 // An element with a class and a text; the text is set with textContent: caller data stays data.
-function make(tag, className, text) {
+export function make(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text !== undefined && text !== null) node.textContent = String(text);
@@ -11,7 +12,7 @@ function make(tag, className, text) {
 
 // Draw now, then once per batch of trait changes (one flush changes several traits in one message);
 // returns the cleanup anywidget calls when the view goes away.
-function redrawOn(model, traits, update) {
+export function redrawOn(model, traits, update) {
   let pending = false;
   function schedule() {
     if (pending) return;

@@ -2,6 +2,17 @@
 // services, the counts and the session list. The panel's root `.jl-panel` is the ipywidgets VBox
 // around this header and the session cards. Values are set with textContent only.
 
+// make, redrawOn: common.js, imported once per model before any view renders (see _assets.py)
+let make, redrawOn;
+async function initialize({ model }) {
+  const url = URL.createObjectURL(new Blob([model.get("_common")], { type: "text/javascript" }));
+  try {
+    ({ make, redrawOn } = await import(url));
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
 const TRAITS = ["url", "services", "calls", "live", "errors", "sessions", "running"];
 
 function render({ model, el }) {
@@ -48,4 +59,4 @@ function render({ model, el }) {
   return redrawOn(model, TRAITS, update);
 }
 
-export default { render };
+export default { initialize, render };

@@ -1,6 +1,17 @@
 // The platform sources widget (anywidget ES module, no build step): one line per Kazoo / Basix /
 // Wazo connection, their calls (live first) and their newest events. Values use textContent only.
 
+// make, redrawOn: common.js, imported once per model before any view renders (see _assets.py)
+let make, redrawOn;
+async function initialize({ model }) {
+  const url = URL.createObjectURL(new Blob([model.get("_common")], { type: "text/javascript" }));
+  try {
+    ({ make, redrawOn } = await import(url));
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
 const TRAITS = ["connections", "calls", "events", "live"];
 
 function row(className, cells, attrs) {
@@ -71,4 +82,4 @@ function render({ model, el }) {
   return redrawOn(model, TRAITS, update);
 }
 
-export default { render };
+export default { initialize, render };
