@@ -17,7 +17,7 @@ import asyncio
 import enum
 import logging
 import time
-from typing import Any
+from typing import Any, Self
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -292,7 +292,7 @@ class EventSource(EventFeed):
 
     # -- cells -----------------------------------------------------------------------------
 
-    def connect(self, timeout: float = 15.0) -> EventSource:
+    def connect(self, timeout: float = 15.0) -> Self:
         """Connect from a cell or a script: blocks until set up, at most ``timeout`` seconds,
         then stops trying. Raises what :meth:`aconnect` raises (a timeout as :exc:`PlatformError`
         naming the URL and what was awaited)."""
