@@ -112,7 +112,12 @@ def test_caller_steps_from_the_cli_shape() -> None:
 
 def test_session_new_payload_is_realistic(lab: jl.Lab) -> None:
     got: list[jl.Session] = []
-    lab.service("/p").on("session:new", lambda s: (got.append(s), s.hangup().send()))
+
+    @lab.service("/p").on("session:new")
+    def new(s: jl.Session) -> None:
+        got.append(s)
+        s.hangup().send()
+
     lab.call(
         "/p",
         sim.Caller(name="Bob", number="+15550001"),

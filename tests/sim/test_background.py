@@ -13,13 +13,14 @@ import pytest
 
 from jambonz_lab import sim
 from jambonz_lab.sim import Caller, Digits, Speech
+from jambonz_lab.sim.caller import Input
 from tests.sim.test_verbs_fidelity import FAST, raw_app
 from tests.simtrace import notes, sent_hooks
 
 LONG = "This is a long announcement that keeps going for quite a while before it ends at last"
 
 
-def run(first: list[dict[str, Any]], inputs: list[sim.Input], on_hook: Any = None) -> sim.CallResult:
+def run(first: list[dict[str, Any]], inputs: list[Input], on_hook: Any = None) -> sim.CallResult:
     with raw_app(first, on_hook) as url:
         return sim.call(url, Caller(inputs=inputs, hangup_after=60), options=FAST)
 
@@ -29,7 +30,7 @@ class TestBargeIn:
         """The first interim transcript ('vad') kills the say and clears the stack (~2139–2166,
         background-task-manager.js ~210); the final one sends the actionHook, whose verbs run next
         (gather.js ~1370, task.js ~254)."""
-        first = [
+        first: list[dict[str, Any]] = [
             {"verb": "config", "bargeIn": {"enable": True, "input": ["speech"], "actionHook": "/barge"}},
             {"verb": "say", "text": LONG},
             {"verb": "say", "text": "never heard"},
@@ -49,7 +50,7 @@ class TestBargeIn:
         schema allows no numDigits/finishOnKey on bargeIn and its timeout is 0 (config.js ~33–45), so
         nothing resolves the gather: no actionHook."""
         barge = {"enable": True, "input": ["digits"], "actionHook": "/barge"}
-        first = [
+        first: list[dict[str, Any]] = [
             {"verb": "config", "bargeIn": barge},
             {"verb": "say", "text": LONG},
             {"verb": "say", "text": "x"},
@@ -75,7 +76,7 @@ class TestBargeIn:
     def test_disabling_config_in_the_stack_stops_the_clearing(self) -> None:
         """kill(true) clears up to a queued config with bargeIn.enable false and drops its enable
         (call-session.js ~2148–2160): the verbs after it still run."""
-        first = [
+        first: list[dict[str, Any]] = [
             {"verb": "config", "bargeIn": {"enable": True, "input": ["speech"]}},
             {"verb": "say", "text": LONG},
             {"verb": "say", "text": "cleared"},
@@ -88,7 +89,7 @@ class TestBargeIn:
     def test_a_gather_while_it_runs_is_skipped_and_lends_its_timeout(self) -> None:
         """A gather verb is skipped, prompt and all; the background gather takes its timeout and resolves
         'timeout' on its own hook (call-session.js ~1360–1368, gather.js ~367–376)."""
-        first = [
+        first: list[dict[str, Any]] = [
             {"verb": "config", "bargeIn": {"enable": True, "input": ["speech"], "actionHook": "/barge"}},
             {"verb": "gather", "input": ["speech"], "timeout": 4, "actionHook": "/g", "say": {"text": "hi"}},
         ]

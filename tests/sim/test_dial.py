@@ -123,9 +123,7 @@ class TestDial:
         while what the callee does still follows the seed."""
         dial_app(lab, "/d", target=[phone(BOB)])
         caller = sim.Caller(dial={BOB: sim.DialOutcome("answer", ring=1, talk=5)}, hangup_after=300)
-        legs = [
-            b_leg(sim.call(lab.url + "/d", caller, options=sim.SimOptions(seed=7))) for _ in range(2)
-        ]
+        legs = [b_leg(sim.call(lab.url + "/d", caller, options=sim.SimOptions(seed=7))) for _ in range(2)]
         for key in ("call_sid", "call_id", "sbc_callid"):
             assert legs[0][key] != legs[1][key], key
 
@@ -303,7 +301,7 @@ class TestConfirm:
 
     def test_unacked_confirm_declines_the_b_leg(self, lab: jl.Lab) -> None:
         """jambonz BYEs the B-leg with no status; the dial reports the leg's last status, in-progress."""
-        verbs = [
+        verbs: list[dict[str, Any]] = [
             {"verb": "dial", "target": [phone(BOB)], "confirmHook": "/confirm", "actionHook": "/dial-done"},
             {"verb": "hangup"},
         ]

@@ -19,6 +19,7 @@ from websockets.sync.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
 from jambonz_lab import sim
+from jambonz_lab.sim.caller import LegEvent
 
 BOB = "+15550001"
 RING, TALK = 1.0, 20.0  # the bridge runs from t=1 to t=21
@@ -87,7 +88,7 @@ def dial(**extra: Any) -> list[dict[str, Any]]:
     ]
 
 
-def run(url: str, *during: sim.LegEvent, hangup_after: float = 300) -> sim.CallResult:
+def run(url: str, *during: LegEvent, hangup_after: float = 300) -> sim.CallResult:
     outcome = sim.DialOutcome("answer", ring=RING, talk=TALK, during=during)
     return sim.call(url, sim.Caller(dial={BOB: outcome}, hangup_after=hangup_after))
 

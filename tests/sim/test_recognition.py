@@ -13,11 +13,12 @@ import pytest
 
 from jambonz_lab import sim
 from jambonz_lab.sim import Caller, Digits, Speech
+from jambonz_lab.sim.caller import Input
 from tests.sim.test_verbs_fidelity import FAST, gather_results, hook_time, raw_app
 from tests.simtrace import notes, sent, sent_hooks
 
 
-def run(verbs: list[dict[str, Any]], *inputs: sim.Input, hangup_after: float = 120) -> sim.CallResult:
+def run(verbs: list[dict[str, Any]], *inputs: Input, hangup_after: float = 120) -> sim.CallResult:
     with raw_app([{"verb": "config", "notifyEvents": True}, *verbs]) as url:
         return sim.call(url, Caller(inputs=list(inputs), hangup_after=hangup_after), options=FAST)
 

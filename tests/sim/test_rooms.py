@@ -8,6 +8,7 @@ import pytest
 
 import jambonz_lab as jl
 from jambonz_lab import sim
+from jambonz_lab.sim.caller import Input
 from jambonz_lab.sim.verbs.basic import speech_seconds
 from tests.simtrace import answered_at, notes, sent_hooks
 
@@ -73,7 +74,10 @@ class TestConference:
             events = ["start", "end", "join", "leave", "start-talking", "stop-talking"]
             session.conference(name="talk1", statusHook="/status", statusEvents=events).send()
 
-        said = [sim.Speech("hello everyone", after=2.0), sim.Speech("can you hear me", after=1.0)]
+        said: list[Input] = [
+            sim.Speech("hello everyone", after=2.0),
+            sim.Speech("can you hear me", after=1.0),
+        ]
         result = sim.call(lab.url + "/talk", sim.Caller(inputs=said, hangup_after=30), options=FAST)
         status = sent_hooks(result, "/status")
         assert [d["event"] for _, d in status] == [
@@ -105,7 +109,7 @@ class TestConference:
         def new(session: jl.Session) -> None:
             session.conference(name="talk2", statusHook="/status", statusEvents=["stop-talking"]).send()
 
-        said = [sim.Speech("hi"), sim.Silence(), sim.Speech("never said")]
+        said: list[Input] = [sim.Speech("hi"), sim.Silence(), sim.Speech("never said")]
         result = sim.call(lab.url + "/talk2", sim.Caller(inputs=said, hangup_after=30), options=FAST)
         assert [d["event"] for _, d in sent_hooks(result, "/status")] == ["stop-talking"]
 
@@ -118,7 +122,7 @@ class TestConference:
             events = ["join", "start-talking", "stop-talking", "leave"]
             session.conference(name="talk3", joinMuted=True, statusHook="/status", statusEvents=events).send()
 
-        said = [sim.Speech("can anyone hear me")]
+        said: list[Input] = [sim.Speech("can anyone hear me")]
         result = sim.call(lab.url + "/talk3", sim.Caller(inputs=said, hangup_after=30), options=FAST)
         assert [d["event"] for _, d in sent_hooks(result, "/status")] == ["join", "leave"]
         assert any("mute-detect" in n for n in notes(result, "conference"))

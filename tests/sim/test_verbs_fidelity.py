@@ -18,6 +18,7 @@ from websockets.asyncio.server import ServerConnection
 
 from jambonz_lab import sim
 from jambonz_lab.sim import Caller, Digits, Silence, Speech
+from jambonz_lab.sim.caller import Input
 from jambonz_lab.sim.verbs.basic import PLAY_SECONDS, speech_seconds
 from tests.simtrace import notes, sent, sent_hooks
 from tests.wsapp import serving
@@ -69,7 +70,7 @@ def gather_results(result: sim.CallResult, hook: str = "/g") -> list[dict[str, A
     return out
 
 
-def run_gather(gather: dict[str, Any], said: sim.Input, *, hangup_after: float = 120) -> sim.CallResult:
+def run_gather(gather: dict[str, Any], said: Input, *, hangup_after: float = 120) -> sim.CallResult:
     verbs = [{"verb": "config", "notifyEvents": True}, {"verb": "gather", "actionHook": "/g", **gather}]
     with raw_app(verbs) as url:
         return sim.call(url, Caller(inputs=[said], hangup_after=hangup_after), options=FAST)
@@ -223,7 +224,7 @@ class TestGatherHookFailures:
     def test_invalid_ack_verbs_send_error_details_and_error_status(self) -> None:
         """performAction throws on invalid verbs (task.js ~254–256); gather catches it: jambonz:error with
         details and a call:status whose reason is the error message (gather.js ~1426–1444)."""
-        verbs = [
+        verbs: list[dict[str, Any]] = [
             {"verb": "gather", "id": "g1", "numDigits": 1, "actionHook": "/g"},
             {"verb": "say", "text": "next"},
         ]
@@ -300,7 +301,10 @@ class TestGatherHookFailures:
 class TestSayPlay:
     def test_text_array_plays_every_entry_in_order(self) -> None:
         """say.js ~74 keeps every entry; ~278–280 plays each segment; stop-playback after each (~307)."""
-        verbs = [{"verb": "config", "notifyEvents": True}, {"verb": "say", "text": ["one", "two", "three"]}]
+        verbs: list[dict[str, Any]] = [
+            {"verb": "config", "notifyEvents": True},
+            {"verb": "say", "text": ["one", "two", "three"]},
+        ]
         with raw_app(verbs) as url:
             result = sim.call(url, Caller(hangup_after=60), options=FAST)
         assert result.heard == [("say", "one"), ("say", "two"), ("say", "three")]
@@ -359,7 +363,7 @@ class TestSynthesis:
 
     def test_fresh_then_cached_with_their_fields(self) -> None:
         """A fresh synthesis has characters and elapsed_time (~333–342); the cached one not (~344–352)."""
-        verbs = [
+        verbs: list[dict[str, Any]] = [
             {"verb": "config", "notifyEvents": True},
             {"verb": "say", "text": "Welcome to Acme", "id": "w1"},
             {"verb": "say", "text": "Welcome to Acme", "id": "w2"},
@@ -388,7 +392,7 @@ class TestSynthesis:
         }
 
     def test_disable_tts_cache_synthesizes_again(self) -> None:
-        verbs = [
+        verbs: list[dict[str, Any]] = [
             {"verb": "config", "notifyEvents": True},
             {"verb": "say", "text": "again"},
             {"verb": "say", "text": "again", "disableTtsCache": True},
@@ -399,7 +403,7 @@ class TestSynthesis:
 
     def test_the_vendor_is_the_verbs_then_the_configs(self) -> None:
         """say.js ~40–47: the verb's synthesizer, else the session's; "default" means none."""
-        verbs = [
+        verbs: list[dict[str, Any]] = [
             {
                 "verb": "config",
                 "notifyEvents": True,
@@ -421,7 +425,7 @@ class TestSynthesis:
 
     def test_text_that_parses_as_a_url_is_played_not_spoken(self) -> None:
         """tts-task.js ~387, ~405: ``new URL(text)`` succeeds for "Note: ..." (scheme ``note:``)."""
-        verbs = [
+        verbs: list[dict[str, Any]] = [
             {"verb": "config", "notifyEvents": True},
             {"verb": "say", "text": ["Note: we are closed", "Press 1: sales"]},
         ]
