@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ..exceptions import VerbError
 from ..protocol.verbs import normalize_verb
-from .context import spawn
+from .context import hook_url, spawn
 
 if TYPE_CHECKING:
     from .context import VerbContext
@@ -228,14 +228,9 @@ def _create_call_problem(data: dict[str, Any]) -> str | None:
             return f"400 Invalid {key}"
     if to.get("type") not in TARGET_TYPES:
         return f"500: no dial target for to.type {to.get('type')!r}"
-    if not _hook_url(data.get("call_hook")):
+    if not hook_url(data.get("call_hook")):
         return "500: no call_hook (an application_sid is not simulated)"
     return None
-
-
-def _hook_url(hook: Any) -> str | None:
-    url = hook.get("url") if isinstance(hook, dict) else hook
-    return url if isinstance(url, str) and url else None
 
 
 def _absolute(url: str, base: str) -> str:
@@ -272,11 +267,11 @@ def _dial(call: VerbContext, data: Any) -> None:
             "dial-failed", f"dial command: createCall answers {problem}; not awaited: the app hears none"
         )
         return
-    url = _absolute(str(_hook_url(data["call_hook"])), call.url)
+    url = _absolute(str(hook_url(data["call_hook"])), call.url)
     if not url.startswith(("ws://", "wss://")):
         call.note("http-hook", f"dial command: {url} is an HTTP webhook app; not simulated")
         return
-    status_hook = _hook_url(data.get("call_status_hook"))
+    status_hook = hook_url(data.get("call_status_hook"))
     if status_hook and _absolute(status_hook, call.url) != url:
         call.note("not-simulated", "dial command: a call_status_hook of its own is HTTP; statuses stay here")
     number = target_key(data["to"])

@@ -23,11 +23,18 @@ if TYPE_CHECKING:
     from .recording import Recording
     from .result import CallResult
 
-__all__ = ["PerCall", "VerbContext", "spawn"]
+__all__ = ["PerCall", "VerbContext", "hook_url", "spawn"]
 
 T = TypeVar("T")
 
 _spawned: set[asyncio.Task[Any]] = set()  # tasks nobody awaits, kept from the garbage collector
+
+
+def hook_url(hook: Any) -> str | None:
+    """The URL of a hook as verbs and commands carry it: a string, or an object with ``url``
+    (``{url, method, username, password}``); None when there is none or it is not a string."""
+    url = hook.get("url") if isinstance(hook, dict) else hook
+    return url if isinstance(url, str) and url else None
 
 
 def spawn(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:

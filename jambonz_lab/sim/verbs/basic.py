@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 from ...exceptions import VerbError
 from ...protocol.verbs import normalize_verbs
 from ..caller import Speech
-from ..context import spawn
+from ..context import hook_url, spawn
 from ..engine import FS_VERBS, AckTimeout, Hangup
+from ..http_link import WebhookFailed
 from . import runner, task_status
 from .synth import synthesize
 
@@ -249,9 +250,9 @@ async def action_hook(
         return
     try:
         verbs = await hook_verbs(call, hook, with_id(verb, {**call.call_info(), **result}))
-    except AckTimeout:
+    except AckTimeout as exc:  # a failed webhook has a message (http-requestor.js ~265), a timeout none
         if on_error is not None:
-            await on_error(None)
+            await on_error(exc.reason if isinstance(exc, WebhookFailed) else None)
         return
     except InvalidAck as exc:
         if on_error is not None:
@@ -308,9 +309,3 @@ def speech_result(said: Speech, text: str, *, final: bool = True) -> dict[str, A
         "alternatives": [{"confidence": said.confidence, "transcript": text}],
         "vendor": {"name": "google", "evt": {"is_final": final, "transcript": text}},
     }
-
-
-def hook_url(hook: Any) -> str | None:
-    if isinstance(hook, dict):
-        return str(hook.get("url")) if hook.get("url") else None
-    return str(hook) if hook else None
