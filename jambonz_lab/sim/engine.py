@@ -39,6 +39,7 @@ from . import payloads
 from .alarms import Alarms
 from .caller import Caller, Input, Silence
 from .clock import Clock
+from .http_link import HTTP_TIMEOUT, HttpLink, WebhookFailed, is_http
 from .payloads import REST_RING_TIMEOUT
 from .recording import Recording
 from .result import CallResult, TraceEntry
@@ -88,6 +89,8 @@ class SimOptions:
         tool_timeout: float = 5.0,
         read_delay: float = 0.0,
         ring_wait: float = 0.2,
+        webhook_secret: str | None = None,
+        http_timeout: float = HTTP_TIMEOUT,
     ) -> None:
         self.ack_timeout = ack_timeout
         self.handshake_timeout = handshake_timeout
@@ -110,6 +113,10 @@ class SimOptions:
         #: (``call:status``, ``redirect``, …) before the callee's outcome; a command that ends
         #: the ringing cuts it short (jambonz handles commands from the INVITE on)
         self.ring_wait = ring_wait
+        #: HTTP apps: the account's webhook secret (``Jambonz-Signature`` on each webhook, see http_link)
+        self.webhook_secret = webhook_secret
+        #: HTTP apps: real seconds a webhook's response headers may take (JAMBONES_HTTP_TIMEOUT)
+        self.http_timeout = http_timeout
 
 
 class SimCall:
@@ -119,6 +126,10 @@ class SimCall:
     says how it answers, ``caller.number`` is the ``to``; ``tag`` is the REST
     createCall ``tag`` (``customerData`` in every payload); the call attribute
     ``ring_timeout`` is createCall's ``timeout`` (default 60 s of ringing).
+
+    An ``http(s)://`` url is a webhook app (:class:`~jambonz_lab.sim.http_link.HttpLink`): the
+    attributes ``method`` (the calling hook's, ``POST`` or ``GET``) and ``status_hook`` (or
+    ``call_status_hook``: the application's call status webhook) apply to it.
     """
 
     def __init__(
@@ -147,6 +158,8 @@ class SimCall:
         #: who the call is (call_sid, SIP Call-ID, trace and leg ids): new for every call, whatever the seed
         self.ids = random.Random(uuid.uuid4().int)
         self.call_sid: str = attrs.pop("call_sid", None) or str(uuid.UUID(int=self.ids.getrandbits(128)))
+        hook_method = str(attrs.pop("method", "POST"))
+        status_hook = attrs.pop("status_hook", None) or attrs.pop("call_status_hook", None)
         self.attrs = attrs
         #: a REST call's createCall ``amd`` (sim.verbs.amd.start_rest at the answer)
         self.rest_amd: dict[str, Any] | None = self._rest_amd(attrs.pop("amd", None), direction)
@@ -178,8 +191,12 @@ class SimCall:
             if tag is not None:
                 self.customer_data = dict(tag)  # jambonz's CallInfo takes the tag at creation
         self._inputs: Iterator[Input] = iter(self.caller.inputs)
-        self.link = Link(self, self.url, self.options, self.retries, self.policies, self.new_msgid)
-        self.old_links: list[Link] = []  # sockets a ws(s) redirect handed over from
+        self.link: Link | HttpLink
+        if is_http(url):  # middleware.js ~331–348: an HttpRequestor, and a notifier for call status
+            self.link = HttpLink(self, url, self.options, method=hook_method, status_hook=status_hook)
+        else:
+            self.link = Link(self, self.url, self.options, self.retries, self.policies, self.new_msgid)
+        self.old_links: list[Link | HttpLink] = []  # sockets a ws(s) redirect handed over from
         self._wake = asyncio.Event()
         self._verb_task: asyncio.Task[None] | None = None
         self.current: dict[str, Any] | None = None  # the verb running now
@@ -317,9 +334,17 @@ class SimCall:
         """An awaited hook: returns the valid ack verbs ([] = carry on). Raises AckTimeout."""
         if not hook:
             return []
-        if hook.startswith(("http://", "https://")):
-            self.note("http-hook", f"{hook} is an HTTP webhook; not sent on the socket")
-            return []
+        if is_http(hook) and isinstance(self.link, Link):
+            # a ws app's http hook is a webhook of its own (ws-requestor.js ~95–105); a redirect hands over
+            web = HttpLink(self, hook, self.options)
+            if kind == "session:redirect":
+                self.old_links.append(self.link)
+                self.link = web
+            else:
+                try:
+                    return self.accept_verbs(await web.request(kind, data, hook), f"answer of {hook}")
+                finally:
+                    await web.close()
         verbs = await self.request(kind, data, hook)
         return self.accept_verbs(verbs, f"ack to {hook}")
 
@@ -416,6 +441,8 @@ class SimCall:
             return self._reject(f"cannot connect: {type(exc).__name__}: {exc}", close=False)
         try:
             data = await self.request("session:new", self.payload)
+        except WebhookFailed as failed:  # X-Reason: err.message (middleware.js ~481–493)
+            return await self._reject_closing(failed.reason)
         except AckTimeout:
             return await self._reject_closing("session:new not acked in time")
         if self.link.graceful:
@@ -467,7 +494,8 @@ class SimCall:
             amd.start_rest(self, self.rest_amd)
         self.payload = payloads.outbound_session_new(self)
         data: Any = None
-        if self.link.core.connections == 0:  # the app could not be reached at all
+        unreachable = isinstance(self.link, Link) and self.link.core.connections == 0
+        if unreachable:  # the app could not be reached at all
             self.note("no-app", "no socket for session:new; the call stays answered with no app")
         else:
             try:
@@ -540,6 +568,11 @@ class SimCall:
 
     async def _loop(self, run_verb: Callable[[SimCall, dict[str, Any]], Any]) -> None:
         while self._ended is None:
+            if not self.stack and isinstance(self.link, HttpLink):
+                # no socket to wait on: all tasks complete ends the session (call-session.js ~1395–1423)
+                self.note("tasks-done", "verb stack empty; an HTTP app sends no commands: jambonz hangs up")
+                self._ended = Hangup("jambonz")
+                return
             if not self.stack:
                 if not await self._idle():
                     return
