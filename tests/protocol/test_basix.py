@@ -265,7 +265,8 @@ class TestNormalize:
 
 class TestParseMessage:
     def test_initial_info_empty_forms(self) -> None:
-        for body in (NIL, []):
+        empty: tuple[Any, ...] = (NIL, [])
+        for body in empty:
             msg = b.parse_message((Atom("initial_info"), Charlist("channel"), body))
             assert msg == b.BasixMessage("initial_info", "channel")
 

@@ -417,7 +417,8 @@ def test_deep_nesting_is_invalid_not_a_crash_ws_requestor_492() -> None:
 
 def test_empty_data_array_is_data_ws_requestor_509() -> None:
     """JavaScript truthiness: ``[]`` and ``{}`` are data."""
-    for data in ([], {}):
+    empty: tuple[list[Any], dict[str, Any]] = ([], {})
+    for data in empty:
         frame = json.dumps({"type": "command", "command": "redirect", "data": data})
         assert isinstance(opened().receive(frame)[0], Command)
 

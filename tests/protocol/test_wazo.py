@@ -337,7 +337,7 @@ def test_expired_closes_4003_once() -> None:
     assert session.expired() == w.Outcome()
 
 
-VIOLATIONS = [
+VIOLATIONS: list[str | bytes] = [
     b'{"op": "start"}',
     "{not json",
     "",
