@@ -88,7 +88,7 @@ class FakeJambonz:
             frame = self.ws.recv(timeout)
         except TimeoutError:
             return
-        raise AssertionError(f"unexpected frame: {frame}")
+        raise AssertionError(f"unexpected frame: {frame!r}")
 
     def close(self, code: int = 1000) -> None:
         self.ws.close(code)
@@ -118,5 +118,5 @@ def http(method: str, url: str) -> tuple[int, str]:
             return exc.code, exc.read().decode()
 
 
-def lab_rows(lab: jl.Lab, kind: str) -> list[dict[str, object]]:
+def lab_rows(lab: jl.Lab, kind: str) -> list[dict[str, Any]]:
     return [r for r in lab.log.rows() if r["type"] == kind and r["direction"] == "lab"]

@@ -216,7 +216,7 @@ class TestImplicitReply:
 class TestErrorsFromHandlers:
     def test_a_second_reply_from_a_worker_raises_already_replied(self, lab: jl.Lab) -> None:
         svc = lab.service("/")
-        seen: list[BaseException] = []
+        seen: list[jl.AlreadyReplied] = []
 
         @svc.on("session:new")
         def new(session: jl.Session) -> None:

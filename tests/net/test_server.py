@@ -204,7 +204,7 @@ class TestHooks:
             assert fj.recv()["msgid"] == msgid
 
     def test_second_reply_raises_already_replied(self, lab: jl.Lab) -> None:
-        errors: list[BaseException] = []
+        errors: list[jl.AlreadyReplied] = []
 
         @lab.service("/").on("session:new")
         def new(session: jl.Session) -> None:

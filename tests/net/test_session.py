@@ -85,7 +85,12 @@ class TestReconnect:
         new: list[jl.Session] = []
         back: list[jl.Session] = []
         svc = lab.service("/")
-        svc.on("session:new", lambda s: (new.append(s), s.say(text="welcome").send()))
+
+        @svc.on("session:new")
+        def greet(s: jl.Session) -> None:
+            new.append(s)
+            s.say(text="welcome").send()
+
         svc.on("session:reconnect", back.append)
         with FakeJambonz(lab.url, "stranger") as fj:
             msgid = fj.send("session:reconnect", call_data("stranger"))
@@ -260,7 +265,12 @@ def test_a_server_without_history_says_so_and_serves_on() -> None:
 
     server = AppServer()
     sessions: list[jl.Session] = []
-    server.service("/").on("session:new", lambda s: (sessions.append(s), s.say(text="hi").send()))
+
+    @server.service("/").on("session:new")
+    def greet(s: jl.Session) -> None:
+        sessions.append(s)
+        s.say(text="hi").send()
+
     port = loop.submit(server.start("127.0.0.1", 0)).result(5)
     try:
         with FakeJambonz(f"ws://127.0.0.1:{port}/", "nohist") as fj:
