@@ -24,8 +24,8 @@ TOP = {
 }  # fmt: skip
 SIM = {
     "CallResult", "Caller", "Clock", "DialOutcome", "Digits", "Divergence", "Greeting", "Hold", "Press",
-    "Refer", "ReplayReport", "Silence", "SimCall", "SimOptions", "Speech", "ToolCall", "TraceEntry",
-    "acall", "areplay", "call", "load", "replay",
+    "Refer", "ReplayReport", "RestServer", "Silence", "SimCall", "SimOptions", "Speech", "ToolCall",
+    "TraceEntry", "acall", "areplay", "call", "load", "replay", "serve_rest",
 }  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from .caller import Caller, DialOutcome, Digits, Greeting, Hold, Press, Refer, S
 from .clock import Clock
 from .engine import SimCall, SimOptions
 from .replay import Divergence, ReplayReport, areplay, replay
+from .rest import RestServer, serve_rest
 from .result import CallResult, TraceEntry
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Press",
     "Refer",
     "ReplayReport",
+    "RestServer",
     "SimCall",
     "SimOptions",
     "Silence",
@@ -45,4 +47,5 @@ __all__ = [
     "call",
     "load",
     "replay",
+    "serve_rest",
 ]
