@@ -8,8 +8,8 @@ import base64
 import json
 import random
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -42,7 +42,10 @@ def sim() -> Iterator[BasixSimulator]:
         s.stop()
 
 
-def run(coro: Any, timeout: float = 15.0) -> Any:
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
     return loop.submit(coro).result(timeout)
 
 
@@ -196,7 +199,7 @@ class TestTickets:
 
 class TestOpening:
     def test_field_spec_then_initial_info_per_category_all_binary(self, sim: BasixSimulator) -> None:
-        async def go() -> tuple[list[bytes], list[b.BasixMessage]]:
+        async def go() -> tuple[list[str | bytes], list[b.BasixMessage]]:
             ws = await open_ws(sim, "app_name=lab&full_events=true")
             raw = [await asyncio.wait_for(ws.recv(), 5) for _ in range(2 * len(DEFAULT_CATEGORIES))]
             await ws.close()

@@ -58,7 +58,7 @@ class TestHandshake:
     def test_subprotocol_gets_400(self, sim: KazooSimulator) -> None:
         async def go() -> int:
             try:
-                await ws_connect(sim, subprotocols=["ws.kazoo"])  # type: ignore[list-item]
+                await ws_connect(sim, subprotocols=["ws.kazoo"])
             except InvalidStatus as exc:
                 return exc.response.status_code
             raise AssertionError("handshake accepted")

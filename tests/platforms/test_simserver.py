@@ -37,6 +37,7 @@ def test_kazoo_rest_hangup_ends_the_play() -> None:
         answered = client.wait_for("CHANNEL_BRIDGE", timeout=5)
         play = sim.play(LONG, time_scale=1)
         uuid = answered.result().call_id
+        assert uuid is not None
         rest = KazooRest(sim.http_url, sim.auth_token)
         try:
             took = ended_early(play, lambda: rest.channel_command(sim.account_id, uuid, "hangup"))
@@ -55,6 +56,7 @@ def test_basix_hangup_command_ends_the_play() -> None:
         )
         play = sim.play(LONG, time_scale=1)
         uuid = bridged.result(timeout=5).call_id
+        assert uuid is not None
         removed = cti.wait_for("channel.removed", count=2, timeout=5)
         took = ended_early(play, lambda: cti.hangup(uuid))
         removed.result()

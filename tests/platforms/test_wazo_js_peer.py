@@ -114,7 +114,7 @@ class Peer:
             raise AssertionError("the @wazo/sdk peer printed nothing in time") from None
 
     def until(self, event: str, timeout: float = 10.0) -> list[dict[str, Any]]:
-        seen = []
+        seen: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         while not seen or seen[-1]["event"] != event:
             seen.append(self.next(max(deadline - time.monotonic(), 0.01)))

@@ -266,7 +266,12 @@ def test_revoke_closes_4003(sim: WazoSimulator) -> None:
     async def go() -> Any:
         ws = await opened(sim, f"token={token}&version=2")
         await ws.recv()
-        loop.call_soon(lambda: sim._tokens[token].__setattr__("revoked", True) or sim._recheck())
+
+        def revoke() -> None:
+            sim._tokens[token].revoked = True
+            sim._recheck()
+
+        loop.call_soon(revoke)
         return await close_of(ws, 3)
 
     assert run(go())[:2] == (4003, "authentication expired")
