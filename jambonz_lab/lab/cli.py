@@ -7,8 +7,11 @@
   the environment every WebSocket upgrade must carry those HTTP Basic
   credentials; binding beyond loopback without them prints a warning.
 * ``jambonz-lab call URL [--speech TEXT]... [--dtmf DIGITS]... [--silence]...
-  [--hangup-after S] [--clock virtual|real] [--format table|json]`` places one
-  simulated inbound call to any jambonz WebSocket app and prints its trace;
+  [--hangup-after S] [--clock virtual|real] [--format table|json]
+  [--status-hook URL] [--method POST|GET]`` places one simulated inbound call
+  to any jambonz WebSocket app (``ws://``) or HTTP webhook app (``http://``:
+  ``--status-hook`` is its call status webhook, ``--method`` its calling
+  hook's) and prints its trace;
   exit status 0 when the call completed normally, 1 with a one-line reason
   otherwise.
 * ``jambonz-lab demo`` serves the bundled demo app and calls it.
@@ -17,6 +20,10 @@
   its own until SIGINT or SIGTERM: one line says what to connect to and with
   which credentials, then one line per scripted call it plays (``--calls N``:
   ``CallScenario(seed=K+n)``, every ``--interval`` s).
+* ``jambonz-lab simulate jambonz [--host H] [--port P] [--account-sid A] [--api-key K]
+  [--calls-from SCRIPT]`` runs jambonz's REST API for calls (``/v1/Accounts/{sid}/Calls``,
+  :class:`jambonz_lab.sim.RestServer`): one line with the base URL, account sid and API key,
+  then one line per call and status (see :mod:`jambonz_lab.lab.cli_jambonz`).
 * ``jambonz-lab watch {kazoo,basix,wazo} URL [platform options] [--format
   json|table] [--log FILE] [--count N] [--timeout S]`` connects a platform
   client and prints one line per event as it arrives (``--log``: the rows as
@@ -40,7 +47,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.verbs import load_models
 from . import cli_platforms as platform_commands
@@ -126,7 +133,15 @@ def _call(args: argparse.Namespace) -> int:
     from ..sim import Caller, call
 
     caller = Caller.from_steps(args.steps or [], hangup_after=args.hangup_after)
-    result = call(args.url, caller, args.clock)
+    hooks: dict[str, Any] = {}
+    if args.status_hook or args.method:
+        if not args.url.startswith(("http://", "https://")):
+            print("jambonz-lab: --status-hook and --method are for http(s):// apps", file=sys.stderr)
+            return 2
+        hooks = {"method": args.method or "POST"}
+        if args.status_hook:
+            hooks["status_hook"] = args.status_hook
+    result = call(args.url, caller, args.clock, **hooks)
     _print_trace(result, args.format)
     return _verdict(result)
 
@@ -178,9 +193,9 @@ def _detail(e: TraceEntry) -> str:
         return e.note
     msg = e.payload if isinstance(e.payload, dict) else {}
     data = msg.get("data")
-    if e.type in ("ack", "redirect") and isinstance(data, list):
+    if e.type in ("ack", "redirect", "http-response") and isinstance(data, list):
         return ", ".join(str(v.get("verb")) for v in data if isinstance(v, dict)) or "(no verbs)"
-    if e.type == "ack":
+    if e.type in ("ack", "http-response") and not data:
         return "(no verbs)"
     parts = []
     if msg.get("hook"):
@@ -217,8 +232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="S",
         help="seconds an ended session is kept",
     )
-    one = sub.add_parser("call", help="place one simulated call to a jambonz WebSocket app")
-    one.add_argument("url", help="the app's ws:// or wss:// URL, e.g. ws://127.0.0.1:3000/echo")
+    one = sub.add_parser("call", help="place one simulated call to a jambonz WebSocket or webhook app")
+    one.add_argument(
+        "url",
+        help="the app's ws(s):// or http(s):// URL, e.g. ws://127.0.0.1:3000/echo (#rc=..&rp=.. honoured)",
+    )
+    one.add_argument("--status-hook", metavar="URL", help="http apps: the call status webhook")
+    one.add_argument("--method", choices=("POST", "GET"), help="http apps: the calling hook's method")
     _caller_args(one)
     demo = sub.add_parser("demo", help="serve the bundled demo app and call it")
     demo.add_argument("--clock", choices=("virtual", "real"), default="virtual")

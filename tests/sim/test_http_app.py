@@ -12,6 +12,8 @@ import asyncio
 import base64
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -378,3 +380,34 @@ def test_a_webhook_secret_signs_each_request(webhook: Callable[..., WebhookApp])
     assert len(app.got) == 4
     for got in app.got:
         verify(got.headers[HEADER], got.body, "s3cret")
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def test_jambonz_lab_call_drives_a_webhook_app(webhook: Callable[..., WebhookApp]) -> None:
+    """``jambonz-lab call http://… --status-hook URL`` in a real subprocess."""
+    app = webhook(gather_app())
+    argv = [sys.executable, "-m", "jambonz_lab.lab.cli", "call", app.base + "/call", "--speech", "bob"]
+    argv += ["--status-hook", app.base + "/status", "--format", "json"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [g.path for g in app.got if g.path != "/status"] == ["/call", "/action"]
+    assert [g.json["call_status"] for g in app.to("/status")] == ["trying", "in-progress", "completed"]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert (rows[0]["type"], rows[0]["payload"]["hook"]) == ("session:new", app.base + "/call")
+
+
+def test_jambonz_lab_call_refuses_status_hook_for_a_socket_app() -> None:
+    argv = [
+        sys.executable,
+        "-m",
+        "jambonz_lab.lab.cli",
+        "call",
+        "ws://127.0.0.1:9/x",
+        "--status-hook",
+        "http://h/s",
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "jambonz-lab: --status-hook and --method are for http(s):// apps"
