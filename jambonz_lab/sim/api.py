@@ -63,7 +63,8 @@ def call(
     """Place one simulated call to the app at ``url`` and wait for its end.
 
     Args:
-        url: the app's ws:// URL (``#rc=..&rp=..`` honoured).
+        url: the app's ws(s):// URL, or the http(s):// calling hook of a webhook app
+            (``#rc=..&rp=..`` honoured; see :mod:`jambonz_lab.sim.http_link`).
         caller: what the caller does (default: silent, hangs up at the time limit).
             On an outbound call it is the party being called: ``caller.answer``
             (a :class:`DialOutcome`) says how it answers, ``caller.number`` is the ``to``.
@@ -81,7 +82,9 @@ def call(
         tag: outbound only: the createCall ``tag``, sent as ``customerData``.
         **call_attrs: override payload fields (``call_sid``, ``to``, ``from_``,
             ``env_vars``, ``sip_headers`` (inbound), ``ring_timeout`` (outbound:
-            createCall's ``timeout``, default 60 s of ringing), …).
+            createCall's ``timeout``, default 60 s of ringing), …); for an http(s) app
+            ``status_hook`` (or ``call_status_hook``: the URL that gets each call status; none
+            by default, so none are sent) and ``method`` (the calling hook's, ``POST`` or ``GET``).
     """
     sim = _sim(url, caller, clock, options, call_attrs, direction, tag)
     return loop.submit(sim.run()).result(timeout)

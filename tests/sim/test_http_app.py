@@ -21,11 +21,13 @@ from typing import Any, TypeAlias
 import pytest
 from aiohttp import web
 from jambonz_sdk.webhook import WebhookResponse
+from websockets.asyncio.server import ServerConnection
 
 from jambonz_lab import loop, sim
 from jambonz_lab.protocol.signature import HEADER, verify
 from jambonz_lab.sim import Caller, Digits, SimOptions, Speech
 from tests.simtrace import notes
+from tests.wsapp import serving
 
 FAST = SimOptions(http_timeout=0.5)
 
@@ -380,6 +382,25 @@ def test_a_webhook_secret_signs_each_request(webhook: Callable[..., WebhookApp])
     assert len(app.got) == 4
     for got in app.got:
         verify(got.headers[HEADER], got.body, "s3cret")
+
+
+def test_a_socket_apps_http_action_hook_is_a_webhook_of_its_own(webhook: Callable[..., WebhookApp]) -> None:
+    """An absolute http(s) hook from a WebSocket app goes out on a new HttpRequestor, by POST, and its
+    answer's verbs run (ws-requestor.js ~95–105)."""
+    app = webhook(gather_app())
+
+    async def conn(ws: ServerConnection) -> None:
+        async for frame in ws:
+            msg = json.loads(frame)
+            if msg["type"] == "session:new":
+                verbs = WebhookResponse().gather(input=["speech"], actionHook=app.base + "/action").to_list()
+                await ws.send(json.dumps({"type": "ack", "msgid": msg["msgid"], "data": verbs}))
+
+    with serving(conn, "/ws") as url:
+        result = sim.call(url, Caller(inputs=[Speech("bob")], hangup_after=5), options=FAST)
+    assert result.said == ["hello bob"]
+    [action] = app.got
+    assert action.method == "POST" and action.json["speech"]["alternatives"][0]["transcript"] == "bob"
 
 
 # -- the command line ----------------------------------------------------------------------
