@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 from .. import loop
 from ..exceptions import JambonzLabError
 from ..records import RECORD_FIELDS, Record
+from . import cli_jambonz
 from .events import EventLog
 from .platform_views import PLATFORMS, flat_of, is_control
 
@@ -39,8 +40,10 @@ COMMANDS = ("simulate", "watch")
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``simulate`` and ``watch`` to the ``jambonz-lab`` parser."""
-    simulate = sub.add_parser("simulate", help="run a Kazoo, Basix or Wazo simulator until Ctrl-C / SIGTERM")
-    simulate.add_argument("platform", choices=PLATFORMS)
+    simulate = sub.add_parser(
+        "simulate", help="run a Kazoo, Basix, Wazo or jambonz (REST API) simulator until Ctrl-C / SIGTERM"
+    )
+    simulate.add_argument("platform", choices=(*PLATFORMS, "jambonz"))
     simulate.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     simulate.add_argument("--port", type=int, default=0, help="port (default 0: any free one)")
     simulate.add_argument(
@@ -57,6 +60,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="real seconds per call second: 1 real time (default), 0.1 ten times faster, 0 at once",
     )
     simulate.add_argument("--seed", type=int, default=1, metavar="K", help="call n uses seed K+n (default 1)")
+    cli_jambonz.add_options(simulate)
     watch = sub.add_parser("watch", help="print the events of a Kazoo, Basix or Wazo feed as they arrive")
     platforms = watch.add_subparsers(dest="platform", required=True, metavar="{kazoo,basix,wazo}")
     _watch_platform_args(platforms)
@@ -70,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from ..platforms import BasixSimulator, KazooSimulator, WazoSimulator
 
+    if args.platform == "jambonz":
+        return cli_jambonz.simulate(args)
     for name in ("calls", "interval", "time_scale"):
         if getattr(args, name) < 0:
             print(f"jambonz-lab: --{name.replace('_', '-')} must be 0 or more", file=sys.stderr)

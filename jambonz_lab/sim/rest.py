@@ -216,6 +216,11 @@ class RestServer:
         """Wait for a call's end; its :class:`CallResult`. Any thread but the loop's."""
         return loop.submit(self.aresult(call_sid)).result(timeout)
 
+    def states(self) -> dict[str, tuple[str, str, str]]:
+        """Each known call's (status, to, app URL), in creation order (loop thread: ``loop.run_sync``)."""
+        loop.require_loop_thread()
+        return {sid: (e.call.status, str(e.call.facts["to"]), e.call.url) for sid, e in self._calls.items()}
+
     # -- auth (app.js ~187–198: passport-http-bearer on /v1) ---------------------------------------
 
     @web.middleware
