@@ -38,7 +38,8 @@ def test_await_style_from_another_event_loop(lab: jl.Lab) -> None:
             session = await waiter
             status = session.wait_for("call:status", timeout=5)
             await asyncio.to_thread(fj.send, "call:status", {"call_sid": "aw", "call_status": "in-progress"})
-            return await status
+            msg: jl.Message = await status
+            return msg
 
     assert asyncio.run(cell()).call_status == "in-progress"
 

@@ -19,6 +19,8 @@ import pytest
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.lab.events import BUILD_SWITCH_INTERVAL, EventLog, brisk
+from jambonz_lab.lab.views import Chunk
+from jambonz_lab.records import Row
 from tests.fakejambonz import FakeJambonz, wait_until
 from tests.lab.test_cli import ROOT, free_port, stop
 
@@ -58,7 +60,7 @@ def test_a_spilling_log_gives_the_views_of_the_whole_log(tmp_path: Path) -> None
         _same(lab.hooks, whole.hooks)
         _same(lab.statuses, whole.statuses)
         _same(lab.events, whole.events)
-        assert lab.events["payload"].dropna().map(type).eq(str).all()
+        assert lab.events["payload"].dropna().map(lambda v: type(v) is str).all()
         first = lab.session(sids[0]) if sids[0] in {s.call_sid for s in lab.sessions} else None
         spilled_rows = lab.log.rows(sids[0])
         assert spilled_rows == whole.rows(sids[0])
@@ -87,7 +89,7 @@ def test_views_built_in_pieces_equal_one_build() -> None:
     assert pieces.spilled_rows > 0
 
 
-def _recorded_rows(calls: int) -> list[tuple[object, ...]]:
+def _recorded_rows(calls: int) -> list[Row]:
     lab = jl.start(grace=0.3)
     try:
         _app(lab)
@@ -264,7 +266,7 @@ def test_builds_lower_the_switch_interval_and_put_it_back() -> None:
     log.record(_status_row(0))
     original = log._views.add
 
-    def spy(frame: pd.DataFrame) -> object:
+    def spy(frame: pd.DataFrame) -> Chunk:
         seen.append(sys.getswitchinterval())
         return original(frame)
 

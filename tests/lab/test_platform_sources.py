@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import jambonz_lab as jl
+from jambonz_lab.lab.timeline import TimelineFigure
 from jambonz_lab.platforms import CallScenario
 from jambonz_lab.platforms.kazoo_sim import DEFAULT_AUTH_TOKEN, KazooSimulator
 from jambonz_lab.platforms.kazoo_webhooks import WebhookSender
@@ -130,6 +131,7 @@ def test_platform_timeline_has_a_lane_per_leg(lab: jl.Lab, kazoo: KazooSimulator
         assert len(lanes) == 2 and all(lane.startswith("kazoo · ") for lane in lanes)
         labels = [t.get_text() for t in ax.texts if t.get_gid() == "label"]
         assert labels.count("CHANNEL_DESTROY NORMAL_CLEARING") == 2
+        assert isinstance(fig, TimelineFigure)
         assert len(fig._repr_png_()) > 1000
         with pytest.raises(ValueError, match="no call events"):
             lab.platform_timeline(sources=("wazo",))

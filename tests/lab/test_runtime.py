@@ -115,7 +115,12 @@ def test_lab_for_finds_the_lab_of_a_session(lab: jl.Lab) -> None:
     from jambonz_lab.lab import lab_for
 
     sessions: list[jl.Session] = []
-    lab.service("/").on("session:new", lambda s: (sessions.append(s), s.hangup().send()))
+
+    @lab.service("/").on("session:new")
+    def new(s: jl.Session) -> None:
+        sessions.append(s)
+        s.hangup().send()
+
     lab.call("/")
     assert lab_for(sessions[0].server) is lab
     assert lab_for(object()) is None  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -62,7 +63,7 @@ def test_one_call_draws_an_arrow_per_frame_and_a_label_per_row(lab: jl.Lab) -> N
     assert result.call_sid in header.get_text() and "+14155550100" in header.get_text()
 
     # arrows start on the sender's lane: in from jambonz (above), out from the app (below)
-    starts = [float(arrow.get_path().vertices[0][1]) for arrow in ax.patches]
+    starts = [float(np.asarray(arrow.get_path().vertices)[0, 1]) for arrow in ax.patches]
     directions = frames["direction"].tolist()
     top = max(starts)
     assert [y == top for y in starts] == [d == "in" for d in directions]
@@ -92,6 +93,7 @@ def test_saves_a_png_and_shows_itself_as_png(lab: jl.Lab, tmp_path: Path) -> Non
     path = tmp_path / "timeline.png"
     fig.savefig(path)
     assert path.read_bytes().startswith(PNG)
+    assert isinstance(fig, timeline.TimelineFigure)
     assert fig._repr_png_().startswith(PNG)
 
 

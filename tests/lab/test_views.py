@@ -117,7 +117,8 @@ def _hook_inputs(acked: list[str | None]) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_hooks_joined_by_hashed_keys_equal_the_merge_on_the_text_keys() -> None:
     """One ack per message (m1 unacked, a hook without msgid acked as such) takes the int64 path,
     a repeated ack falls back to the merge; both give what the merge on (call_sid, msgid) gives."""
-    for acked in (["m3", None, "m2"], ["m2", "m3", "m2"]):
+    cases: list[list[str | None]] = [["m3", None, "m2"], ["m2", "m3", "m2"]]
+    for acked in cases:
         ins, acks = _hook_inputs(acked)
         merged = ins.merge(acks, on=["call_sid", "msgid"], how="left", suffixes=("", "_ack"))
         got = hooks_table(ins, acks)

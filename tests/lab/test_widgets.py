@@ -325,10 +325,12 @@ def test_ipython_shows_a_session_as_its_card_and_a_lab_as_its_panel(lab: jl.Lab)
         echo(lab)
         result = lab.call("/", sim.Caller.saying("x"), clock="virtual")
         session = lab.session(result.call_sid)
-        data, _meta = shell.display_formatter.format(session)
+        formatter = shell.display_formatter
+        assert formatter is not None
+        data, _meta = formatter.format(session)
         view = "application/vnd.jupyter.widget-view+json"
         assert data[view]["model_id"] == jl.card(session).model_id
-        data, _meta = shell.display_formatter.format(lab)
+        data, _meta = formatter.format(lab)
         assert data[view]["model_id"] == jl.panel(lab).model_id
         assert data["text/plain"] == repr(lab)
     finally:
