@@ -111,8 +111,8 @@ def ack_latency(with_panel: bool, hooks: int = 2000, calls: int = 20) -> tuple[f
     """
     import jambonz_lab as jl
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from fakejambonz import FakeJambonz  # the tests' loopback jambonz stand-in
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.fakejambonz import FakeJambonz  # the tests' loopback jambonz stand-in
 
     lab = jl.start()
     svc = lab.service("/")
