@@ -22,7 +22,8 @@ from jambonz_sdk.client import JambonzClient
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from jambonz_lab import sim
+import jambonz_lab as jl
+from jambonz_lab import loop, sim
 from jambonz_lab.sim import Caller, DialOutcome, RestServer, SimOptions
 from tests.fakejambonz import wait_until
 from tests.simtrace import notes
@@ -174,7 +175,8 @@ def test_redirect_a_live_call_then_hang_it_up() -> None:
                 assert await client.calls.redirect(sid, "/moved") == "Accepted"
                 await until(lambda: app.of("session:redirect"))
                 assert app.of("session:redirect")[0]["hook"] == "/moved"
-                await until(lambda: ("say", "redirected") in (server.sim_call(sid) or _none).result.heard)
+                call = await _live(server, sid, app)
+                await until(lambda: ("say", "redirected") in call.result.heard)
                 assert await client.calls.update(sid, {"call_status": "completed"}) == "Accepted"
                 result = await asyncio.to_thread(server.result, sid, 10.0)
                 assert result.final_status == "completed"
@@ -189,14 +191,6 @@ def test_redirect_a_live_call_then_hang_it_up() -> None:
                 assert gone.value.status == 422
 
         run(go())
-
-
-class _NoCall:
-    class result:  # noqa: N801 - a stand-in with the shape of a SimCall for the wait above
-        heard: list[tuple[str, str]] = []
-
-
-_none = _NoCall()
 
 
 def test_whisper_and_mute_during_a_dial() -> None:
@@ -351,7 +345,8 @@ def test_create_refusals(change: dict[str, Any], status: int, body: Any) -> None
             assert text == body
         else:
             assert "msg" in json.loads(text)
-        assert server.sim_call("x") is None
+        listed = _raw(server, "GET", f"{server.account_sid}/Calls", headers=good)
+        assert listed[:2] == (200, "[]")  # nothing was placed
 
 
 @pytest.mark.parametrize(
@@ -436,3 +431,40 @@ def test_sip_request_answers_200_with_the_response_and_fails_before_the_answer()
                 await asyncio.to_thread(server.result, sid, 10.0)
 
         run(answered())
+
+
+def test_a_lab_app_called_by_a_rest_server_started_on_the_loop(lab: jl.Lab) -> None:
+    """In-process: the server started by a coroutine on the lab's loop (``astart``), the call to a
+    lab service; the session opens outbound with the tag; PUT tag replaces the customerData
+    (_lccTag, call-session.js ~1701), which the next hook carries."""
+
+    @lab.service("/out").on("session:new")
+    def new(session: jl.Session) -> None:
+        session.pause(length=600).send()
+
+    server = RestServer(callee=Caller(answer=DialOutcome(ring=0)))
+    loop.submit(server.astart()).result(10)
+    try:
+
+        async def go() -> str:
+            async with client_of(server) as client:
+                sid: str = await client.calls.create(create_body(server, lab.url + "/out", tag=TAG))
+                session = await asyncio.to_thread(lab.wait_for_session("/out").result, 10)
+                assert (session.call_sid, session.direction) == (sid, "outbound")
+                assert session.data["customerData"] == {"order": 7, "note": "padded"}
+                await client.calls.update(sid, {"tag": {"order": 8}})
+                call = server.sim_call(sid)
+                assert call is not None and call.customer_data == {"order": 8}
+                await client.calls.update(sid, {"call_status": "completed"})
+                return sid
+
+        sid = run(go())
+        result = server.result(sid, 10.0)
+        [final] = [
+            m
+            for m in result.messages("sent", "call:status")
+            if m.payload["data"]["call_status"] == "completed"
+        ]
+        assert final.payload["data"]["customerData"] == {"order": 8}
+    finally:
+        loop.submit(server.astop()).result(15)
