@@ -52,6 +52,7 @@ from .caller import Caller
 from .clock import Clock, ClockName
 from .commands import apply_command
 from .engine import SimCall, SimOptions
+from .http_link import is_http
 from .payloads import RECOGNIZER, SYNTHESIZER
 from .result import CallResult
 from .verbs.dial import target_key
@@ -312,9 +313,18 @@ class RestServer:
         if isinstance(body.get("amd"), dict):
             attrs["amd"] = body["amd"]
         tag = body.get("tag")
+        url = str(body["call_hook"]["url"])
+        status = body.get("call_status_hook")
+        status_url = str(status["url"]) if isinstance(status, dict) else None
+        webhook = is_http(url)
+        if webhook:  # an HttpRequestor, and one more for the status hook (create-call.js ~247–265)
+            method = str(body["call_hook"].get("method") or "POST").upper()
+            attrs["method"] = method if method in ("GET", "POST") else "POST"
+            if status_url:
+                attrs["call_status_hook"] = status_url
         options = SimOptions(**vars(self.options))
         call = SimCall(
-            body["call_hook"]["url"],
+            url,
             callee,
             Clock(self.clock),
             options,
@@ -322,12 +332,12 @@ class RestServer:
             tag=_trimmed(tag) if isinstance(tag, dict) else None,
             **attrs,
         )
-        status_hook = body.get("call_status_hook")
-        if isinstance(status_hook, dict) and status_hook.get("url") != body["call_hook"]["url"]:
-            call.note(
-                "not-simulated", "createCall: a call_status_hook of its own is HTTP; statuses stay here"
-            )
         call.note("rest", "createCall", payload=body)
+        if status_url and not webhook and status_url != url:
+            call.note(
+                "not-simulated",
+                "createCall: a socket app's own call_status_hook; statuses stay on the socket",
+            )
         return call
 
     def _callee(self, to: dict[str, Any], number: str) -> Caller:

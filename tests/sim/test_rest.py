@@ -26,6 +26,8 @@ import jambonz_lab as jl
 from jambonz_lab import loop, sim
 from jambonz_lab.sim import Caller, DialOutcome, RestServer, SimOptions
 from tests.fakejambonz import wait_until
+from tests.sim.test_http_app import WebhookApp, say
+from tests.sim.test_http_app import run as run_on_loop
 from tests.simtrace import notes
 from tests.wsapp import serving
 
@@ -468,3 +470,36 @@ def test_a_lab_app_called_by_a_rest_server_started_on_the_loop(lab: jl.Lab) -> N
         assert final.payload["data"]["customerData"] == {"order": 8}
     finally:
         loop.submit(server.astop()).result(15)
+
+
+def test_an_http_webhook_app_gets_the_call_by_its_method_and_statuses_on_its_status_hook() -> None:
+    """A call_hook with an http(s) URL gets an HttpRequestor with the hook's method, and a
+    call_status_hook its own notifier (create-call.js ~247–265): session:new by GET here, the
+    statuses POSTed to /status; PUT call_status completed ends it as for a socket app."""
+    app = WebhookApp({"/call": lambda got: [*say("hello").to_list(), {"verb": "pause", "length": 600}]})
+    run_on_loop(app.start())
+    try:
+        with rest() as server:
+
+            async def go() -> str:
+                async with client_of(server) as client:
+                    hooks = {"call_hook": {"url": app.base + "/call", "method": "GET"}}
+                    body = {**create_body(server, ""), **hooks, "call_status_hook": app.base + "/status"}
+                    sid: str = await client.calls.create(body)
+                    await until(lambda: app.to("/call"))
+                    call = server.sim_call(sid)
+                    assert call is not None
+                    await until(lambda: ("say", "hello") in call.result.heard)
+                    await client.calls.update(sid, {"call_status": "completed"})
+                    return sid
+
+            sid = run(go())
+            result = server.result(sid, 10.0)
+            assert result.final_status == "completed"
+            [first] = app.to("/call")
+            assert (first.method, first.body) == ("GET", ""), first.query
+            statuses = [g.json["call_status"] for g in app.to("/status")]
+            assert statuses[0] == "trying" and statuses[-1] == "completed"
+            assert all(g.method == "POST" for g in app.to("/status"))
+    finally:
+        run_on_loop(app.stop())
