@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import json
 import logging
 import time
@@ -250,7 +251,7 @@ class RestServer:
                 token = str(extra)
         if not token:
             return _unauthorized(_CHALLENGE)
-        if token != self.api_key:
+        if not hmac.compare_digest(token.encode(), self.api_key.encode()):
             return _unauthorized(f'{_CHALLENGE}, error="invalid_token"')
         return await handler(request)
 
@@ -284,7 +285,11 @@ class RestServer:
             refusal = rules.check_create(body)
         if refusal is not None:
             return _reply(refusal)
-        call = self._place(body)
+        try:
+            call = self._place(body)
+        except Exception as exc:  # the callee function is user code: say what failed, place nothing
+            log.exception("createCall: cannot place the call")
+            return _reply(rules.Refusal(500, {"msg": f"cannot place the call: {type(exc).__name__}: {exc}"}))
         task = asyncio.get_running_loop().create_task(call.run())
         entry = _Entry(call, task)
         task.add_done_callback(lambda _: setattr(entry, "ended_at", time.time()))

@@ -503,3 +503,35 @@ def test_an_http_webhook_app_gets_the_call_by_its_method_and_statuses_on_its_sta
             assert all(g.method == "POST" for g in app.to("/status"))
     finally:
         run_on_loop(app.stop())
+
+
+def test_a_callee_function_decides_per_target_and_its_failure_places_nothing() -> None:
+    """``callee`` as a function of createCall's ``to``: a busy callee ends the call busy (486,
+    create-call.js ~389) and the record says so; a callee function that raises is a 500 {msg}."""
+    seen: list[dict[str, Any]] = []
+
+    def callee(to: dict[str, Any]) -> Caller:
+        seen.append(to)
+        if to.get("number") == "+15550666":
+            raise RuntimeError("no such party")
+        return Caller(answer=DialOutcome("busy", ring=0))
+
+    app = App(PAUSE)
+    with serving(app, "/outbound") as url, rest(callee=callee) as server:
+
+        async def go() -> None:
+            async with client_of(server) as client:
+                sid = await client.calls.create(create_body(server, url))
+                result = await asyncio.to_thread(server.result, sid, 10.0)
+                assert (result.final_status, result.sip_status) == ("busy", 486)
+                record = await client.calls.get(sid)
+                assert (record["call_status"], record["sip_status"]) == ("busy", 486)
+                assert not app.of("session:new")
+                body = create_body(server, url, to={"type": "phone", "number": "+15550666"})
+                with pytest.raises(aiohttp.ClientResponseError) as failed:
+                    await client.calls.create(body)
+                assert failed.value.status == 500
+                assert [c["call_sid"] for c in await client.calls.list()] == [sid]
+
+        run(go())
+    assert [t["number"] for t in seen] == [CALLEE, "+15550666"]
