@@ -450,8 +450,11 @@ def test_a_lab_app_called_by_a_rest_server_started_on_the_loop(lab: jl.Lab) -> N
 
         async def go() -> str:
             async with client_of(server) as client:
+                opened = lab.wait_for_session(
+                    "/out"
+                )  # armed first: the session may open before create returns
                 sid: str = await client.calls.create(create_body(server, lab.url + "/out", tag=TAG))
-                session = await asyncio.to_thread(lab.wait_for_session("/out").result, 10)
+                session = await asyncio.to_thread(opened.result, 10)
                 assert (session.call_sid, session.direction) == (sid, "outbound")
                 assert session.data["customerData"] == {"order": 7, "note": "padded"}
                 await client.calls.update(sid, {"tag": {"order": 8}})
