@@ -16,6 +16,8 @@
       recorded and logged, never raised into user code.
     * :exc:`SignatureError` — an HTTP webhook's ``Jambonz-Signature`` is
       missing, malformed, stale or wrong (``reason``).
+    * :exc:`NoSocket` — a command, or a send with no hook waiting, on a call
+      served over HTTP webhooks: only a hook's answer reaches jambonz there.
 
   * :exc:`SessionClosed` — the call's socket is gone for good.
   * :exc:`ServerError` — the app server could not start (port in use, …).
@@ -49,6 +51,7 @@ __all__ = [
     "WazoClosed",
     "JambonzLabError",
     "NoPendingHook",
+    "NoSocket",
     "ProtocolError",
     "ServerError",
     "SessionClosed",
@@ -128,6 +131,14 @@ class InvalidFrame(ProtocolError):
     def __init__(self, message: str, *, raw: str | bytes | None = None, call_sid: str | None = None):
         super().__init__(message, call_sid=call_sid)
         self.raw = raw
+
+
+class NoSocket(ProtocolError):
+    """The call is served over HTTP webhooks: jambonz reads verbs only from a hook's answer.
+
+    Commands (``inject_*``, a ``send()`` after the hook was answered) need a
+    WebSocket app, or jambonz's REST API for the live call (``lab.rest``).
+    """
 
 
 class SignatureError(ProtocolError):

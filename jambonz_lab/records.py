@@ -43,6 +43,9 @@ class Row(NamedTuple):
     path: str | None
     #: ``"jambonz"``, ``"kazoo"``, ``"basix"`` or ``"wazo"``
     source: str
+    #: how a jambonz frame travelled: ``"ws"`` (a WebSocket app) or ``"http"`` (a webhook
+    #: request and its response); ``None`` for lab events and platform rows
+    transport: str | None = None
 
 
 #: every row's fields, in order
@@ -56,8 +59,9 @@ Record = Callable[[Row], None]
 
 
 def as_row(values: Sequence[Any]) -> Row:
-    """``values`` (a row read back from a file, a plain tuple in field order) as a :class:`Row`."""
-    return values if type(values) is Row else Row._make(values)
+    """``values`` (a row read back from a file, a plain tuple in field order; a
+    missing ``transport`` is None) as a :class:`Row`."""
+    return values if type(values) is Row else Row(*values)
 
 
 def make_row(
@@ -72,6 +76,7 @@ def make_row(
     note: str | None = None,
     path: str | None = None,
     ts: float | None = None,
+    transport: str | None = None,
 ) -> Row:
     """One row. ``direction`` is ``"in"`` (from the platform), ``"out"`` (sent to it) or ``"lab"``
     (something the lab noticed: a reconnect, a decode error); ``payload`` is JSON text or a
@@ -89,4 +94,5 @@ def make_row(
         note,
         path,
         source,
+        transport,
     )

@@ -15,7 +15,7 @@ from jambonz_lab import sim
 
 TOP = {
     "AlreadyReplied", "CallState", "SocketClose", "CommandError", "EventLog", "FrameTooLarge", "InvalidFrame",
-    "JambonzLabError", "KazooError", "Lab", "LabState", "Message", "MessageType", "NoPendingHook",
+    "JambonzLabError", "KazooError", "Lab", "LabState", "Message", "MessageType", "NoPendingHook", "NoSocket",
     "PlatformError",
     "ProtocolError", "ServerError", "ServerOptions", "Service", "Session", "SessionClosed",
     "SignatureError", "TermDecodeError", "VerbError", "WaitTimeout", "Waiter", "WazoClosed",

@@ -87,7 +87,7 @@ def _fields(direction: str, kind: Any, payload: Any) -> tuple[Any, ...]:
 
 
 #: text columns stay ``object`` (None when absent) in every chunk, so chunks concatenate alike
-_TEXT = ("call_sid", "direction", "type", "msgid", "hook", "payload", "note", "path", "source")
+_TEXT = ("call_sid", "direction", "type", "msgid", "hook", "payload", "note", "path", "source", "transport")
 _TEXT_FLAT = ("reason", "call_status", "digits", "transcript", "leg")
 
 

@@ -52,6 +52,7 @@ from . import eager
 from .handlers import HandlerRun, Workers, current_run, handler_name
 from .limits import AcceptFloodFilter, HandshakeGuard, basic_auth_ok, connection_cap, raise_descriptor_limit
 from .session import Handler, Service, Session, SocketClose, is_coroutine_handler
+from .webhooks import WebhookCall, is_webhook, serve_webhook
 
 __all__ = ["RECORD_FIELDS", "AppServer", "Connection", "History", "ServerOptions"]
 
@@ -117,6 +118,12 @@ class ServerOptions:
             leave first; the event log has them all).
         early_frames: frames kept per socket before its ``session:new``;
             beyond, they are dropped (one ``early`` row says so).
+        webhook_secret: the account's webhook secret: every HTTP hook must
+            carry a valid ``Jambonz-Signature`` (others get 403). ``None``: no
+            check.
+        webhook_idle: seconds an HTTP webhook call may go without a request
+            before its session is taken as ended (jambonz tells a webhook app
+            that a call ended only through a status hook).
     """
 
     grace: float = 1.0
@@ -137,6 +144,8 @@ class ServerOptions:
     keep_sessions_for: float = 3600.0
     keep_messages: int = 1000
     early_frames: int = 100
+    webhook_secret: str | None = None
+    webhook_idle: float = 600.0
 
     def __post_init__(self) -> None:
         if self.default_verbs != DEFAULT_VERBS:  # the default is valid; don't load the SDK for it
@@ -155,10 +164,38 @@ class ServerOptions:
             raise ValueError(f"ping_interval must be positive seconds or None, not {self.ping_interval}")
         if self.handshake_timeout <= 0:
             raise ValueError(f"handshake_timeout must be positive seconds, not {self.handshake_timeout}")
+        if self.webhook_idle <= 0:
+            raise ValueError(f"webhook_idle must be > 0 seconds, not {self.webhook_idle}")
         if min(self.keep_sessions, self.keep_messages, self.early_frames, self.keep_sessions_for) < 0:
             raise ValueError("keep_sessions, keep_sessions_for, keep_messages and early_frames must be >= 0")
         if self.grace < 0 or self.grace >= 5:
             raise ValueError(f"grace must be between 0 and 5 seconds (jambonz waits 5 s), not {self.grace}")
+
+
+class Channel(Protocol):
+    """What carries one call's frames: a :class:`Connection` (a WebSocket) or a
+    :class:`~jambonz_lab.net.webhooks.WebhookCall` (HTTP hook requests). Loop thread only."""
+
+    server: AppServer
+    service: Service
+    path: str
+    session: Session | None
+    early: list[Message]
+    closing: int | None
+
+    @property
+    def transport(self) -> str: ...
+
+    @property
+    def open(self) -> bool: ...
+
+    def write(self, session: Session, outs: list[Outgoing]) -> None: ...
+
+    def close(self, code: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 class Connection:
@@ -168,6 +205,9 @@ class Connection:
     which a handler task awaits right after the handler (no extra task switch
     for coroutine handlers); otherwise a flush task is started.
     """
+
+    #: how frames travel (the event log's ``transport`` column)
+    transport = "ws"
 
     def __init__(self, server: AppServer, ws: web.WebSocketResponse, service: Service, path: str) -> None:
         self.server = server
@@ -181,6 +221,10 @@ class Connection:
         self._close_code: int | None = None
         #: the code this side closed with (None while jambonz is the one to close)
         self.closing: int | None = None
+
+    @property
+    def open(self) -> bool:
+        return not self.ws.closed
 
     def write(self, session: Session, outs: list[Outgoing]) -> None:
         for out in outs:
@@ -260,6 +304,8 @@ class AppServer:
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: set[Connection] = set()
+        #: calls served over HTTP webhooks and not ended (the sweeper ends the idle ones)
+        self._webhook_calls: set[WebhookCall] = set()
         #: hooks waiting for their ack, oldest first (deadlines grow: one ack_warning for all)
         self._watch: deque[tuple[float, Session, Message]] = deque()
         self._session_waiters: list[tuple[str | None, Waiter[Session]]] = []
@@ -366,16 +412,22 @@ class AppServer:
         endpoint = self.http_routes.get(request.path.rstrip("/") or "/")
         if endpoint is not None:
             return await endpoint(request)
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        if not upgrade and is_webhook(request):
+            return await serve_webhook(self, request)  # an HTTP webhook app's hook
         service = self.route(request.path)
         if service is None:
             return web.Response(status=404, text=f"no jambonz_lab service at {request.path}\n")
         if request.method == "OPTIONS":
             return web.json_response(service.env_vars)
-        if request.headers.get("Upgrade", "").lower() != "websocket":
+        if not upgrade:
             return web.Response(
                 status=426,
                 headers={"Upgrade": "websocket"},
-                text=f"{service.path} is a jambonz WebSocket endpoint (subprotocol {SUBPROTOCOL})\n",
+                text=(
+                    f"{service.path} is a jambonz endpoint: a WebSocket (subprotocol {SUBPROTOCOL}) "
+                    "or HTTP webhooks (POST)\n"
+                ),
             )
         refused = self._refuse(request, service)
         if refused is not None:
@@ -396,13 +448,13 @@ class AppServer:
         try:
             async for frame in ws:
                 if frame.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    self._frame(conn, frame.data)
+                    self.receive(conn, frame.data)
                 elif frame.type is WSMsgType.ERROR:
                     log.info("socket error on %s: %s", request.path, ws.exception())
         finally:
             self._connections.discard(conn)
             conn.finish()
-            self._closed(conn, ws.close_code)
+            self.connection_lost(conn, ws.close_code)
         return ws
 
     def _refuse(self, request: web.Request, service: Service) -> web.Response | None:
@@ -429,7 +481,8 @@ class AppServer:
 
     # -- frames -------------------------------------------------------------------------
 
-    def _frame(self, conn: Connection, raw: str | bytes) -> None:
+    def receive(self, conn: Channel, raw: str | bytes) -> None:
+        """One frame from jambonz on ``conn`` (a WebSocket's, or one a webhook request stands for)."""
         session = conn.session
         try:
             msg = parse(raw)
@@ -451,7 +504,7 @@ class AppServer:
             log.warning("cannot handle %s on call %s: %s", msg.type, msg.call_sid, exc)
             self.record_lab(msg.call_sid, "protocol-error", str(exc), msgid=msg.msgid)
 
-    def _open(self, conn: Connection, msg: Message) -> None:
+    def _open(self, conn: Channel, msg: Message) -> None:
         if not msg.type.opens_session:
             self._keep_early(conn, msg)
             return
@@ -459,7 +512,7 @@ class AppServer:
         known = self.sessions.get(msg.call_sid or "")
         if reconnect and known is not None and not known.closed:
             old = known.driver.conn
-            if old is not conn and not old.ws.closed and known.state is not CallState.DETACHED:
+            if old is not conn and old.open and known.state is not CallState.DETACHED:
                 # jambonz reconnects only after its socket closed: a second socket for a live call
                 # is not jambonz's (or a stale one); it must not take the call over
                 note = (
@@ -472,13 +525,15 @@ class AppServer:
                 return
             self._rebind(conn, known, msg)
             return
-        call, outs = CallProtocol.open(msg, limit=self.options.max_frame)
+        call, outs = CallProtocol.open(msg, limit=self.options.max_frame, socket=conn.transport == "ws")
         service = conn.service
         session = Session(self, conn, call, service)
         session.messages.extend(conn.early[: self.options.early_frames])
         session.messages.append(msg)
         conn.session = session
         self.sessions[session.call_sid] = session
+        if isinstance(conn, WebhookCall):
+            self._webhook_calls.add(conn)
         self._announce(session, conn.path)
         session.driver.write(outs)
         if reconnect:  # the app restarted: a call it never saw open; its verbs run on in jambonz
@@ -509,7 +564,7 @@ class AppServer:
             what=msg.type.value,
         )
 
-    def _rebind(self, conn: Connection, session: Session, msg: Message) -> None:
+    def _rebind(self, conn: Channel, session: Session, msg: Message) -> None:
         old = session.driver.conn
         conn.session = session
         session.driver.conn = conn
@@ -529,10 +584,16 @@ class AppServer:
         )
 
     def _dispatch(self, session: Session, msg: Message) -> None:
-        handlers = session.driver.deliver(msg)
+        handlers, awaited = session.driver.deliver(msg)
         if msg.needs_ack:
             deadline = asyncio.get_running_loop().time() + self.options.ack_warning
             self._watch.append((deadline, session, msg))
+            if awaited and not handlers and not session.driver.call.socket:
+                # a webhook call: the hook's answer is its HTTP response, so the code awaiting the hook
+                # (wait_for) gets `grace` seconds to send() it before the empty auto-ack
+                later = asyncio.get_running_loop().call_later
+                later(self.options.grace, self._ack_if_owed, session, msg.msgid)
+                return
         self.run_handlers(
             session,
             handlers,
@@ -541,18 +602,25 @@ class AppServer:
             what=msg.hook or msg.type.value,
         )
 
-    def _closed(self, conn: Connection, code: int | None) -> None:
+    def connection_lost(
+        self, conn: Channel, code: int | None, *, final: bool | None = None, why: str | None = None
+    ) -> None:
+        """``conn`` is gone: a socket closed with ``code``, or a webhook call ended (``final``, ``why``)."""
         session = conn.session
         if session is None:
             return
-        if conn.closing is not None:  # this side closed: 1000 tells jambonz the call is over
+        if isinstance(conn, WebhookCall):
+            self._webhook_calls.discard(conn)
+        if final is not None:
+            pass
+        elif conn.closing is not None:  # this side closed: 1000 tells jambonz the call is over
             final = conn.closing == 1000
         else:  # jambonz closed: it closes only on purpose (1000, or 1001 rejecting a call) and then
             final = code in (1000, 1001)  # never reconnects; a drop (1006, 1009, …) it reconnects
         final = final or session.closed
         abandoned = session.driver.call.connection_lost(code, final=final)
         by = "the app" if conn.closing is not None else "jambonz"
-        note = f"socket closed by {by} with {code}" + ("" if final else "; jambonz should reconnect")
+        note = why or f"socket closed by {by} with {code}" + ("" if final else "; jambonz should reconnect")
         if abandoned:
             note += f"; {len(abandoned)} ack(s) abandoned"
         self.record_lab(session.call_sid, "close", note)
@@ -565,7 +633,7 @@ class AppServer:
 
     # -- retention ------------------------------------------------------------------------
 
-    def _keep_early(self, conn: Connection, msg: Message) -> None:
+    def _keep_early(self, conn: Channel, msg: Message) -> None:
         """A frame before ``session:new``: kept up to ``early_frames`` per socket, then dropped."""
         cap = self.options.early_frames
         if len(conn.early) < cap:
@@ -632,15 +700,27 @@ class AppServer:
     async def _sweep(self) -> None:
         """Report hooks still not acked after ``ack_warning`` (one sweeper, not a timer per hook)."""
         running = asyncio.get_running_loop()
+        idle_check = 0.0
         while True:
             await asyncio.sleep(min(0.5, self.options.ack_warning / 4))
             now = running.time()
+            if self._webhook_calls and now >= idle_check:
+                idle_check = now + min(5.0, self.options.webhook_idle / 4)
+                self._end_idle_webhooks()
             watch = self._watch
             while watch and watch[0][0] <= now:
                 _, session, msg = watch.popleft()
                 self._ack_late(session, msg)  # a no-op when the hook was acked meanwhile
             if self._ended:
                 self._drop_retired()  # the age bound holds when no other session ends
+
+    def _end_idle_webhooks(self) -> None:
+        """End the webhook calls with no request for ``webhook_idle`` seconds."""
+        cutoff = time.monotonic() - self.options.webhook_idle
+        for conn in [c for c in self._webhook_calls if c.seen <= cutoff]:
+            conn.finish()
+            why = f"no webhook request for {self.options.webhook_idle:g} s; the call is taken as ended"
+            self.connection_lost(conn, None, final=True, why=why)
 
     async def _guard_handshakes(self) -> None:
         """Close connections that never sent their request within ``handshake_timeout``."""
@@ -805,6 +885,10 @@ class AppServer:
             return
         session.driver.write(outs)
 
+    def _ack_if_owed(self, session: Session, msgid: str) -> None:
+        if session.driver.call.is_pending(msgid):
+            self._auto_ack(session, msgid)
+
     def _auto_ack(self, session: Session, msgid: str) -> None:
         try:
             outs = session.driver.call.auto_ack(msgid)
@@ -815,7 +899,7 @@ class AppServer:
 
     # -- recording -------------------------------------------------------------------------
 
-    def record_in(self, conn: Connection, msg: Message, raw: str) -> None:
+    def record_in(self, conn: Channel, msg: Message, raw: str) -> None:
         if self._record is not None:
             sid = conn.session.call_sid if conn.session else (msg.call_sid or msg.leg_sid)
             self._record(
@@ -831,6 +915,7 @@ class AppServer:
                     None,
                     conn.path,
                     "jambonz",
+                    conn.transport,
                 )
             )
 
@@ -850,6 +935,7 @@ class AppServer:
                     note,
                     session.driver.conn.path,
                     "jambonz",
+                    session.driver.conn.transport,
                 )
             )
 

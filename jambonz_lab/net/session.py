@@ -37,7 +37,7 @@ from ..waiting import Waiter
 from .handlers import HandlerRun, current_run
 
 if TYPE_CHECKING:
-    from .server import AppServer, Connection, History
+    from .server import AppServer, Channel, History
 
 __all__ = ["SocketClose", "Handler", "Service", "Session"]
 
@@ -108,12 +108,18 @@ class Service:
 
     ``session:new`` handlers also get ``session:adulting`` sessions and, when
     no ``session:redirect`` handler exists, sessions a redirect opened.
+    The same service answers jambonz over WebSocket and over HTTP webhooks
+    (POST to the path: the calling hook; to :attr:`status_path`: call status;
+    see :mod:`jambonz_lab.net.webhooks`).
     Declaring a path again replaces its service (re-running a cell is safe).
     Any thread may call these methods.
     """
 
     def __init__(self, path: str, *, env_vars: Mapping[str, Any] | None = None) -> None:
         self.path = path
+        #: where an HTTP webhook app's call status hook is received (``<path>/status``; set it to
+        #: the path of the application's call status webhook if that differs)
+        self.status_path = path.rstrip("/") + "/status"
         #: the application's env-var schema, answered to the portal's OPTIONS
         self.env_vars: dict[str, Any] = dict(env_vars or {})
         self._handlers = _Handlers(SERVICE_EVENTS)
@@ -158,7 +164,7 @@ class Session(VerbMethods):
         status: the latest ``call_status`` of this leg.
     """
 
-    def __init__(self, server: AppServer, conn: Connection, call: CallProtocol, service: Service) -> None:
+    def __init__(self, server: AppServer, conn: Channel, call: CallProtocol, service: Service) -> None:
         opening = call.opening
         self._server = server
         #: the loop-thread side the app server drives (see :class:`SessionDriver`)
@@ -186,7 +192,7 @@ class Session(VerbMethods):
         return self.driver.call
 
     @property
-    def _conn(self) -> Connection:
+    def _conn(self) -> Channel:
         return self.driver.conn
 
     # -- facts ----------------------------------------------------------------------
@@ -546,6 +552,8 @@ class Session(VerbMethods):
         cell, or call ``.result()``. It yields the :class:`~jambonz_lab.Message`
         (a :class:`SocketClose` for ``"close"``). A hook nobody handles is acked
         automatically before the waiter sees it; push verbs with :meth:`send`.
+        On an HTTP webhook call the hook's answer is its response: the waiter
+        gets ``ServerOptions.grace`` seconds to :meth:`send` it first.
 
         Raises (from the waiter):
             WaitTimeout: nothing matching within ``timeout`` seconds.
@@ -586,7 +594,7 @@ class SessionDriver:
     on a reconnect), and the entry points below. Loop thread only.
     """
 
-    def __init__(self, session: Session, conn: Connection, call: CallProtocol) -> None:
+    def __init__(self, session: Session, conn: Channel, call: CallProtocol) -> None:
         self.session = session
         self.call = call
         self.conn = conn
@@ -614,8 +622,8 @@ class SessionDriver:
             )
             self.write(outs)
 
-    def deliver(self, msg: Message) -> list[Handler]:
-        """Take a message for this call; returns the handlers to run."""
+    def deliver(self, msg: Message) -> tuple[list[Handler], bool]:
+        """Take a message for this call; returns the handlers to run, and whether a waiter took it."""
         session = self.session
         released = self.call.receive(msg)
         if released:  # commands held since the opening ack: jambonz listens now
@@ -632,8 +640,8 @@ class SessionDriver:
             session._tts_commands(session._tts.on_result(msg.data))
         elif msg.type is MessageType.TTS_STREAMING_EVENT:
             session._tts_commands(session._tts.on_event(str(msg.data.get("event_type", ""))))
-        self.resolve((msg.hook, msg.type.value), msg)
-        return session._handlers.get(msg.hook, msg.type.value)
+        awaited = self.resolve((msg.hook, msg.type.value), msg)
+        return session._handlers.get(msg.hook, msg.type.value), awaited
 
     def _keep(self, msg: Message) -> None:
         """Append to ``Session.messages``, keeping the newest ``keep_messages`` (trimmed in batches)."""
@@ -643,20 +651,23 @@ class SessionDriver:
         if len(messages) >= 2 * cap + 1:
             del messages[: len(messages) - cap]
 
-    def resolve(self, keys: tuple[str | None, ...], value: Any) -> None:
-        """Hand ``value`` to the session's waiters for any of ``keys``."""
+    def resolve(self, keys: tuple[str | None, ...], value: Any) -> bool:
+        """Hand ``value`` to the session's waiters for any of ``keys``; True if one took it."""
         session = self.session
         if not session._waiters:
-            return
+            return False
         keep = []
+        taken = False
         for event, waiter in session._waiters:
             if waiter.done:
                 continue
             if event in keys:
                 waiter.resolve(value)
+                taken = True
             else:
                 keep.append((event, waiter))
         session._waiters = keep
+        return taken
 
     def fail_waiters(self) -> None:
         """The call ended: every waiter but those for ``close`` fails with SessionClosed."""

@@ -37,7 +37,11 @@ Rules (protocol doc §1.5, §1.6, §3, §7):
   the ``session:new`` request resolved). The first frame after the ack — the
   ``call:status`` ``trying`` an inbound call session sends as it starts —
   proves the session listens;
-* ``session:adulting`` is acked at once (jambonz ignores its content).
+* ``session:adulting`` is acked at once (jambonz ignores its content);
+* a call served over HTTP webhooks (``socket=False``) has no socket for
+  commands: each hook's reply is the HTTP response body. There ``send()``
+  answers the newest hook still waiting, and a send with no hook waiting, or
+  any command, raises :exc:`~jambonz_lab.exceptions.NoSocket`.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import AlreadyReplied, NoPendingHook, ProtocolError, SessionClosed
+from ..exceptions import AlreadyReplied, NoPendingHook, NoSocket, ProtocolError, SessionClosed
 from .messages import MAX_APP_FRAME, Message, MessageType, encode
 
 __all__ = ["AckedBy", "CallProtocol", "CallState", "Outgoing", "Pending", "ack_message"]
@@ -116,11 +120,13 @@ def ack_message(msgid: str, verbs: Sequence[Mapping[str, Any]]) -> dict[str, Any
 class CallProtocol:
     """Ack bookkeeping and message building for one call (see the module doc)."""
 
-    def __init__(self, opening: Message, *, limit: int = MAX_APP_FRAME) -> None:
+    def __init__(self, opening: Message, *, limit: int = MAX_APP_FRAME, socket: bool = True) -> None:
         if not opening.type.opens_session:
             raise ProtocolError(f"{opening.type} cannot open a session", msgid=opening.msgid)
         self.call_sid: str | None = opening.call_sid or opening.leg_sid
         self.limit = limit
+        #: False for a call served over HTTP webhooks: acks only, no commands
+        self.socket = socket
         self.opening = opening
         self.state = CallState.OPENING
         self._initial: Pending | None = Pending(opening.msgid, opening.type, opening.hook)
@@ -132,15 +138,17 @@ class CallProtocol:
     # -- construction -----------------------------------------------------------------
 
     @classmethod
-    def open(cls, opening: Message, *, limit: int = MAX_APP_FRAME) -> tuple[CallProtocol, list[Outgoing]]:
-        """Start a call from the first message of a socket.
+    def open(
+        cls, opening: Message, *, limit: int = MAX_APP_FRAME, socket: bool = True
+    ) -> tuple[CallProtocol, list[Outgoing]]:
+        """Start a call from the first message of a socket (``socket=False``: of an HTTP webhook call).
 
         Returns:
             The protocol object and the frames to write now: an immediate ack
             for ``session:adulting`` (jambonz ignores its content) and for a
             ``session:reconnect`` opening a socket for a call unknown here.
         """
-        call = cls(opening, limit=limit)
+        call = cls(opening, limit=limit, socket=socket)
         out: list[Outgoing] = []
         # adulting: jambonz ignores the ack's content; a reconnect of a call this app does not know
         # (it restarted): jambonz only waits for the ack, the call's verbs run on
@@ -270,10 +278,21 @@ class CallProtocol:
         Raises:
             FrameTooLarge: the frame is over the limit; nothing changed.
             SessionClosed: the call is over.
+            NoSocket: an HTTP webhook call with no hook waiting for its answer.
         """
         self._check_open()
         if not verbs:
             return []
+        if not self.socket:
+            waiting = self.pending()
+            if not waiting:
+                raise NoSocket(
+                    f"call {self.call_sid} is an HTTP webhook call and no hook is waiting for an answer; "
+                    "send verbs while handling a hook, or steer the call with the REST API (lab.rest) "
+                    "or serve it over WebSocket",
+                    call_sid=self.call_sid,
+                )
+            return self.reply(waiting[-1].msgid, verbs)
         if self._initial is not None and self._held_verbs is None:
             if self.state is CallState.DETACHED:
                 # held for the reconnect's ack; check the size now, while the caller can fix it
@@ -340,8 +359,17 @@ class CallProtocol:
             call_sid: the leg to act on (sent as camelCase ``callSid``).
             queue: ``queueCommand`` (meaningful for ``redirect``).
             tool_call_id: for ``llm:tool-output``.
+
+        Raises:
+            NoSocket: the call is served over HTTP webhooks (no socket to send it on).
         """
         self._check_open()
+        if not self.socket:
+            raise NoSocket(
+                f"call {self.call_sid} is an HTTP webhook call: the {name} command needs a socket; "
+                "use the REST API (lab.rest) or serve the app over WebSocket",
+                call_sid=self.call_sid,
+            )
         message: dict[str, Any] = {"type": "command", "command": name, "queueCommand": queue}
         if call_sid:
             message["callSid"] = call_sid

@@ -11,6 +11,7 @@ from jambonz_lab.exceptions import (
     AlreadyReplied,
     FrameTooLarge,
     NoPendingHook,
+    NoSocket,
     ProtocolError,
     SessionClosed,
 )
@@ -783,3 +784,44 @@ def test_custom_limit() -> None:
     with pytest.raises(FrameTooLarge) as info:
         call.send([SAY])
     assert info.value.limit == 40
+
+
+class TestWebhookCall:
+    """``socket=False``: a call served over HTTP webhooks; only a hook's answer reaches jambonz."""
+
+    def webhook(self) -> CallProtocol:
+        call, out = CallProtocol.open(msg("session:new", "s1"), socket=False)
+        assert out == [] and call.socket is False
+        return call
+
+    def test_first_send_answers_session_new(self) -> None:
+        call = self.webhook()
+        assert wire(call.send([SAY])) == [{"type": "ack", "msgid": "s1", "data": [SAY]}]
+
+    def test_send_answers_the_newest_hook_waiting_not_a_redirect(self) -> None:
+        call = self.webhook()
+        call.send([SAY])
+        call.receive(msg("verb:hook", "h1", hook="/a"))
+        call.receive(msg("verb:hook", "h2", hook="/b"))
+        assert wire(call.send([PLAY])) == [{"type": "ack", "msgid": "h2", "data": [PLAY]}]
+        assert call.is_pending("h1") and not call.is_pending("h2")
+
+    def test_send_with_no_hook_waiting_raises_and_changes_nothing(self) -> None:
+        call = self.webhook()
+        call.send([SAY])
+        with pytest.raises(NoSocket, match="no hook is waiting") as info:
+            call.send([PLAY])
+        assert info.value.call_sid == "c1" and call.pending() == []
+
+    def test_every_command_raises(self) -> None:
+        call = self.webhook()
+        call.send([SAY])
+        call.receive(msg("call:status", "st1", call_status="in-progress"))
+        for name in ("mute:status", "redirect", "whisper"):
+            with pytest.raises(NoSocket, match=f"the {name} command needs a socket"):
+                call.command(name, MUTE)
+
+    def test_nothing_to_send_is_still_nothing(self) -> None:
+        call = self.webhook()
+        call.send([SAY])
+        assert call.send([]) == []
