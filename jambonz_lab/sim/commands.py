@@ -134,8 +134,7 @@ async def _live_redirect(call: VerbContext, hook: str) -> None:
     from .engine import AckTimeout
 
     if hook.startswith(("http://", "https://")):
-        call.note("http-hook", f"{hook} is an HTTP webhook; not sent on the socket")
-        return
+        await call.handover(hook)  # the socket hands over to webhooks (ws-requestor.js ~95–104)
     try:
         data = await call.request("session:redirect", call.call_info(), hook)
     except AckTimeout:

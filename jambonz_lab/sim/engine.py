@@ -316,12 +316,21 @@ class SimCall:
         await self.link.connect()
 
     async def handover(self, url: str) -> None:
-        """A redirect to an absolute ws(s) URL: a new requestor, so a new socket (redirect.js ~22–33).
+        """A redirect to an absolute ws(s) URL: a new requestor, so a new socket (redirect.js ~22–33);
+        from a socket app to an http(s) URL: webhooks from now on.
 
         The old socket is left open but no longer heard (``handover``, call-session.js ~125); the new
         requestor never sent ``session:new``, so its envelopes carry no ``call_sid``. Raises what
         :meth:`Link.connect` raises.
         """
+        if is_http(
+            url
+        ):  # a socket app's session:redirect to a webhook: the socket is closed (ws-requestor.js ~101–104)
+            old, self.link = self.link, HttpLink(self, url, self.options)
+            self.link.hold()  # the session:redirect this task sends next
+            self.note("handover", f"redirect to {url}: the call goes on over HTTP webhooks; socket closed")
+            await old.close(1000)
+            return
         clean, fragment = urldefrag(url)
         retries, policies = hook_params(fragment)
         old, self.link = self.link, Link(self, clean, self.options, retries, policies, self.new_msgid)
@@ -336,11 +345,10 @@ class SimCall:
             return []
         if is_http(hook) and isinstance(self.link, Link):
             # a ws app's http hook is a webhook of its own (ws-requestor.js ~95–105); a redirect hands over
-            web = HttpLink(self, hook, self.options)
             if kind == "session:redirect":
-                self.old_links.append(self.link)
-                self.link = web
+                await self.handover(hook)
             else:
+                web = HttpLink(self, hook, self.options)
                 try:
                     return self.accept_verbs(await web.request(kind, data, hook), f"answer of {hook}")
                 finally:
@@ -568,6 +576,8 @@ class SimCall:
 
     async def _loop(self, run_verb: Callable[[SimCall, dict[str, Any]], Any]) -> None:
         while self._ended is None:
+            if not self.stack and isinstance(self.link, HttpLink):
+                await self.link.settle()
             if not self.stack and isinstance(self.link, HttpLink):
                 # no socket to wait on: all tasks complete ends the session (call-session.js ~1395–1423)
                 self.note("tasks-done", "verb stack empty; an HTTP app sends no commands: jambonz hangs up")

@@ -147,6 +147,8 @@ class HttpLink:
         self.background: asyncio.Task[None] | None = None
         self.queue: asyncio.Queue[tuple[str, str, str, Any]] = asyncio.Queue()
         self.closed = False
+        #: tasks with a request to the app under way (see :meth:`settle`)
+        self.busy: set[asyncio.Task[Any]] = set()
 
     # -- the engine's interface ------------------------------------------------------------
 
@@ -174,7 +176,32 @@ class HttpLink:
             self.url, self.base, self.auth = hook, base_url(hook), False
         method = self.method if kind == "session:new" else "POST"  # a string hook has no method (~114)
         self.trace(kind, url, method, data)
-        return await self.send(kind, url, method, data)
+        task = asyncio.current_task()
+        if task is not None:
+            self.busy.add(task)
+        try:
+            return await self.send(kind, url, method, data)
+        finally:
+            if task is not None:
+                self.busy.discard(task)
+
+    def hold(self) -> None:
+        """The current task is about to send a request here (a handover): :meth:`settle` waits for it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.busy.add(task)
+            task.add_done_callback(self.busy.discard)
+
+    async def settle(self) -> None:
+        """Wait for the requests other tasks have under way (a redirect command's webhook).
+
+        With the stack empty an HTTP app's call ends; on the virtual clock no verb takes real
+        time, so without this a webhook in flight would lose a race that it wins on jambonz.
+        """
+        me = asyncio.current_task()
+        others = [t for t in self.busy if t is not me and not t.done()]
+        if others:
+            await asyncio.wait(others, timeout=self.timeout * (MAX_RETRIES + 2))
 
     async def notify(self, kind: str, data: Any, hook: str | None = None) -> None:
         """A message nobody awaits: ``call:status`` to the status hook, in the background."""

@@ -403,6 +403,60 @@ def test_a_socket_apps_http_action_hook_is_a_webhook_of_its_own(webhook: Callabl
     assert action.method == "POST" and action.json["speech"]["alternatives"][0]["transcript"] == "bob"
 
 
+def redirecting_app(
+    answer: Callable[[dict[str, Any]], list[dict[str, Any]]],
+) -> Callable[[ServerConnection], Awaitable[None]]:
+    """A socket app that acks session:new with ``answer(msg)``."""
+
+    async def conn(ws: ServerConnection) -> None:
+        async for frame in ws:
+            msg = json.loads(frame)
+            if msg["type"] == "session:new":
+                await ws.send(json.dumps({"type": "ack", "msgid": msg["msgid"], "data": answer(msg)}))
+
+    return conn
+
+
+def test_a_socket_apps_redirect_to_an_http_url_hands_the_call_to_webhooks(
+    webhook: Callable[..., WebhookApp],
+) -> None:
+    """A redirect verb to an http URL: the socket requestor hands over to an HttpRequestor and closes
+    (ws-requestor.js ~95–104, call-session.js ~126–133); session:redirect is POSTed there, its verbs
+    run, relative hooks go to the new base URL, and the empty stack ends the call (an HTTP app now)."""
+    app = webhook({"/next": lambda got: say("over http").gather(input=["speech"], actionHook="/action")})
+    app.routes["/action"] = lambda got: say("bye " + got.json["speech"]["alternatives"][0]["transcript"])
+    conn = redirecting_app(lambda msg: WebhookResponse().redirect(actionHook=app.base + "/next").to_list())
+    with serving(conn, "/ws") as url:
+        result = sim.call(url, Caller(inputs=[Speech("bob")], hangup_after=30), options=FAST)
+    assert result.said == ["over http", "bye bob"]
+    assert [(g.method, g.path) for g in app.got] == [("POST", "/next"), ("POST", "/action")]
+    assert app.got[0].json["call_sid"] == result.call_sid
+    assert (result.termination_by, notes(result, "tasks-done") != []) == ("jambonz", True)
+
+
+def test_a_redirect_command_to_an_http_call_hook_goes_over_http(webhook: Callable[..., WebhookApp]) -> None:
+    """``redirect {call_hook: http…}`` (_lccCallHook, call-session.js ~1597, ~1639–1642): the webhook's
+    verbs replace the stack."""
+    app = webhook({"/next": lambda got: say("from the webhook")})
+
+    async def conn(ws: ServerConnection) -> None:
+        async for frame in ws:
+            msg = json.loads(frame)
+            if msg["type"] == "session:new":
+                verbs = say("please hold").pause(length=20).to_list()
+                await ws.send(json.dumps({"type": "ack", "msgid": msg["msgid"], "data": verbs}))
+            elif msg["type"] == "call:status" and msg["data"]["call_status"] == "in-progress":
+                # once jambonz listens: a command in the same read as the ack would be lost
+                redirect = {"call_hook": app.base + "/next"}
+                await ws.send(json.dumps({"type": "command", "command": "redirect", "data": redirect}))
+
+    with serving(conn, "/ws") as url:
+        result = sim.call(url, Caller(hangup_after=60), options=FAST)
+    assert result.said == ["please hold", "from the webhook"]
+    [redirect] = app.got
+    assert redirect.method == "POST" and redirect.json["call_sid"] == result.call_sid
+
+
 # -- the command line ----------------------------------------------------------------------
 
 
