@@ -23,6 +23,7 @@ from aiohttp import web
 from jambonz_sdk.webhook import WebhookResponse
 from websockets.asyncio.server import ServerConnection
 
+import jambonz_lab as jl
 from jambonz_lab import loop, sim
 from jambonz_lab.protocol.signature import HEADER, verify
 from jambonz_lab.sim import Caller, Digits, SimOptions, Speech
@@ -455,6 +456,23 @@ def test_a_redirect_command_to_an_http_call_hook_goes_over_http(webhook: Callabl
     assert result.said == ["please hold", "from the webhook"]
     [redirect] = app.got
     assert redirect.method == "POST" and redirect.json["call_sid"] == result.call_sid
+
+
+def test_the_labs_own_services_run_as_a_webhook_app(lab: jl.Lab) -> None:
+    """The same lab service over HTTP: session:new, the relative actionHook and the status hook."""
+
+    @lab.service("/echo").on("session:new")
+    def new(session: jl.Session) -> None:
+        @session.on("/echo")
+        def echo(msg: jl.Message) -> None:
+            session.say(text=f"heard {msg.transcript or msg.digits}").reply()
+
+        session.gather(input=["speech"], actionHook="/echo", say={"text": "hi"}).send()
+
+    url = lab.url.replace("ws://", "http://", 1) + "/echo"
+    result = sim.call(url, Caller(inputs=[Speech("one two")]), status_hook=url + "/status")
+    assert result.said == ["hi", "heard one two"]
+    assert result.statuses() == ["trying", "in-progress", "completed"] and not result.errors
 
 
 # -- the command line ----------------------------------------------------------------------
