@@ -20,6 +20,8 @@
       served over HTTP webhooks: only a hook's answer reaches jambonz there.
 
   * :exc:`SessionClosed` — the call's socket is gone for good.
+  * :exc:`RestError` — a request to jambonz's REST API failed (``status``:
+    the HTTP status jambonz answered, ``None`` when it could not be reached).
   * :exc:`ServerError` — the app server could not start (port in use, …).
   * :exc:`WaitTimeout` (also a :exc:`TimeoutError`) — a wait ran out of time.
   * :exc:`PlatformError` — a Kazoo, Basix or Wazo event source failed
@@ -53,6 +55,7 @@ __all__ = [
     "NoPendingHook",
     "NoSocket",
     "ProtocolError",
+    "RestError",
     "ServerError",
     "SessionClosed",
     "SignatureError",
@@ -152,6 +155,14 @@ class SignatureError(ProtocolError):
 
 class SessionClosed(JambonzLabError):
     """The call has ended or its socket was closed for good; nothing can be sent."""
+
+
+class RestError(JambonzLabError):
+    """A request to jambonz's REST API failed: refused (``status`` 4xx/5xx) or unanswered (``None``)."""
+
+    def __init__(self, message: str, *, status: int | None = None, call_sid: str | None = None):
+        super().__init__(message, call_sid=call_sid)
+        self.status = status
 
 
 class ServerError(JambonzLabError):

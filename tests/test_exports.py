@@ -17,7 +17,7 @@ TOP = {
     "AlreadyReplied", "CallState", "SocketClose", "CommandError", "EventLog", "FrameTooLarge", "InvalidFrame",
     "JambonzLabError", "KazooError", "Lab", "LabState", "Message", "MessageType", "NoPendingHook", "NoSocket",
     "PlatformError",
-    "ProtocolError", "ServerError", "ServerOptions", "Service", "Session", "SessionClosed",
+    "ProtocolError", "RestError", "ServerError", "ServerOptions", "Service", "Session", "SessionClosed",
     "SignatureError", "TermDecodeError", "VerbError", "WaitTimeout", "Waiter", "WazoClosed",
     "__version__", "card", "composer", "default_lab", "panel", "read_log", "service", "sources", "start",
     "stop_all",

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from .. import loop
 from ..exceptions import ServerError
 from ..net import AppServer, ServerOptions, Service, Session
+from ..net.rest import RestClient
 from ..protocol.verbs import prewarm
 from ..records import Row
 from ..waiting import Waiter
@@ -106,6 +107,8 @@ class Lab:
         self.sources: list[EventSource] = []
         #: the Kazoo webhook receivers mounted on this lab's server, by path
         self.webhooks: dict[str, WebhookReceiver] = {}
+        #: the REST API clients made by :meth:`rest` (closed with the lab)
+        self.rest_clients: list[RestClient] = []
 
     @property
     def running(self) -> bool:
@@ -177,6 +180,11 @@ class Lab:
                 loop.submit(source.aclose()).result(timeout)
             except Exception as exc:  # stopping goes on whatever one source does
                 log.info("closing %r: %s", source, exc)
+        for client in self.rest_clients:
+            try:
+                loop.submit(client.aclose()).result(timeout)
+            except Exception as exc:
+                log.info("closing %r: %s", client, exc)
         try:
             loop.submit(self.server.stop()).result(timeout)
         except TimeoutError:
@@ -330,6 +338,23 @@ class Lab:
         from ..platforms.wazo import WazoClient
 
         return self.watch(WazoClient(url, **options))
+
+    def rest(self, base_url: str, account_sid: str, api_key: str) -> RestClient:
+        """A client for jambonz's REST API whose requests and answers are rows of this lab's log.
+
+        Example::
+
+            server = sim.serve_rest()        # the simulator's; or your jambonz's URL and keys
+            rest = lab.rest(server.base_url, server.account_sid, server.api_key)
+            sid = rest.create_call(from_="+15550100", to={"type": "phone", "number": "+15550111"},
+                                   call_hook=lab.url + "/outbound", **server.speech)
+            rest.redirect(sid, lab.url + "/after")
+
+        Any thread; see :class:`~jambonz_lab.net.rest.RestClient` for which methods block.
+        """
+        client = RestClient(base_url, account_sid, api_key, record=self._on_record)
+        self.rest_clients.append(client)
+        return client
 
     def kazoo_webhooks(self, path: str = "/kazoo/hooks", *, secret: str | None = None) -> WebhookReceiver:
         """Receive Kazoo webhooks at ``http://HOST:PORT{path}`` on this lab's server (GET, POST form

@@ -46,6 +46,8 @@ class HandlerRun:
         verbs: verbs composed during the run and not sent yet.
         replied: True once a handler acked ``msgid``.
         handler: the qualified name of the handler running now.
+        send_replies: ``send()`` in this run acks ``msgid`` (a ``session:redirect`` on the
+            call's own socket: jambonz runs the verbs of its ack).
     """
 
     session: Session
@@ -54,6 +56,7 @@ class HandlerRun:
     verbs: list[dict[str, Any]] = field(default_factory=list)
     replied: bool = False
     handler: str = ""
+    send_replies: bool = False
 
 
 #: the run whose handler is executing in this context (None in cells)

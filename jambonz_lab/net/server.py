@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -594,12 +595,25 @@ class AppServer:
                 later = asyncio.get_running_loop().call_later
                 later(self.options.grace, self._ack_if_owed, session, msg.msgid)
                 return
+        arg: Any = msg
+        redirect = msg.type is MessageType.SESSION_REDIRECT
+        if redirect and not handlers:
+            # a redirect (REST call_hook, redirect verb) to a ws URL of the same socket: the service
+            # at the hook's path takes the session over, as if the redirect had opened a socket
+            target = self.route(urlsplit(msg.hook or "").path or "/")
+            if target is not None:
+                handlers = target.handlers("session:redirect") or target.handlers("session:new")
+                arg = session
+                if handlers:
+                    note = f"session:redirect to {msg.hook}: the session goes to service {target.path}"
+                    self.record_lab(session.call_sid, "redirect", note, msgid=msg.msgid)
         self.run_handlers(
             session,
             handlers,
-            msg,
+            arg,
             msgid=msg.msgid if msg.needs_ack else None,
             what=msg.hook or msg.type.value,
+            send_replies=redirect,
         )
 
     def connection_lost(
@@ -763,6 +777,7 @@ class AppServer:
         msgid: str | None = None,
         auto_ack: bool = True,
         what: str = "",
+        send_replies: bool = False,
     ) -> None:
         """Run handlers one after the other in one :class:`HandlerRun`, then finish the run.
 
@@ -775,7 +790,7 @@ class AppServer:
             if msgid and auto_ack:
                 self._auto_ack(session, msgid)
             return
-        run = HandlerRun(session, msgid, what or (msgid or "event"))
+        run = HandlerRun(session, msgid, what or (msgid or "event"), send_replies=send_replies)
         if not any(is_coroutine_handler(h) for h in handlers):
             self._workers.submit(functools.partial(self._run_plain, run, handlers, arg, auto_ack))
             return

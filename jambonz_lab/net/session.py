@@ -314,6 +314,12 @@ class Session(VerbMethods):
         Inside a handler it sends the verbs that handler's event composed;
         elsewhere (a cell) the session's queue.
 
+        In a ``session:redirect`` handler it acks that redirect (jambonz runs
+        its verbs instead of the call's). A redirect to a ws URL reaches the
+        session on its own socket; when the session has no handler for it, the
+        service at the URL's path takes it (its ``session:redirect`` handlers,
+        else its ``session:new`` ones, with the session).
+
         Commands right after the opening ack are held until jambonz shows it
         listens (its next frame for the call, or ``ServerOptions.command_hold``
         seconds): jambonz drops a command that reaches it in the same read as
@@ -324,6 +330,10 @@ class Session(VerbMethods):
                 verbs are on ``exc.verbs``).
             SessionClosed: the call is over.
         """
+        run = current_run.get()
+        if run is not None and run.session is self and run.send_replies and not run.replied:
+            self._reply_run(run)  # a session:redirect's handler: its ack carries the new verbs
+            return
         self._flush(None, lambda verbs: self._call.send(verbs, exec_immediate=exec_immediate))
 
     def reply(self, msgid: str | None = None) -> None:

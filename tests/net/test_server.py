@@ -384,3 +384,48 @@ class TestRobustness:
         assert closes == [jl.SocketClose(1000, True)]
         with pytest.raises(jl.SessionClosed):
             lab.session("end").say(text="gone").send()
+
+
+class TestRedirectOnTheSameSocket:
+    """A REST ``call_hook`` update sends ``session:redirect`` on the call's own socket, with the new
+    URL as ``hook`` (call-session.js ``_lccCallHook`` ~1597; ws-requestor.js hands over only to
+    http URLs, ~95): its ack's verbs replace the call's (``replaceApplication``, ~1642)."""
+
+    def test_the_service_at_the_hooks_path_takes_the_session(self, lab: jl.Lab) -> None:
+        lab.service("/first").on("session:new", lambda s: s.pause(length=60).send())
+        taken: list[jl.Session] = []
+
+        @lab.service("/after").on("session:redirect")
+        def after(session: jl.Session) -> None:
+            taken.append(session)
+            session.say(text="after").send()  # acks the redirect
+
+        with FakeJambonz(lab.url + "/first", call_sid="r-1") as fj:
+            fj.session_new()
+            fj.recv()
+            msgid = fj.send("session:redirect", call_data("r-1"), hook=lab.url + "/after")
+            assert fj.recv() == {"type": "ack", "msgid": msgid, "data": [{"verb": "say", "text": "after"}]}
+        assert taken[0].call_sid == "r-1"
+        assert "goes to service /after" in lab_rows(lab, "redirect")[0]["note"]
+
+    def test_a_session_handler_for_the_redirect_wins_and_send_acks_it(self, lab: jl.Lab) -> None:
+        lab.service("/after").on("session:new", lambda s: s.say(text="service").send())
+
+        @lab.service("/first").on("session:new")
+        def first(session: jl.Session) -> None:
+            session.on("session:redirect", lambda msg: session.say(text="mine").send())
+            session.pause(length=60).send()
+
+        with FakeJambonz(lab.url + "/first", call_sid="r-2") as fj:
+            fj.session_new()
+            fj.recv()
+            msgid = fj.send("session:redirect", call_data("r-2"), hook=lab.url + "/after")
+            assert fj.recv() == {"type": "ack", "msgid": msgid, "data": [{"verb": "say", "text": "mine"}]}
+
+    def test_a_redirect_to_a_path_no_service_serves_is_acked_empty(self, lab: jl.Lab) -> None:
+        lab.service("/first").on("session:new", lambda s: s.pause(length=60).send())
+        with FakeJambonz(lab.url + "/first", call_sid="r-3") as fj:
+            fj.session_new()
+            fj.recv()
+            msgid = fj.send("session:redirect", call_data("r-3"), hook="ws://elsewhere.example/x")
+            assert fj.recv() == {"type": "ack", "msgid": msgid}
