@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from pytest import approx
-from websockets.sync.server import ServerConnection, serve
-from websockets.typing import Subprotocol
 
 import jambonz_lab as jl
 from jambonz_lab import sim
+from tests.wsapp import SyncConnection as ServerConnection
+from tests.wsapp import serving_sync
 
 BOB = "+15550001"
 CAROL = "+15550002"
@@ -332,14 +331,8 @@ def raw_app(verbs: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, A
             elif msg["type"] == "verb:hook":
                 ws.send(json.dumps({"type": "ack", "msgid": msg["msgid"]}))
 
-    with serve(handler, "127.0.0.1", 0, subprotocols=[Subprotocol("ws.jambonz.org")]) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}/", seen
-        finally:
-            server.shutdown()
-            thread.join(5)
+    with serving_sync(handler, "/") as url:
+        yield url, seen
 
 
 class TestSipVerbs:

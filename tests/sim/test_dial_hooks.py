@@ -7,7 +7,6 @@ What the parties do while bridged comes from ``DialOutcome.during`` (``sim.Press
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,11 +14,11 @@ from typing import Any
 
 from pytest import approx
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.server import ServerConnection, serve
-from websockets.typing import Subprotocol
 
 from jambonz_lab import sim
 from jambonz_lab.sim.caller import LegEvent
+from tests.wsapp import SyncConnection as ServerConnection
+from tests.wsapp import serving_sync
 
 BOB = "+15550001"
 RING, TALK = 1.0, 20.0  # the bridge runs from t=1 to t=21
@@ -70,15 +69,9 @@ def app(verbs: list[dict[str, Any]], answers: dict[str, Any] | None = None) -> I
                 except ConnectionClosed:  # a session that does not wait for this ack may be gone
                     pass
 
-    with serve(handler, "127.0.0.1", 0, subprotocols=[Subprotocol("ws.jambonz.org")]) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        got.url = f"ws://127.0.0.1:{server.socket.getsockname()[1]}/app"
-        try:
-            yield got
-        finally:
-            server.shutdown()
-            thread.join(5)
+    with serving_sync(handler, "/app") as url:
+        got.url = url
+        yield got
 
 
 def dial(**extra: Any) -> list[dict[str, Any]]:

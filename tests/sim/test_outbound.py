@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,14 +17,14 @@ from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.server import ServerConnection, serve
-from websockets.typing import Subprotocol
 
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.sim import Caller, CallResult, DialOutcome, SimOptions
 from tests.fakejambonz import wait_until
 from tests.simtrace import notes, sent
+from tests.wsapp import SyncConnection as ServerConnection
+from tests.wsapp import serving_sync
 
 FAST = SimOptions(ack_timeout=0.5, idle_wait=0.3)
 CALLEE = "+15550001"
@@ -82,15 +81,9 @@ def raw_app(ack: list[dict[str, Any]] | None, redirect_after: float | None = Non
         finally:
             app.close_codes.append(ws.close_code)
 
-    with serve(handler, "127.0.0.1", 0, subprotocols=[Subprotocol("ws.jambonz.org")]) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        app.url = f"ws://127.0.0.1:{server.socket.getsockname()[1]}/out"
-        try:
-            yield app
-        finally:
-            server.shutdown()
-            thread.join(5)
+    with serving_sync(handler, "/out") as url:
+        app.url = url
+        yield app
 
 
 def statuses(result: CallResult) -> list[tuple[str, int, str]]:
