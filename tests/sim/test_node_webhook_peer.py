@@ -365,3 +365,19 @@ def test_jambonz_lab_call_drives_the_node_ivr(ivr: Callable[..., WebhookNodeApp]
         "/menu-selection",
         "/dial-result",
     ]
+
+
+def test_a_whole_number_float_passes_the_sdks_verifier(ivr: Callable[..., WebhookNodeApp]) -> None:
+    """The sdk verifies ``JSON.stringify(req.body)``, the parsed body serialised again, so the body
+    must be JSON.stringify's text: a confidence of 1.0 goes out as ``1``, as Node writes it
+    (``base-requestor.js`` ~50–53, ``http-requestor.js`` ~191)."""
+    app = ivr(SECRET)
+    caller = Caller([Speech("pizza", confidence=1.0), Speech("support", confidence=0.5)])
+    result = sim.call(app.base + "/incoming", caller, options=SimOptions(webhook_secret=SECRET))
+    assert result.said[:3] == [MENU, SORRY, MENU]
+    verdicts = [(s["path"], s["sdk_ok"], s["raw_ok"]) for s in app.events("signature")]
+    assert verdicts[:3] == [
+        ("/incoming", True, True),
+        ("/menu-selection", True, True),
+        ("/incoming", True, True),
+    ]
