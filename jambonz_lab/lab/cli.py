@@ -42,15 +42,14 @@ import argparse
 import ipaddress
 import os
 import runpy
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.verbs import load_models
 from . import cli_platforms as platform_commands
+from .cli_serve import stop_on_signals
 from .runtime import default_lab, start
 
 if TYPE_CHECKING:
@@ -95,9 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"jambonz-lab: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     for svc in lab.server.services.values():
         print(f"serving {svc.path} at {lab.url}{svc.path if svc.path != '/' else ''}", flush=True)
     while not stop.wait(0.5):

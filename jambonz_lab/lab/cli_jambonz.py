@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import runpy
-import signal
 import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import loop
+from .cli_serve import listen, stop_on_signals
 
 if TYPE_CHECKING:
     from ..sim.rest import Callee, RestServer
@@ -81,23 +81,10 @@ def simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"jambonz-lab: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        server.start()
-    except OSError as exc:
-        print(
-            f"jambonz-lab: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr
-        )
+    stop = stop_on_signals()
+    exposure = "and knows the API key can place calls to your apps"
+    if not listen(server.start, args.host, args.port, exposure):
         return 1
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(
-            f"jambonz-lab: warning: {args.host} is not loopback; anyone who can reach it and knows the "
-            "API key can place calls to your apps",
-            file=sys.stderr,
-            flush=True,
-        )
     try:
         print(_connect_line(server), flush=True)
         _report(server, stop)

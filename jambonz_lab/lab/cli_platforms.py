@@ -15,7 +15,6 @@ import json
 import os
 import queue
 import re
-import signal
 import sys
 import threading
 import time
@@ -26,6 +25,7 @@ from .. import loop
 from ..exceptions import JambonzLabError
 from ..records import RECORD_FIELDS, Record
 from . import cli_jambonz
+from .cli_serve import listen, stop_on_signals
 from .events import EventLog
 from .platform_views import PLATFORMS, flat_of, is_control
 
@@ -86,21 +86,9 @@ def _simulate(args: argparse.Namespace) -> int:
         "wazo": WazoSimulator,
     }
     sim = sims[args.platform](args.host, args.port)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        sim.start()
-    except OSError as exc:
-        print(f"jambonz-lab: cannot listen on {args.host}:{args.port}: {_why(exc)}", file=sys.stderr)
+    stop = stop_on_signals()
+    if not listen(sim.start, args.host, args.port, "gets the simulator's well-known credentials"):
         return 1
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(
-            f"jambonz-lab: warning: {args.host} is not loopback; anyone who can reach it gets the "
-            "simulator's well-known credentials",
-            file=sys.stderr,
-            flush=True,
-        )
     try:
         print(_connect_line(sim), flush=True)
         for n in range(args.calls):
@@ -188,9 +176,7 @@ def _watch(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"jambonz-lab: cannot write {args.log}: {_why(exc)}", file=sys.stderr)
             return 1
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     try:
         return _watch_loop(args, client, rows, sink, stop, secrets)
     finally:

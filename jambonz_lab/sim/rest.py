@@ -264,16 +264,15 @@ class RestServer:
             return rules.Refusal(500, {"msg": "insufficient permissions"})
         return None
 
-    def _entry(self, request: web.Request) -> _Entry | rules.Refusal | None:
-        """The account checks, the call sid's format, then the call (None: 404)."""
+    def _entry(self, request: web.Request) -> _Entry | web.Response:
+        """The account checks, the call sid's format, then the call; else the answer to give."""
         refusal = self._account(request)
+        if refusal is None and not rules.valid_sid(request.match_info["call"]):
+            refusal = rules.BAD_SID
         if refusal is not None:
-            return refusal
-        sid = request.match_info["call"]
-        if not rules.valid_sid(sid):
-            return rules.BAD_SID
+            return _reply(refusal)
         self._purge()
-        return self._calls.get(sid)
+        return self._calls.get(request.match_info["call"]) or web.Response(status=404, text="Not Found")
 
     # -- routes ------------------------------------------------------------------------------------
 
@@ -367,19 +366,13 @@ class RestServer:
     async def _retrieve(self, request: web.Request) -> web.StreamResponse:
         """retrieveCall (accounts.js ~1048–1070)."""
         entry = self._entry(request)
-        if isinstance(entry, rules.Refusal):
-            return _reply(entry)
-        if entry is None:
-            return web.Response(status=404, text="Not Found")
-        return web.json_response(self._record(entry))
+        return entry if isinstance(entry, web.Response) else web.json_response(self._record(entry))
 
     async def _delete(self, request: web.Request) -> web.StreamResponse:
         """deleteCall (accounts.js ~1073–1095): removes the record only; the call goes on."""
         entry = self._entry(request)
-        if isinstance(entry, rules.Refusal):
-            return _reply(entry)
-        if entry is None:
-            return web.Response(status=404, text="Not Found")
+        if isinstance(entry, web.Response):
+            return entry
         del self._calls[entry.call.call_sid]
         entry.call.note("rest", "DELETE removed the call's record; jambonz does not hang up")
         return web.Response(status=204)
