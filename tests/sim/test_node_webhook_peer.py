@@ -83,7 +83,7 @@ if (secret) {
   });
 }
 
-app.post('/incoming', (_req, res) => {
+const incoming = (_req, res) => {
   const jambonz = new WebhookResponse();
   jambonz
     .gather({
@@ -96,7 +96,9 @@ app.post('/incoming', (_req, res) => {
     .say({ text: 'We did not receive any input. Goodbye.' })
     .hangup();
   res.json(jambonz);
-});
+};
+app.post('/incoming', incoming);
+app.get('/incoming', incoming);  // a GET calling hook (not in the example)
 
 app.post('/menu-selection', (req, res) => {
   const { digits, speech } = req.body;
@@ -381,3 +383,20 @@ def test_a_whole_number_float_passes_the_sdks_verifier(ivr: Callable[..., Webhoo
         ("/menu-selection", True, True),
         ("/incoming", True, True),
     ]
+
+
+def test_a_get_calling_hook_cannot_be_verified_by_the_sdk(ivr: Callable[..., WebhookNodeApp]) -> None:
+    """jambonz signs the payload of a GET too (``http-requestor.js`` ~181) but sends none of it
+    (~191–194), so the sdk's verifier HMACs ``t.undefined`` and refuses: the call is rejected (480,
+    ``middleware.js`` ~481–493). Here the simulator and real jambonz agree; the app cannot verify
+    a GET hook with ``@jambonz/sdk``. The same app over POST is accepted."""
+    app = ivr(SECRET)
+    options = SimOptions(webhook_secret=SECRET)
+    result = sim.call(app.base + "/incoming", options=options, method="GET")
+    [got] = app.requests()
+    assert (got["method"], got.get("call_sid"), got["signed"]) == ("GET", None, True)  # no body
+    [verdict] = app.events("signature")
+    assert (verdict["sdk_ok"], verdict["sdk_error"]) == (False, "Webhook signature verification failed")
+    assert (result.sip_status, result.heard) == (480, [])
+    ok = sim.call(app.base + "/incoming", Caller([Digits("2")]), options=options)
+    assert ok.said[0] == MENU and all(v["sdk_ok"] for v in app.events("signature")[1:])
