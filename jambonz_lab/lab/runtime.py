@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from .. import loop
+from ..callclocks import stamp
 from ..exceptions import ServerError
 from ..net import AppServer, ServerOptions, Service, Session
 from ..net.rest import RestClient
@@ -96,6 +97,7 @@ class Lab:
         self.max_logged_frame = max_logged_frame
         self._sink: TextIO | None = None
         self._subscribers: list[Callable[[Row], None]] = []
+        self._stop_listeners: list[Callable[[], None]] = []
         self.server = AppServer(
             ServerOptions(**options),
             record=self._on_record,
@@ -117,7 +119,7 @@ class Lab:
 
     def _on_record(self, row: Row) -> None:
         """Every frame and lab event (loop thread): log it, persist it, tell the subscribers."""
-        row = truncate(row, self.max_logged_frame)
+        row = stamp(truncate(row, self.max_logged_frame))  # a simulated call's rows: its call time
         self.log.record(row)
         if self._sink is not None:
             try:
@@ -142,6 +144,21 @@ class Lab:
     def _unsubscribe(self, fn: Callable[[Row], None]) -> None:
         if fn in self._subscribers:
             self._subscribers.remove(fn)
+
+    def on_stop(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` on the loop thread once this lab has stopped (widgets use it to say so).
+
+        Quick and non-blocking, like a :meth:`subscribe` callback. Any thread.
+        """
+        loop.run_sync(self._stop_listeners.append, fn)
+
+    def _stopped(self) -> None:
+        """Tell the stop listeners (loop thread)."""
+        for fn in self._stop_listeners:
+            try:
+                fn()
+            except Exception:  # one listener's failure must not stop the others
+                log.exception("stop listener %r failed", fn)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -193,6 +210,7 @@ class Lab:
         if sink is not None:
             loop.run_sync(sink.close)
         self.log.stop_keeper()
+        loop.run_sync(self._stopped)
 
     # -- facts --------------------------------------------------------------------------
 
@@ -402,23 +420,34 @@ class Lab:
 
         return lab_bundle(self, **kwargs)
 
-    def __repr__(self) -> str:
-        state = self.state.value
+    def _counts(self) -> str:
+        """``"2 service(s), 3 call(s)"`` (and platform sources, when any)."""
         counts = f"{len(self.server.services)} service(s), {len(self.server.sessions)} call(s)"
         if self.sources or self.webhooks:
             counts += f", {len(self.sources) + len(self.webhooks)} platform source(s)"
-        return f"<Lab {self.url} {state}, {counts}>"
+        return counts
+
+    def __repr__(self) -> str:
+        with _registry_lock:
+            others = [lab.url for lab in _running.values() if lab is not self]
+        also = f"; also running: {', '.join(others)}" if others else ""
+        return f"<Lab {self.url} {self.state.value}, {self._counts()}{also}>"
 
 
 def start(
-    host: str = "127.0.0.1", port: int = 0, *, log_path: str | Path | None = None, **options: Any
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    log_path: str | Path | None = None,
+    replace: bool = True,
+    **options: Any,
 ) -> Lab:
     """Start a lab (an app server on the lab's loop thread) and make it the default.
 
     Args:
         host: the address to bind; loopback unless you mean otherwise.
         port: 0 lets the OS pick. A lab already running on the same port is
-            stopped and replaced (re-running a cell is safe).
+            stopped and replaced.
         log_path: append every event to this JSON-lines file too, so a kernel
             restart loses nothing (:func:`read_log` loads it back). A torn last
             line (the process was killed mid-write) is cut before appending.
@@ -433,15 +462,30 @@ def start(
             ``keep_sessions``, ``keep_sessions_for``, ``keep_messages``,
             ``early_frames``, …).
 
+        replace: stop the previous default lab (the one the last ``start()``
+            made) if it still runs, with a warning naming it: re-running the cell
+            ``lab = jl.start()`` leaves one lab listening, not two. ``False``
+            keeps it running; the new lab's repr then counts it.
+
     Services declared with :func:`jambonz_lab.service` before the first
     start are served by it.
     """
     global _default
     with _registry_lock:
+        previous = _default if _default is not None and _default.running else None
         if port:
             old = _running.get((host, port))
             if old is not None:
                 old.stop()
+        if replace and previous is not None and previous.running:
+            log.warning(
+                "stopped the previous lab %s (%s); start(replace=False) keeps it",
+                previous.url,
+                previous._counts(),
+            )
+            previous.stop()
+        elif previous is not None and previous.running:
+            log.info("the previous lab %s keeps running (replace=False)", previous.url)
         lab = Lab(host, port, log_path=log_path, **options)
         if _default is not None and _default.state is LabState.NEW:
             lab.server.services.update(_default.server.services)

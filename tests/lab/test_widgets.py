@@ -374,3 +374,78 @@ def test_widget_modules_are_files_anywidget_can_hot_reload(name: str) -> None:
     assert "export default { initialize, render }" in esm and 'model.get("_common")' in esm
     common = cls.class_traits()["_common"].default_value
     assert "export function make(" in common and "export function redrawOn(" in common
+
+
+# -- after the fact (issue 18 item 1) -----------------------------------------------------------
+
+
+def test_widgets_say_so_when_the_lab_stops() -> None:
+    """After ``lab.stop()`` the panel says stopped, the card is not live, and the sources widget shows
+    the webhook receiver closed and its platform call no longer watched (before: "listening",
+    "receiving" and a live call forever)."""
+    from tests.fakejambonz import http
+
+    lab = jl.start(grace=0.3)
+    try:
+        lab.service("/").on("session:new", lambda s: s.answer().pause(length=60).send())
+        receiver = lab.kazoo_webhooks("/hooks")
+        panel = jl.panel(lab)
+        sources = jl.sources(lab)
+        opened = lab.wait_for_session("/", timeout=10)
+        with FakeJambonz(lab.url + "/", "call-stop") as fj:
+            fj.session_new()
+            card = jl.card(opened.result())
+            query = "hook_event=channel_create&call_id=k-1&caller_id_number=%2B15550100"
+            assert http("GET", receiver.url + "?" + query)[0] == 200
+            until(lambda: card.live and sources.live == 1 and panel.header.running)
+            assert sources.connections[0]["state"] == "receiving"
+            lab.stop()
+            until(lambda: not panel.header.running)
+            until(lambda: not card.live and panel.live == 0)
+            until(lambda: sources.live == 0)
+            assert [c["state"] for c in sources.connections] == ["closed"]
+            assert sources.connections[0]["note"] == "the lab stopped"
+            assert sources.calls[0]["live"] is False and sources.calls[0]["status"].endswith("(not watched)")
+    finally:
+        lab.stop()
+    again = jl.panel(lab)  # shown after the stop: built stopped
+    assert again is panel and not again.header.running
+
+
+def test_starting_again_stops_the_previous_default_lab(caplog: pytest.LogCaptureFixture) -> None:
+    """Re-running ``lab = jl.start()`` (port 0: a new port each time) leaves one lab listening and says
+    which one it stopped; ``replace=False`` keeps both and the new lab's repr names the other."""
+    first = jl.start()
+    first.service("/a")
+    with caplog.at_level("WARNING", logger="jambonz_lab.lab"):
+        second = jl.start()
+    try:
+        assert not first.running and second.running and second.port != first.port
+        assert any(
+            f"stopped the previous lab {first.url} (1 service(s), 0 call(s))" in r.getMessage()
+            for r in caplog.records
+        )
+        third = jl.start(replace=False)
+        try:
+            assert second.running and third.running
+            assert repr(third).endswith(f"; also running: {second.url}>")
+        finally:
+            third.stop()
+        assert "also running" not in repr(second)
+    finally:
+        second.stop()
+
+
+def test_composer_queue_refuses_an_ended_call(lab: jl.Lab) -> None:
+    echo(lab)
+    result = lab.call("/", sim.Caller.saying("bye"), clock="virtual")
+    session = lab.session(result.call_sid)
+    until(lambda: session.closed)
+    comp = jl.composer(session)
+    comp.fields["text"].value = "too late"
+    comp.queue_button.click()
+    ended = f"call {result.call_sid} has ended; nothing more can be sent on it"
+    until(lambda: comp.message == f"queue: {ended}")
+    assert session.queued == [] and comp.queued.value == "0 queued"
+    comp.send_button.click()
+    until(lambda: comp.message == f"send: {ended}")

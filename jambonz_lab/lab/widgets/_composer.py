@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets  # type: ignore[import-untyped]
 
 from ... import loop
-from ...exceptions import VerbError
+from ...exceptions import SessionClosed, VerbError
 from ...protocol.verbs import build_verb, normalize_verb, normalize_verbs
 from ._schema import Field, parse_value, verb_fields, verb_methods
 
@@ -196,9 +196,11 @@ class VerbComposer(ipywidgets.VBox):  # type: ignore[misc]
             if action == "validate":
                 text = json.dumps(verbs, indent=2, ensure_ascii=False)
             elif action == "queue":
+                self._check_open()
                 self.session.extend(verbs)
                 text = f"queued {', '.join(v['verb'] for v in verbs)}"
             else:
+                self._check_open()
                 n = len(self.session.queued)
                 if n == 0:
                     raise RuntimeError("nothing queued: Queue a verb first")
@@ -208,6 +210,14 @@ class VerbComposer(ipywidgets.VBox):  # type: ignore[misc]
             self._report(action, None, exc)
         else:
             self._report(action, text, None)
+
+    def _check_open(self) -> None:
+        """Queue and Send refuse alike on an ended call (Send's own error, before anything queues)."""
+        if self.session.closed:
+            raise SessionClosed(
+                f"call {self.session.call_sid} has ended; nothing more can be sent on it",
+                call_sid=self.session.call_sid,
+            )
 
     def _report(self, action: str, text: str | None, exc: BaseException | None) -> None:
         """Write the feedback (loop thread)."""

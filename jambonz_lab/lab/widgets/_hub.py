@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import loop
 from ...records import Row
+from ..runtime import LabState
 from ._model import CallModel, is_error
 from ._sources_model import SourcesModel
 
@@ -64,6 +65,9 @@ class Hub:
         self._to_close: list[SessionCard] = []
         self._seed()
         self.unsubscribe = lab.subscribe(self._on_row)  # on the loop thread: a plain append
+        lab.on_stop(self._on_stop)
+        if lab.state is LabState.STOPPED:
+            self.sources.lab_stopped()
 
     @classmethod
     def of(cls, lab: Lab) -> Hub:
@@ -117,6 +121,14 @@ class Hub:
             self._panel_dirty = True
         if self._dirty or self._panel_dirty:
             self._schedule()
+
+    def _on_stop(self) -> None:
+        """The lab stopped (loop thread): the panel says so, the sources show nothing live."""
+        self.sources.lab_stopped()
+        self._sources_dirty = True
+        self._panel_dirty = True
+        self._dirty.update(self.cards)  # a card's live flag and buttons follow its session
+        self._schedule()
 
     def touch(self, call_sid: str | None = None) -> None:
         """Mark a card (or only the panel) for the next flush, e.g. after a queue change."""
@@ -193,27 +205,28 @@ class Hub:
         session = self.lab.server.sessions.get(model.call_sid)
         if card is not None and session is not None:
             card.rebind(session)  # a redirect opens a new session object for the same call
-        state["live"] = session is not None and not session.closed
+        state["live"] = self.lab.running and session is not None and not session.closed  # stopped: none
         state["state"] = session.state.value if session is not None else ""
         state["queued"] = len(session.queued) if session is not None else 0
         return state
 
     def _panel_state(self) -> dict[str, Any]:
         sessions = self.lab.server.sessions
+        running = bool(self.lab.running)  # a stopped lab serves no call, whatever jambonz does next
         newest = list(self.models.values())[-PANEL_SIZE:][::-1]
         listed = []
         for model in newest:
             row = model.summary()
             session = sessions.get(model.call_sid)
-            row["live"] = session is not None and not session.closed
+            row["live"] = running and session is not None and not session.closed
             listed.append(row)
         url = self.lab.url
         return {
             "url": url,
-            "running": bool(self.lab.running),
+            "running": running,
             "services": [{"path": p, "url": url + p} for p in self.lab.server.services],
             "calls": len(sessions),
-            "live": sum(1 for s in sessions.values() if not s.closed),
+            "live": sum(1 for s in sessions.values() if not s.closed) if running else 0,
             "errors": self.errors,
             "sessions": listed,
         }

@@ -139,6 +139,19 @@ class SourcesModel:
             }
         )
 
+    def lab_stopped(self) -> None:
+        """The lab stopped: its connections and receivers are closed, and no platform call is
+        watched any more (they show as not live, their last status marked ``(not watched)``)."""
+        for conn in self.connections.values():
+            if conn["state"] != "failed":
+                conn["state"] = "closed"
+                conn["note"] = "the lab stopped"
+        for call in self.calls.values():
+            if call["live"]:
+                call["live"] = False
+                call["status"] = f"{call['status']} (not watched)".strip()
+        self.version += 1
+
     def state(self) -> dict[str, Any]:
         """The widget's trait values (fresh lists)."""
         calls = sorted(self.calls.values(), key=lambda c: (not c["live"], -c.get("ts", 0.0)))
