@@ -61,7 +61,7 @@ app.use((req, _res, next) => {
     event: 'request', path: req.path, method: req.method,
     call_sid: b.call_sid, from: b.from, to: b.to, direction: b.direction, call_status: b.call_status,
     digits: b.digits, reason: b.reason, transcript: b.speech?.alternatives?.[0]?.transcript,
-    dial_call_status: b.dial_call_status, parent_call_sid: b.parent_call_sid,
+    dial_call_status: b.dial_call_status, parent_call_sid: b.parent_call_sid, has_sip: b.sip !== undefined,
     user_agent: req.get('user-agent'), content_type: req.get('content-type'),
     signed: req.get('jambonz-signature') !== undefined,
   });
@@ -269,9 +269,12 @@ def test_unrecognised_speech_is_redirected_to_the_menu(ivr: Callable[..., Webhoo
     result = sim.call(app.base + "/incoming", Caller([Speech("pizza please"), Digits("2")]))
     assert result.said == [MENU, SORRY, MENU, "Connecting you to support. Please hold."]
     assert app.paths() == ["/incoming", "/menu-selection", "/incoming", "/menu-selection", "/dial-result"]
-    _, sorry, again, menu, _ = app.requests()
+    first, sorry, again, menu, _ = app.requests()
     assert (sorry["reason"], sorry["transcript"]) == ("speechDetected", "pizza please")
     assert (again["method"], again["call_sid"], again["direction"]) == ("POST", result.call_sid, "inbound")
+    # the same path, told apart by the payload: session:new carries the INVITE (``sip``, POST only,
+    # middleware.js ~447), session:redirect only the call's info (task.js ~227)
+    assert (first["has_sip"], again["has_sip"]) == (True, False)
     assert (menu["reason"], menu["digits"]) == ("dtmfDetected", "2")
     assert [m.type for m in result.messages("sent") if m.type.startswith("session:")] == [
         "session:new",
