@@ -46,6 +46,10 @@ class Row(NamedTuple):
     #: how a jambonz frame travelled: ``"ws"`` (a WebSocket app) or ``"http"`` (a webhook
     #: request and its response); ``None`` for lab events and platform rows
     transport: str | None = None
+    #: seconds on the call's own clock since the call started: a simulated call's virtual time
+    #: (see :mod:`jambonz_lab.sim.callclock`); ``None`` when unknown (a real jambonz call, rows
+    #: with no call)
+    call_t: float | None = None
 
 
 #: every row's fields, in order
@@ -60,7 +64,7 @@ Record = Callable[[Row], None]
 
 def as_row(values: Sequence[Any]) -> Row:
     """``values`` (a row read back from a file, a plain tuple in field order; a
-    missing ``transport`` is None) as a :class:`Row`."""
+    missing trailing field, ``transport`` or ``call_t``, is None) as a :class:`Row`."""
     return values if type(values) is Row else Row(*values)
 
 
@@ -77,6 +81,7 @@ def make_row(
     path: str | None = None,
     ts: float | None = None,
     transport: str | None = None,
+    call_t: float | None = None,
 ) -> Row:
     """One row. ``direction`` is ``"in"`` (from the platform), ``"out"`` (sent to it) or ``"lab"``
     (something the lab noticed: a reconnect, a decode error); ``payload`` is JSON text or a
@@ -95,4 +100,5 @@ def make_row(
         path,
         source,
         transport,
+        call_t,
     )

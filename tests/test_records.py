@@ -26,8 +26,10 @@ def test_make_row_gives_a_typed_tuple() -> None:
 
 def test_a_plain_tuple_becomes_a_row_in_the_log() -> None:
     values = (2.0, "c1", "in", "call:status", None, None, 0, '{"data": {}}', None, "/", "jambonz")
-    assert as_row(values) == (*values, None) and as_row(values).path == "/"  # an old row: no transport
+    assert as_row(values) == (*values, None, None) and as_row(values).path == "/"  # an old row: no transport
     assert as_row((*values, "http")).transport == "http"
+    assert as_row((*values, "ws")).call_t is None  # a row from before call times
+    assert as_row((*values, "ws", 3.25)).call_t == 3.25
     row = make_row("jambonz", "lab", "close")
     assert as_row(row) is row
     log = EventLog()

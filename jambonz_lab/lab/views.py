@@ -56,6 +56,7 @@ _CALL_COLS = [
     "final_status",
     "hooks",
     "errors",
+    "clock",
 ]
 
 
@@ -99,7 +100,7 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
         if col in frame.columns:
             values = frame[col].astype(object)
             frame[col] = values.where(values.notna(), None)
-    for col in ("sip_status", "confidence"):
+    for col in ("sip_status", "confidence", "call_t"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     return frame
 
@@ -228,6 +229,8 @@ class Views:
         own = kind.eq("call:status") & (rows["leg"].isna() | rows["leg"].eq(sid))
         ended = own & rows["call_status"].isin(_ENDED)
         errors = kind.eq("jambonz:error") | (rows["direction"].eq("lab") & kind.isin(_ERRORS))
+        call_t = rows["call_t"].astype("float64")
+        answered = own & rows["call_status"].eq("in-progress")
         part = pd.DataFrame(
             {
                 "call_sid": sid,
@@ -236,9 +239,13 @@ class Views:
                 "from": facts["_from"].where(opening),
                 "to": facts["_to"].where(opening),
                 "direction": facts["_cdir"].where(opening),
-                "answer": rows["ts"].where(own & rows["call_status"].eq("in-progress")),
+                "answer": rows["ts"].where(answered),
                 "end": rows["ts"].where(ended),
                 "_end_duration": facts["_duration"].where(ended),
+                # a simulated call's clock: the wall time its zero was at, and its answer and end
+                "_anchor": rows["ts"] - pd.to_timedelta(call_t, unit="s"),
+                "_ct_answer": call_t.where(answered),
+                "_ct_end": call_t.where(ended),
                 "final_status": rows["call_status"].where(own),
                 "hooks": (incoming & kind.eq("verb:hook")).astype("int64"),
                 "errors": errors.astype("int64"),
@@ -279,6 +286,13 @@ class Views:
         if not blocks:
             return pd.DataFrame({c: [] for c in _CALL_COLS})
         agg = pd.concat(blocks, ignore_index=True) if len(blocks) > 1 else blocks[0]
+        on_call = agg["_anchor"].notna()
+        # on the call's clock: its zero's wall time plus the call time (a row without one: wall)
+        answer, end = (
+            (agg["_anchor"] + pd.to_timedelta(agg[ct], unit="s")).where(agg[ct].notna(), agg[wall])
+            for wall, ct in (("answer", "_ct_answer"), ("end", "_ct_end"))
+        )
+        agg = agg.assign(answer=answer, end=end, clock=on_call.map({True: "call", False: "wall"}))
         measured = (agg["end"] - agg["answer"]).dt.total_seconds()
         table = agg.assign(duration_s=agg["_end_duration"].astype("float64").fillna(measured))
         table["final_status"] = (
@@ -297,11 +311,13 @@ def _reduce(part: pd.DataFrame) -> pd.DataFrame:
         to=("to", "first"),
         direction=("direction", "first"),
         answer=("answer", "first"),
+        _anchor=("_anchor", "first"),
+        _ct_answer=("_ct_answer", "first"),
         final_status=("final_status", "last"),
         hooks=("hooks", "sum"),
         errors=("errors", "sum"),
     )
-    ended = part.loc[part["end"].notna(), [*keys, "end", "_end_duration"]].groupby(keys, sort=False).tail(1)
+    ended = part.loc[part["end"].notna(), [*keys, "end", "_end_duration", "_ct_end"]].groupby(keys, sort=False).tail(1)
     out = out.join(ended.set_index(keys), how="left")
     return out.reset_index()
 

@@ -27,6 +27,8 @@ class Clock:
         self.kind: ClockName = kind
         self._start = time.monotonic()
         self._virtual = 0.0
+        self._waits = 0  # app waits under way (virtual clock)
+        self._real_from = 0.0  # when the real time they will add began to count
 
     @property
     def virtual(self) -> bool:
@@ -36,6 +38,23 @@ class Clock:
         if self.virtual:
             return self._virtual
         return time.monotonic() - self._start
+
+    def live(self) -> float:
+        """:meth:`now`, plus on the virtual clock the real seconds of an app wait under way (which
+        :meth:`advance` adds once it ends): the call's time as a frame the app sends now sees it."""
+        if self._waits and self.virtual:
+            return self._virtual + max(0.0, time.monotonic() - self._real_from)
+        return self.now()
+
+    def waiting(self, started: bool) -> None:
+        """An app wait begins (``True``) or ends (``False``): :meth:`live` counts its real time."""
+        if started:
+            if not self._waits:
+                self._real_from = time.monotonic()
+            self._waits += 1
+        else:  # the wait's real time is in the virtual time now: count again from here
+            self._waits = max(0, self._waits - 1)
+            self._real_from = time.monotonic()
 
     def advance(self, seconds: float) -> None:
         """Move virtual time on (no-op for the real clock, which moves by itself)."""

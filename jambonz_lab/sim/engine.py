@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 from urllib.parse import urldefrag
 
+from .. import callclocks
 from ..exceptions import VerbError
 from ..protocol import MAX_APP_FRAME
 from ..protocol.feature import (
@@ -165,6 +166,8 @@ class SimCall:
         self.rest_amd: dict[str, Any] | None = self._rest_amd(attrs.pop("amd", None), direction)
         self.direction: Direction = direction
         self.result = CallResult(self.call_sid)
+        #: this call's clock for the lab's rows (a lab in this process stamps them with it)
+        self.call_clock = callclocks.register(self.call_sid, self.clock)
         self.stack: deque[dict[str, Any]] = deque()
         self.answered = False
         self.answer_at: float | None = None
@@ -245,9 +248,10 @@ class SimCall:
     def trace(
         self, direction: str, kind: str, msgid: str | None, payload: Any, note: str | None = None
     ) -> None:
-        self.result.trace.append(
-            TraceEntry(self.clock.now(), time.time(), direction, kind, msgid, payload, note)
-        )
+        t = self.clock.now()
+        self.result.trace.append(TraceEntry(t, time.time(), direction, kind, msgid, payload, note))
+        if msgid is not None and direction == "sent":
+            self.call_clock.sent[msgid] = t
 
     def note(self, kind: str, note: str, payload: Any = None) -> None:
         self.trace("sim", kind, None, payload, note)
@@ -286,10 +290,12 @@ class SimCall:
     async def wait_real(self, fut: asyncio.Future[Any], timeout: float) -> Any:
         """Wait for the app (real time in both clocks; virtual time moves by what passed)."""
         t0 = time.monotonic()
+        self.clock.waiting(True)
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         finally:
             self.clock.advance(time.monotonic() - t0)
+            self.clock.waiting(False)
 
     # -- messages -----------------------------------------------------------------------
 

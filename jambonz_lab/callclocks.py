@@ -1,0 +1,96 @@
+"""Each simulated call's own clock, by call sid, for whoever records its frames in this process.
+
+The simulator (:mod:`jambonz_lab.sim`) registers its calls here; the lab reads. It sits beside
+:mod:`jambonz_lab.records`, below both, so the lab need not import the simulator to ask.
+
+A simulated call runs on its :class:`~jambonz_lab.sim.clock.Clock`: on the virtual clock a 38 s
+call takes a few milliseconds of wall time. The lab's app server sees the call's frames as any
+others; when the simulator runs in the same process, the lab asks :func:`call_time` for the
+call's clock and writes it beside the wall time (``call_t`` of an event-log row).
+
+A frame the simulator sent (jambonz → app) has the call time it was sent at (the simulator may
+have let virtual time run on before the app server read it); anything else (the app's acks and
+commands, the lab's own rows) has the call's clock when it is asked, counting the real time of
+an app wait under way (``Clock.live``).
+
+Bounded: the latest :data:`KEEP` calls are kept (a row written after its call ended still finds
+the clock, stopped where the call ended); older ones are forgotten.
+
+Example::
+
+    from jambonz_lab import callclocks
+    callclocks.call_time(call_sid, "in", msgid)   # None if the call is not simulated here
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from .records import Row
+
+__all__ = ["KEEP", "CallClock", "Clock", "call_time", "lookup", "register", "stamp"]
+
+#: how many calls' clocks are kept (the oldest is forgotten beyond)
+KEEP = 10_000
+
+_clocks: dict[str, CallClock] = {}
+_lock = threading.Lock()  # registering (any thread); lookups are plain dict reads
+
+
+class Clock(Protocol):
+    """What a call clock offers (:class:`jambonz_lab.sim.clock.Clock` is one)."""
+
+    def live(self) -> float: ...
+
+
+class CallClock:
+    """One call's clock and the call time of each frame it sent that was not looked up yet."""
+
+    __slots__ = ("clock", "sent")
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        #: msgid -> call time when the simulator sent it
+        self.sent: dict[str, float] = {}
+
+    def at(self, direction: str, msgid: str | None) -> float:
+        """The call time of a row: a sent frame's own, else the clock's now."""
+        if direction == "in" and msgid is not None:
+            sent = self.sent.pop(msgid, None)
+            if sent is not None:
+                return sent
+        return self.clock.live()
+
+
+def register(call_sid: str, clock: Clock) -> CallClock:
+    """Make ``clock`` the clock of ``call_sid`` (a later call with the same sid replaces it)."""
+    entry = CallClock(clock)
+    with _lock:
+        _clocks.pop(call_sid, None)  # to the end: the newest
+        _clocks[call_sid] = entry
+        while len(_clocks) > KEEP:
+            del _clocks[next(iter(_clocks))]
+    return entry
+
+
+def lookup(call_sid: str) -> CallClock | None:
+    return _clocks.get(call_sid)
+
+
+def call_time(call_sid: str | None, direction: str, msgid: str | None) -> float | None:
+    """Seconds on ``call_sid``'s own clock for a row (``direction``, ``msgid``); None when the
+    call is not simulated in this process."""
+    if call_sid is None:
+        return None
+    entry = _clocks.get(call_sid)
+    return None if entry is None else entry.at(direction, msgid)
+
+
+def stamp(row: Row) -> Row:
+    """``row`` with its ``call_t``, when its call is simulated in this process (and it has none)."""
+    if row.call_t is None and row.call_sid is not None:
+        entry = _clocks.get(row.call_sid)
+        if entry is not None:
+            return row._replace(call_t=entry.at(row.direction, row.msgid))
+    return row
