@@ -23,7 +23,7 @@ import atexit
 import enum
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ..platforms.wazo import WazoClient
     from ..sim import Caller, CallResult
     from ..sim.clock import ClockName
+    from .turns import Transcript
 
     S = TypeVar("S", bound=EventSource)
 
@@ -294,6 +295,45 @@ class Lab:
     def statuses(self) -> pd.DataFrame:
         """Every ``call:status`` (A- and B-legs)."""
         return self.log.statuses
+
+    @property
+    def turns(self) -> pd.DataFrame:
+        """One row per conversational turn of every call: the caller's input and when it ended, the
+        hook's ack latency, what the app said next and how soon, tool calls, barge-ins, the gap to
+        the next input (:func:`jambonz_lab.lab.turns.turns`)."""
+        from . import turns
+
+        return turns.turns(self.log.events)
+
+    def turn_summary(self) -> pd.DataFrame:
+        """One row per call: turns, p50/p95/max response time, longest gap, barge-ins, tool calls."""
+        from . import turns
+
+        return turns.summary(self.turns)
+
+    def compare_turns(self, groups: Mapping[str, Iterable[Any]]) -> pd.DataFrame:
+        """Turn latencies per group of calls, e.g. two versions of an agent::
+
+            lab.compare_turns({"v1": sim.load(url_v1, ...), "v2": sim.load(url_v2, ...)})
+
+        A group is CallResults or call sids. See :func:`jambonz_lab.lab.turns.compare`.
+        """
+        from . import turns
+
+        return turns.compare(self.turns, groups)
+
+    def plot_response_times(self, groups: Mapping[str, Iterable[Any]] | None = None) -> Figure:
+        """The response-time distribution of every group of calls (or of all turns), as a Figure."""
+        from . import turns
+
+        return turns.plot_response_times(self.turns, groups)
+
+    def transcript(self, call_sid: str) -> Transcript:
+        """Both sides of the call as a dialogue (``.frame`` is the DataFrame; a chat view in a
+        notebook). Times are the call's own clock for simulated calls."""
+        from . import turns
+
+        return turns.transcript(self.log.events_of(call_sid), call_sid)
 
     def timeline(self, call_sid: str | None = None) -> Figure:
         """A picture of the messages of every call (or of ``call_sid``): swim-lanes over time.
