@@ -124,8 +124,18 @@ def hooks(result: CallResult) -> list[Hook]:
             out.append(Hook(e.t, e.type, hook, describe(_data(e)), False, None, "no answer"))
             continue
         names = ", ".join(str(v.get("verb")) for v in _verbs(answer)) or "(no verbs)"
-        out.append(Hook(e.t, e.type, hook, describe(_data(e)), True, answer.t - e.t, names))
+        out.append(Hook(e.t, e.type, hook, describe(_data(e)), True, _delay(e, answer), names))
     return out
+
+
+def _delay(request: TraceEntry, answer: TraceEntry) -> float:
+    """Seconds the app took to answer: on the call clock, or the wall clock's if the trace's stood still.
+
+    The app's time is real on both clocks. An HTTP response is traced after the virtual clock moved
+    by it; a socket's ack is traced as it arrives, before the simulator adds the wait to the clock
+    (``SimCall.wait_real``), so its ``t`` is the request's: its ``ts`` holds the wait.
+    """
+    return max(answer.t - request.t, answer.ts - request.ts, 0.0)
 
 
 def turn_latencies(result: CallResult) -> list[float]:
