@@ -7,10 +7,11 @@ a label (``session:new``, ``verb:hook /echo "hello"``, ``call:status
 in-progress``, ``ack: say, gather``, ``redirect: hangup``); acks carry their
 latency (the ``ack_ms`` column of :attr:`Lab.events <jambonz_lab.Lab.events>`)
 in grey after the label. Lab events (``auto-ack``, ``handler-error``,
-``bad-frame``, ``ack-late``, …) are markers on the app lane. The x axis is
-seconds since the first event drawn, a true time scale: a virtual-clock call
-takes a few milliseconds of wall time, which is what the picture shows (the
-app's real latencies).
+``bad-frame``, ``ack-late``, …) are markers on the app lane. The x axis is a
+true time scale on the call's clock: for a simulated call (rows with ``call_t``)
+its own call time, where a ``say`` or a gather timeout takes its seconds and the
+app's real processing time is added where the caller waits for it; for a real
+jambonz call, wall time since the first event drawn. The axis label says which.
 
 Example::
 
@@ -92,7 +93,7 @@ class TimelineFigure(Figure):
 
 @dataclass
 class _Item:
-    x: float  # seconds since the first event
+    x: float  # seconds: call time, or wall time since the first event
     direction: str  # in, out, lab
     label: str
     latency: str | None = None
@@ -109,7 +110,7 @@ def draw(events: pd.DataFrame, *, title: str | None = None) -> TimelineFigure:
             or :attr:`Session.events <jambonz_lab.Session.events>` give them (columns
             ``ts``, ``call_sid``, ``direction``, ``type``, ``msgid``, ``hook``,
             ``payload``, ``note``; ``ack_ms``, ``call_status``, ``transcript``,
-            ``digits``, ``reason`` and ``leg`` are used when present).
+            ``digits``, ``reason``, ``leg`` and ``call_t`` are used when present).
         title: drawn above the lanes (as plain text).
 
     Returns:
@@ -144,7 +145,7 @@ def draw(events: pd.DataFrame, *, title: str | None = None) -> TimelineFigure:
         else pd.to_datetime(ts, utc=True)
     )
     t0 = stamps.min()
-    seconds = [(t - t0).total_seconds() for t in stamps]
+    seconds, clock = _times(events, stamps)
     records = cast("list[dict[str, Any]]", events.to_dict("records"))
 
     calls: dict[str, list[_Item]] = {}
@@ -286,7 +287,7 @@ def draw(events: pd.DataFrame, *, title: str | None = None) -> TimelineFigure:
     fmt.set_scientific(False)
     ax.xaxis.set_major_formatter(fmt)
     ax.tick_params(axis="x", labelsize=FONT)
-    ax.set_xlabel(f"seconds since the first event ({t0:%Y-%m-%d %H:%M:%S} UTC)", fontsize=FONT, **plain)
+    ax.set_xlabel(_xlabel(clock, len(calls), t0), fontsize=FONT, **plain)
     if title is not None:
         ax.set_title(str(title), loc="left", fontsize=FONT + 3, pad=8, **plain)
     return fig
@@ -337,6 +338,37 @@ def label_of(row: Mapping[str, Any]) -> str:
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+def _times(events: pd.DataFrame, stamps: pd.Series) -> tuple[list[float], str]:
+    """Each row's x, and which clock: ``"call"`` (every call is simulated: its rows' ``call_t``,
+    the call's own clock), ``"wall"`` (none is: seconds since the first event) or ``"mixed"``."""
+    import pandas as pd
+
+    wall = (stamps - stamps.min()).dt.total_seconds()
+    if "call_t" not in events.columns:
+        return wall.tolist(), "wall"
+    call_t = pd.to_numeric(events["call_t"], errors="coerce").astype("float64")
+    sid = events["call_sid"].fillna("(no call)")
+    simulated = call_t.notna().groupby(sid).transform("any")
+    if not simulated.any():
+        return wall.tolist(), "wall"
+    # a simulated call's row without a call time (a lab row after its clock was forgotten)
+    # sits where the call's clock last was
+    filled = call_t.groupby(sid).ffill().groupby(sid).bfill()
+    x = filled.where(simulated, wall)
+    return x.tolist(), "call" if simulated.all() else "mixed"
+
+
+def _xlabel(clock: str, calls: int, t0: pd.Timestamp) -> str:
+    if clock == "call":
+        each = "" if calls == 1 else ", each call from its start"
+        return f"call time (s): the simulated call's own clock{each}"
+    since = f"since the first event ({t0:%Y-%m-%d %H:%M:%S} UTC)"
+    if clock == "mixed":
+        return f"call time (s) for simulated calls, from their start; wall time (s) {since} for the others"
+    return f"wall time (s) {since}"
+
 
 _OPENERS = ("session:new", "session:redirect", "session:adulting")
 

@@ -250,8 +250,8 @@ class SimCall:
     ) -> None:
         t = self.clock.now()
         self.result.trace.append(TraceEntry(t, time.time(), direction, kind, msgid, payload, note))
-        if msgid is not None and direction == "sent":
-            self.call_clock.sent[msgid] = t
+        if msgid is not None and direction == "sent":  # its row's call time (live: sent during an app wait)
+            self.call_clock.sent[msgid] = self.clock.live()
 
     def note(self, kind: str, note: str, payload: Any = None) -> None:
         self.trace("sim", kind, None, payload, note)

@@ -28,6 +28,7 @@ import traitlets
 
 from ... import loop
 from ._assets import asset, common_js
+from ._model import clock_text
 
 if TYPE_CHECKING:
     from ...net import Session
@@ -70,7 +71,10 @@ class SessionCard(anywidget.AnyWidget):
             are data: the front end sets them with ``textContent``).
         status: the latest ``call_status`` of this leg; ``statuses``: its history.
         verbs: names of the verbs sent (acks and redirects), newest last.
-        events: the latest events, ``{t, dir, type, hook, detail}``, at most 20.
+        events: the latest events, ``{t, dir, type, hook, detail}``, at most 20; ``t`` is
+            seconds on the call's clock (``clock``).
+        clock: ``"call"``: a simulated call, ``t`` is its own call time (a ``say`` takes its
+            seconds); ``"wall"``: a real call, ``t`` is wall time since its first event.
         hooks, errors: counters over the whole call.
         live: the call's socket is not closed for good; ``state``: the session's state.
         queued: verbs composed but not sent yet (refreshed on each update).
@@ -91,6 +95,7 @@ class SessionCard(anywidget.AnyWidget):
     statuses = traitlets.List(traitlets.Unicode()).tag(sync=True)
     verbs = traitlets.List(traitlets.Unicode()).tag(sync=True)
     events = traitlets.List(traitlets.Dict()).tag(sync=True)
+    clock = traitlets.Unicode("wall").tag(sync=True)
     hooks = traitlets.Int(0).tag(sync=True)
     errors = traitlets.Int(0).tag(sync=True)
     live = traitlets.Bool(False).tag(sync=True)
@@ -187,7 +192,7 @@ class SessionCard(anywidget.AnyWidget):
         """What viewers without widget support show (GitHub, nbviewer): escaped text only."""
         e = html.escape
         rows = "".join(
-            f"<li>{ev.get('t', 0):.2f}s {e(str(ev.get('dir')))} {e(str(ev.get('type')))} "
+            f"<li>{e(clock_text(float(ev.get('t', 0))))} {e(str(ev.get('dir')))} {e(str(ev.get('type')))} "
             f"{e(str(ev.get('hook') or ''))} {e(str(ev.get('detail') or ''))}</li>"
             for ev in self.events[-5:]
         )

@@ -18,6 +18,7 @@ Threads: one writer, the loop thread; :meth:`CallModel.state` returns copies.
 from __future__ import annotations
 
 import json
+import math
 from collections import deque
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "MAX_STATUSES",
     "MAX_VERBS",
     "CallModel",
+    "clock_text",
     "is_error",
     "summarize",
 ]
@@ -78,6 +80,10 @@ class CallModel:
         self.hooks = 0
         self.errors = 0
         self.t0: float | None = None
+        #: which clock the events' ``t`` is on: ``"call"`` (a simulated call: its rows' ``call_t``,
+        #: the call's own clock) or ``"wall"`` (seconds since the call's first row)
+        self.clock = "wall"
+        self._call_t = 0.0  # the latest call time seen
         #: bumped on every applied row
         self.version = 0
 
@@ -94,6 +100,10 @@ class CallModel:
         ts = float(ts) if isinstance(ts, int | float) else 0.0
         if self.t0 is None:
             self.t0 = ts
+        call_t = row.call_t
+        if isinstance(call_t, int | float) and not math.isnan(call_t):
+            self.clock, self._call_t = "call", float(call_t)
+        t = self._call_t if self.clock == "call" else ts - self.t0
         msg = _parse(payload)
         data = msg.get("data") if isinstance(msg, dict) else None
         if direction == "in":
@@ -104,7 +114,7 @@ class CallModel:
             self.errors += 1
         self.events.append(
             {
-                "t": round(ts - self.t0, 3),
+                "t": round(t, 6),
                 "dir": str(direction),
                 "type": str(kind),
                 "hook": hook if isinstance(hook, str) else "",
@@ -156,6 +166,7 @@ class CallModel:
             "statuses": list(self.statuses),
             "verbs": list(self.verbs),
             "events": [dict(e) for e in self.events],
+            "clock": self.clock,
             "hooks": self.hooks,
             "errors": self.errors,
         }
@@ -172,6 +183,21 @@ class CallModel:
             "hooks": self.hooks,
             "errors": self.errors,
         }
+
+
+def clock_text(seconds: float) -> str:
+    """An event's time, readable: ``"2.8 ms"``, ``"14.92 s"``, ``"2:05.3"`` (card.js writes the same)."""
+    if not math.isfinite(seconds):
+        return ""
+    if seconds == 0:
+        return "0 s"
+    if seconds < 1:
+        ms = seconds * 1000
+        return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}:{rest:04.1f}"
 
 
 def summarize(direction: str, kind: str, msg: Any, note: Any, call_sid: str | None = None) -> str:

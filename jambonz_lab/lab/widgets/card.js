@@ -18,8 +18,22 @@ async function initialize({ model }) {
 
 const TRAITS = [
   "call_sid", "from_", "to", "caller_name", "direction", "status", "statuses", "verbs",
-  "events", "hooks", "errors", "live", "state", "queued", "muted", "error",
+  "events", "clock", "hooks", "errors", "live", "state", "queued", "muted", "error",
 ];
+
+// An event's time, readable: "2.8 ms", "14.92 s", "2:05.3" (clock_text in _model.py)
+function clockText(t) {
+  const s = Number(t);
+  if (!Number.isFinite(s)) return "";
+  if (s === 0) return "0 s";
+  if (s < 1) {
+    const ms = s * 1000;
+    return `${ms.toFixed(ms < 10 ? 2 : ms < 100 ? 1 : 0)} ms`;
+  }
+  if (s < 60) return `${s.toFixed(2)} s`;
+  const minutes = Math.floor(s / 60);
+  return `${minutes}:${(s - 60 * minutes).toFixed(1).padStart(4, "0")}`;
+}
 
 function render({ model, el }) {
   const root = make("div", "jl-card");
@@ -79,11 +93,16 @@ function render({ model, el }) {
     error.textContent = model.get("error") || "";
     error.hidden = !model.get("error");
 
+    const onCall = model.get("clock") === "call";
+    root.setAttribute("data-clock", onCall ? "call" : "wall");
+    events.title = onCall
+      ? "call time: the simulated call's own clock"
+      : "wall time since the call's first event";
     const items = (model.get("events") || []).map((ev) => {
       const li = make("li", `jl-event jl-dir-${ev.dir}`);
       li.setAttribute("data-type", ev.type);
       li.append(
-        make("span", "jl-t", `${Number(ev.t).toFixed(2)}s`),
+        make("span", "jl-t", clockText(ev.t)),
         make("span", "jl-dir", ev.dir),
         make("span", "jl-type", ev.type),
         make("span", "jl-hook", ev.hook || ""),
