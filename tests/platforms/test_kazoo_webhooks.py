@@ -185,6 +185,8 @@ class TestReceiver:
                 "note": f"POST form-data account={ACCOUNT}",
                 "path": "/kazoo/hooks",
                 "source": "kazoo",
+                "transport": None,
+                "call_t": None,
             }
         ]
         assert mounted.receiver.received == 1
