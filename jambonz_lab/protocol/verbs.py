@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import re
 import threading
 import typing
@@ -44,12 +45,25 @@ __all__ = [
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "any"}
 
 
+log = logging.getLogger("jambonz_lab.protocol")
+
 _sdk_lock = threading.Lock()  # the SDK's package import is not safe to run from two threads at once
 
 
-@cache
 def _registry() -> dict[str, tuple[str, dict[str, Any]]]:
     """method name -> (json verb, injected properties), from the SDK's verb registry."""
+    load_models()
+    return _sdk_registry()
+
+
+def _model(json_verb: str) -> Any:
+    """The SDK's pydantic model of ``json_verb`` (None: no such verb)."""
+    load_models()
+    return _sdk_model(json_verb)
+
+
+@cache
+def _sdk_registry() -> dict[str, tuple[str, dict[str, Any]]]:
     with _sdk_lock:
         from jambonz_sdk.verb_registry import VERB_DEFS
 
@@ -60,23 +74,57 @@ def _registry() -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 @cache
-def _model(json_verb: str) -> Any:
+def _sdk_model(json_verb: str) -> Any:
     with _sdk_lock:
         from jambonz_sdk._models._registry import verb_model
 
         return verb_model(json_verb)
 
 
+_loaded = threading.Event()  # set once the SDK's package and a first model are imported
+_loader_lock = threading.Lock()
+_loader: threading.Thread | None = None
+_told = False  # "loading verb models…" is logged once per process
+
+
+def _load() -> None:
+    _sdk_registry()
+    _sdk_model("say")
+    _loaded.set()
+
+
 def load_models() -> None:
-    """Load the SDK's verb models now (idempotent; the first time can take a second in a
-    Jupyter environment, where jsonschema's format checkers build grammars at import)."""
-    _registry()
-    _model("say")
+    """Have the SDK's verb models loaded: at once when they are, else wait for what is left of
+    :func:`prewarm`'s load (or load them here), logging ``loading verb models…`` once at INFO.
+
+    The first load takes one to two seconds in a Jupyter environment (importing the SDK imports
+    jsonschema, whose IRI format checker builds a grammar at import); later calls are free.
+    """
+    global _told
+    if _loaded.is_set():
+        return
+    if not _told:
+        _told = True
+        log.info("loading verb models… (once per process)")
+    with _loader_lock:
+        loader = _loader
+    if loader is not None:
+        loader.join()
+    if not _loaded.is_set():  # no prewarm, or it failed: load here (and raise what it raises)
+        _load()
 
 
 def prewarm() -> None:
-    """:func:`load_models` on a background thread, so that ``start()`` returns at once."""
-    threading.Thread(target=load_models, name="jambonz-lab-prewarm", daemon=True).start()
+    """Start loading the verb models on a background thread (once; :func:`load_models` waits for it).
+
+    ``jambonz_lab.start()`` calls it first thing, so that the load overlaps the lab's own start.
+    """
+    global _loader
+    with _loader_lock:
+        if _loaded.is_set() or _loader is not None:
+            return
+        _loader = threading.Thread(target=_load, name="jambonz-lab-prewarm", daemon=True)
+        _loader.start()
 
 
 def verb_names() -> list[str]:

@@ -365,3 +365,31 @@ def test_say_close_on_stream_empty_is_refused_as_jambonz_0_9_8_refuses_it() -> N
         normalize_verb({"verb": "say", "stream": True, "closeStreamOnEmpty": False})["closeStreamOnEmpty"]
         is False
     )
+
+
+# -- loading the models (issue 18 item 4) ---------------------------------------------------------
+
+
+def test_the_first_verb_waits_for_the_background_load_and_says_so_once() -> None:
+    """A fresh process: prewarm() starts one background load; the first validations wait for what is
+    left of it (one INFO line, not a second import), the next ones are free and silent."""
+    code = (
+        "import logging, threading\n"
+        "logging.basicConfig(level=logging.INFO, format='%(name)s %(message)s')\n"
+        "from jambonz_lab.protocol import verbs\n"
+        "verbs.prewarm(); verbs.prewarm()\n"
+        "names = [t.name for t in threading.enumerate() if t.name == 'jambonz-lab-prewarm']\n"
+        "print(len(names))\n"
+        "print(verbs.build_verb('say', {'text': 'hi'}))\n"
+        "verbs.load_models(); print(verbs.build_verb('pause', {'length': 1}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.splitlines() == [
+        "1",
+        "{'verb': 'say', 'text': 'hi'}",
+        "{'verb': 'pause', 'length': 1}",
+    ]
+    logged = [line for line in out.stderr.splitlines() if "verb models" in line]
+    assert logged == ["jambonz_lab.protocol loading verb models… (once per process)"]
