@@ -49,6 +49,10 @@ from .waiting import Waiter
 __version__ = "0.1.0"
 
 logging.getLogger("jambonz_lab").addHandler(logging.NullHandler())
+del annotations, logging  # not part of the API: keep them out of jl.<TAB>
+
+#: the subpackages completion offers next to ``__all__`` (once imported)
+_PACKAGES = ("lab", "loop", "net", "platforms", "protocol", "sim")
 
 __all__ = [
     "AlreadyReplied",
@@ -91,3 +95,8 @@ __all__ = [
     "start",
     "stop_all",
 ]
+
+
+def __dir__() -> list[str]:
+    """What ``jl.<TAB>`` offers: the public names and the subpackages imported so far."""
+    return sorted([*__all__, *(name for name in _PACKAGES if name in globals())])

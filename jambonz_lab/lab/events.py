@@ -154,6 +154,23 @@ class EventLog:
     def __len__(self) -> int:
         return self._base + len(self._rows)
 
+    def __repr__(self) -> str:
+        """One line: rows, calls, time span, and the tables to read (any thread but the loop's)."""
+        tables = ".events .calls .hooks .statuses, .platform(source), .rows(call_sid)"
+        with self._build:
+            parts = list(self._parts)
+            with self._lock:
+                rows, base, built = self._rows[:], self._base, self._built
+        if base + len(rows) == 0:
+            return f"<EventLog empty; tables: {tables}>"
+        sids: set[Any] = set().union(*(p.sids for p in parts))
+        sids.update(r.call_sid for r in rows[built - base :] if r.call_sid is not None)
+        first = rows[0].ts if base == 0 else parts[0].load().events["ts"].iloc[0].timestamp()
+        last = rows[-1].ts if rows else parts[-1].load().events["ts"].iloc[-1].timestamp()
+        seconds = float(last) - float(first)
+        span = f"{_utc(first, '%Y-%m-%d %H:%M:%S')} → {_utc(last, '%H:%M:%S')} UTC ({seconds:.1f} s)"
+        return f"<EventLog {base + len(rows):,} rows, {len(sids)} call(s), {span}; tables: {tables}>"
+
     @property
     def spilled_rows(self) -> int:
         """Rows that left memory for the spill files."""
@@ -427,6 +444,10 @@ class EventLog:
             item.setdefault("source", "jambonz")  # logs written before platform sources existed
             log._rows.append(Row._make(item.get(c) for c in COLUMNS))
         return log
+
+
+def _utc(ts: Any, fmt: str) -> str:
+    return time.strftime(fmt, time.gmtime(float(ts)))
 
 
 def repair_tail(path: str | Path) -> int:

@@ -46,8 +46,9 @@ if TYPE_CHECKING:
     from ..platforms.kazoo import KazooClient
     from ..platforms.kazoo_webhooks import WebhookReceiver
     from ..platforms.wazo import WazoClient
-    from ..sim import Caller, CallResult
+    from ..sim import Caller, CallResult, SimOptions
     from ..sim.clock import ClockName
+    from ..sim.engine import Direction
     from .turns import Transcript
 
     S = TypeVar("S", bound=EventSource)
@@ -251,12 +252,46 @@ class Lab:
         return loop.run_sync(lambda: self.server.sessions[call_sid])
 
     def call(
-        self, path: str = "/", caller: Caller | None = None, clock: ClockName = "virtual", **call_attrs: Any
+        self,
+        path: str = "/",
+        caller: Caller | None = None,
+        clock: ClockName = "virtual",
+        *,
+        options: SimOptions | None = None,
+        timeout: float = 600.0,
+        direction: Direction = "inbound",
+        tag: Mapping[str, Any] | None = None,
+        **call_attrs: Any,
     ) -> CallResult:
-        """Place a simulated call to this lab's service at ``path`` (see :func:`jambonz_lab.sim.call`)."""
+        """Place a simulated call to this lab's service at ``path`` and wait for its end.
+
+        Args:
+            path: the service's path (``"/"``, ``"/ivr"``).
+            caller: what the caller does (:class:`~jambonz_lab.sim.Caller`; default silent,
+                hanging up at the time limit). Seeded: the same seed, the same caller.
+            clock: ``"virtual"`` (fast, deterministic) or ``"real"``.
+            options: the simulator's timeouts and auth (:class:`~jambonz_lab.sim.SimOptions`).
+            timeout: real seconds to wait for the call to end.
+            direction: ``"inbound"`` (``session:new`` first) or ``"outbound"`` (a REST-made
+                call: its ``call:status`` first, ``session:new`` once answered).
+            tag: outbound only: the createCall ``tag`` (sent as ``customerData``).
+            **call_attrs: payload fields to override (``call_sid``, ``to``, ``from_``,
+                ``env_vars``, ``sip_headers``, ``ring_timeout``, …).
+
+        Same as :func:`jambonz_lab.sim.call` with ``self.url + path``.
+        """
         from ..sim import call
 
-        return call(self.url + path, caller, clock, **call_attrs)
+        return call(
+            self.url + path,
+            caller,
+            clock,
+            options=options,
+            timeout=timeout,
+            direction=direction,
+            tag=tag,
+            **call_attrs,
+        )
 
     def wait_for_session(self, path: str | None = None, timeout: float = 30.0) -> Waiter[Session]:
         """Wait for the next call (under ``path``, or any); ``await`` it or ``.result()``.

@@ -112,6 +112,21 @@ class Message(Mapping[str, Any]):
         b3: the tracing header, when jambonz sends one.
         size: the frame size in bytes.
 
+    What a hook carries (jambonz 0.9.8; the payload's fields, also as properties):
+
+    * a ``gather``'s actionHook: :attr:`reason` is ``"dtmfDetected"`` (with
+      :attr:`digits`), ``"speechDetected"`` (with ``speech``: :attr:`transcript`,
+      :attr:`confidence`), ``"timeout"`` (nothing heard), ``"stt-low-confidence"``
+      (``speech`` below ``minConfidence``) or ``"error"`` (``details``: the recognizer's
+      error) — ``lib/tasks/gather.js`` ~1389–1424;
+    * a ``dial``'s actionHook: :attr:`dial_call_status` (``"completed"``, ``"busy"``,
+      ``"no-answer"``, ``"failed"``, …), :attr:`dial_sip_status` (200, 486, 487, …),
+      :attr:`dial_call_sid` and ``dial_sbc_callid`` of the leg that answered or failed
+      last — ``lib/tasks/dial.js`` ~700–710, ~905–910;
+    * a ``call:status``: :attr:`call_status` (``trying``, ``ringing``, ``early-media``,
+      ``in-progress``, ``completed``, ``busy``, ``no-answer``, ``failed``) and
+      ``sip_status``; :attr:`leg_sid` says which leg.
+
     Example::
 
         @session.on("/echo")
@@ -185,15 +200,36 @@ class Message(Mapping[str, Any]):
 
     @property
     def reason(self) -> str | None:
+        """Why a gather's actionHook came: ``dtmfDetected``, ``speechDetected``, ``timeout``,
+        ``stt-low-confidence`` or ``error``."""
         return _str(self.data.get("reason"))
 
     @property
     def call_status(self) -> str | None:
+        """A ``call:status``'s status: ``trying`` … ``in-progress`` … ``completed`` (or ``busy``,
+        ``no-answer``, ``failed``)."""
         return _str(self.data.get("call_status"))
 
     @property
     def digits(self) -> str | None:
+        """The keys a gather heard (``reason == "dtmfDetected"``)."""
         return _str(self.data.get("digits"))
+
+    @property
+    def dial_call_status(self) -> str | None:
+        """A dial's outcome in its actionHook: ``completed``, ``busy``, ``no-answer``, ``failed``…"""
+        return _str(self.data.get("dial_call_status"))
+
+    @property
+    def dial_sip_status(self) -> int | None:
+        """The SIP status of a dial's outcome in its actionHook (200, 486, 487, …)."""
+        value = self.data.get("dial_sip_status")
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    @property
+    def dial_call_sid(self) -> str | None:
+        """The call sid of the dialled leg, in a dial's actionHook."""
+        return _str(self.data.get("dial_call_sid"))
 
     @property
     def transcript(self) -> str | None:

@@ -23,6 +23,8 @@ from .replay import Divergence, ReplayReport, areplay, replay
 from .rest import RestServer, serve_rest
 from .result import CallResult, TraceEntry
 
+del annotations  # not part of the API: keep it out of sim.<TAB>
+
 __all__ = [
     "CallResult",
     "Caller",
@@ -49,3 +51,8 @@ __all__ = [
     "replay",
     "serve_rest",
 ]
+
+
+def __dir__() -> list[str]:
+    """What ``sim.<TAB>`` offers: the public names (the submodules stay importable)."""
+    return sorted(__all__)

@@ -41,6 +41,9 @@ __all__ = [
 class Speech:
     """The caller says ``text``: its final transcript comes ``after`` seconds into the gather.
 
+    ``after`` counts call-clock seconds from the start of the verb that takes this input (a
+    ``gather``: its start, its prompt included; a ``transcribe``; an ``llm`` turn).
+
     What a gather reads of it (other verbs take only ``text``, ``after``, ``confidence``):
 
     * ``interims``: the interim transcripts before the final, the first at ``after``, one every
@@ -66,7 +69,13 @@ class Speech:
 
 @dataclass(frozen=True)
 class Digits:
-    """The caller presses ``digits`` (one key every ``interval`` seconds)."""
+    """The caller presses ``digits``: the first key ``after`` seconds, then one every ``interval``.
+
+    ``after`` counts call-clock seconds from the start of the verb that takes this input (a
+    ``gather``: its start, so its ``say``/``play`` prompt is included; keys pressed while the
+    prompt plays are heard only when the gather listens then, as jambonz's ``dtmfBargein`` /
+    ``listenDuringPrompt`` say). In a :class:`Speech`'s ``more``: from the end of the one before.
+    """
 
     digits: str
     after: float = 1.0

@@ -60,6 +60,8 @@ def test_a_spilling_log_gives_the_views_of_the_whole_log(tmp_path: Path) -> None
         _same(lab.hooks, whole.hooks)
         _same(lab.statuses, whole.statuses)
         _same(lab.events, whole.events)
+        assert repr(lab.log) == repr(whole)  # the spilled parts count too: rows, 12 calls, the span
+        assert repr(whole).startswith(f"<EventLog {len(whole):,} rows, 12 call(s), ")
         assert lab.events["payload"].dropna().map(lambda v: type(v) is str).all()
         first = lab.session(sids[0]) if sids[0] in {s.call_sid for s in lab.sessions} else None
         spilled_rows = lab.log.rows(sids[0])

@@ -124,3 +124,41 @@ def test_lab_for_finds_the_lab_of_a_session(lab: jl.Lab) -> None:
     lab.call("/")
     assert lab_for(sessions[0].server) is lab
     assert lab_for(object()) is None  # type: ignore[arg-type]
+
+
+def test_completion_offers_the_api_and_not_module_leftovers() -> None:
+    """``jl.<TAB>`` and ``sim.<TAB>`` (IPython completes from ``dir()``): the public names, without
+    ``annotations`` (from ``from __future__ import annotations``) or ``logging``."""
+    from jambonz_lab import sim
+
+    names = dir(jl)
+    assert "annotations" not in names and "logging" not in names
+    assert set(jl.__all__) <= set(names) and "sim" in names and "start" in names
+    assert dir(sim) == sorted(sim.__all__)
+    assert not hasattr(jl, "annotations") and not hasattr(sim, "annotations")
+    assert sim.clock.Clock is sim.Clock  # the submodules stay reachable
+    assert "from the start of the verb that takes this input" in (sim.Digits.__doc__ or "")
+
+
+def test_lab_call_shows_the_simulator_options_in_its_signature() -> None:
+    """``lab.call(path, caller, ...)``: options, clock, timeout, direction and tag are keywords that
+    completion and help() show, as on ``sim.call``."""
+    import inspect
+
+    from jambonz_lab import sim
+
+    mine = inspect.signature(jl.Lab.call).parameters
+    theirs = inspect.signature(sim.call).parameters
+    for name in ("caller", "clock", "options", "timeout", "direction", "tag"):
+        assert mine[name].default == theirs[name].default, name
+        assert mine[name].kind == theirs[name].kind, name
+    doc = jl.Lab.call.__doc__ or ""
+    assert all(f"{name}:" in doc for name in ("options", "timeout", "direction", "tag"))
+
+
+def test_lab_call_passes_its_keywords_to_the_simulator(lab: jl.Lab) -> None:
+    from jambonz_lab import sim
+
+    lab.service("/").on("session:new", lambda s: s.say(text="hi").hangup().send())
+    result = lab.call("/", None, "virtual", options=sim.SimOptions(), timeout=30, call_sid="call-kw")
+    assert result.call_sid == "call-kw" and result.final_status == "completed"

@@ -74,6 +74,10 @@ def test_log_path_persists_and_read_log_restores_the_views(tmp_path: Path) -> No
     assert restored.calls["final_status"].tolist() == ["completed"]
     assert "persist me" in restored.events["transcript"].dropna().tolist()
     assert len(restored.events) == len(path.read_text().splitlines())
+    shown = repr(restored)  # what it holds and how to get the tables (before: <EventLog object at 0x…>)
+    assert shown.startswith(f"<EventLog {len(restored)} rows, 1 call(s), ") and " UTC (" in shown
+    assert ".events .calls .hooks .statuses" in shown
+    assert repr(jl.lab.events.EventLog()).startswith("<EventLog empty; tables: .events")
 
 
 def test_subscribers_see_rows_on_the_loop_thread(lab: jl.Lab) -> None:

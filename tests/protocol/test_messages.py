@@ -676,3 +676,21 @@ def test_encode_escapes_a_lone_surrogate() -> None:
     """A handler echoing an escaped lone surrogate from a payload still gets a valid frame."""
     text = encode({"type": "ack", "msgid": "m1", "data": [{"verb": "say", "text": "a\ud800"}]})
     assert "\\ud800" in text and json.loads(text)["data"][0]["text"] == "a\ud800"
+
+
+def test_dial_outcome_properties() -> None:
+    """A dial's actionHook (lib/tasks/dial.js ~700–710): status, SIP status and leg as properties."""
+    data = {"dial_call_status": "busy", "dial_sip_status": 486, "dial_call_sid": "b-1"}
+    msg = parse(frame(type="verb:hook", msgid="m", hook="/dialed", data=data))
+    assert (msg.dial_call_status, msg.dial_sip_status, msg.dial_call_sid) == ("busy", 486, "b-1")
+    empty = parse(frame(type="verb:hook", msgid="m", hook="/dialed", data={"dial_sip_status": True}))
+    assert (empty.dial_call_status, empty.dial_sip_status, empty.dial_call_sid) == (None, None, None)
+
+
+def test_the_message_docstring_lists_the_hook_reasons_and_dial_fields() -> None:
+    """help(Message) says what a hook can carry (before: only the notebooks did)."""
+    doc = Message.__doc__ or ""
+    for word in ("dtmfDetected", "speechDetected", "timeout", "stt-low-confidence", "dial_call_status"):
+        assert word in doc, word
+    for name in ("reason", "digits", "transcript", "dial_call_status", "dial_sip_status", "dial_call_sid"):
+        assert name in dir(Message) and getattr(Message, name).__doc__, name
