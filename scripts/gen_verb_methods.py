@@ -34,6 +34,26 @@ SIMPLE = {
     "array": "list[Any]",
 }
 
+# Properties the schemas type "number" that jambonz uses as whole numbers: digit and word counts
+# (gather.js ~413 compares the digit buffer's length with numDigits/maxDigits using ===), a member
+# limit (conference.js ~415), a queue priority ("need to be non-negative integer", enqueue.js ~79),
+# a SIP status, audio channels and sample rates, a say/play loop count. Typed int, so that
+# completion and mypy say so; the SDK's models still accept what jambonz accepts.
+INTEGER_NUMBERS = frozenset(
+    {
+        "numDigits",
+        "minDigits",
+        "maxDigits",
+        "minBargeinWordCount",
+        "maxParticipants",
+        "priority",
+        "status",
+        "channel",
+        "sampleRate",
+        "loop",
+    }
+)
+
 
 def load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())  # type: ignore[no-any-return]
@@ -104,6 +124,8 @@ def method_source(vdef: Any) -> str:
             continue
         py = "from_" if name == "from" else name
         typ = py_type(props.get(name))
+        if name in INTEGER_NUMBERS:
+            typ = " | ".join("int" if part == "float" else part for part in typ.split(" | "))
         typ = "Any" if typ == "Any" else f"{typ} | None"
         params.append(f"        {py}: {typ} = None,")
         desc = first_sentence(props.get(name, {}).get("description", "")) if name in props else ""

@@ -393,3 +393,14 @@ def test_the_first_verb_waits_for_the_background_load_and_says_so_once() -> None
     ]
     logged = [line for line in out.stderr.splitlines() if "verb models" in line]
     assert logged == ["jambonz_lab.protocol loading verb models… (once per process)"]
+
+
+def test_whole_number_properties_are_typed_int() -> None:
+    """The schemas type gather's numDigits "number"; jambonz compares it with the digit count using ===
+    (lib/tasks/gather.js ~413), so the generated signature says int (completion, mypy)."""
+    gather = inspect.signature(VerbMethods.gather).parameters
+    assert gather["numDigits"].annotation == "int | None"
+    assert gather["maxDigits"].annotation == "int | None"
+    assert gather["timeout"].annotation == "float | None"  # seconds stay float
+    assert inspect.signature(VerbMethods.say).parameters["loop"].annotation == "int | str | None"
+    assert build_verb("gather", {"numDigits": 4})["numDigits"] == 4
