@@ -9,7 +9,9 @@ others; when the simulator runs in the same process, the lab asks :func:`call_ti
 call's clock and writes it beside the wall time (``call_t`` of an event-log row).
 
 A frame the simulator sent (jambonz → app) has the call time it was sent at (the simulator may
-have let virtual time run on before the app server read it); anything else (the app's acks and
+have let virtual time run on before the app server read it), found by its msgid; a webhook
+request has none on the wire, so a webhook app's requests are matched in the order they were
+sent, per row type (a retried request counts again); anything else (the app's acks and
 commands, the lab's own rows) has the call's clock when it is asked, counting the real time of
 an app wait under way (``Clock.live``).
 
@@ -25,11 +27,12 @@ Example::
 from __future__ import annotations
 
 import threading
+from collections import deque
 from typing import Protocol
 
 from .records import Row
 
-__all__ = ["KEEP", "CallClock", "Clock", "call_time", "lookup", "register", "stamp"]
+__all__ = ["KEEP", "CallClock", "Clock", "call_time", "lookup", "register", "stamp", "webhook_type"]
 
 #: how many calls' clocks are kept (the oldest is forgotten beyond)
 KEEP = 10_000
@@ -47,20 +50,39 @@ class Clock(Protocol):
 class CallClock:
     """One call's clock and the call time of each frame it sent that was not looked up yet."""
 
-    __slots__ = ("clock", "sent")
+    __slots__ = ("clock", "posted", "sent")
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        #: msgid -> call time when the simulator sent it
+        #: msgid -> call time when the simulator sent it (WebSocket frames)
         self.sent: dict[str, float] = {}
+        #: a webhook app's requests (no msgid on the wire: the lab's server makes one up), by the
+        #: row type the server gives them, in the order they were sent: their call times
+        self.posted: dict[str, deque[float]] = {}
 
-    def at(self, direction: str, msgid: str | None) -> float:
-        """The call time of a row: a sent frame's own, else the clock's now."""
-        if direction == "in" and msgid is not None:
-            sent = self.sent.pop(msgid, None)
-            if sent is not None:
-                return sent
+    def post(self, kind: str) -> None:
+        """The simulator sends (or retries) a webhook request of ``kind`` now."""
+        self.posted.setdefault(webhook_type(kind), deque()).append(self.clock.live())
+
+    def at(self, direction: str, msgid: str | None, transport: str | None = None, kind: str = "") -> float:
+        """The call time of a row: a sent frame's or request's own, else the clock's now."""
+        if direction == "in":
+            if transport == "http":
+                queue = self.posted.get(kind)
+                if queue:
+                    return queue.popleft()
+            elif msgid is not None:
+                sent = self.sent.pop(msgid, None)
+                if sent is not None:
+                    return sent
         return self.clock.live()
+
+
+def webhook_type(kind: str) -> str:
+    """The row type the lab's server records a webhook request of ``kind`` as (net/webhooks.py: a
+    POST to the service path opens the call, ``<path>/status`` is a call status, any other POST
+    of a known call is a ``verb:hook``)."""
+    return kind if kind in ("session:new", "call:status") else "verb:hook"
 
 
 def register(call_sid: str, clock: Clock) -> CallClock:
@@ -92,5 +114,5 @@ def stamp(row: Row) -> Row:
     if row.call_t is None and row.call_sid is not None:
         entry = _clocks.get(row.call_sid)
         if entry is not None:
-            return row._replace(call_t=entry.at(row.direction, row.msgid))
+            return row._replace(call_t=entry.at(row.direction, row.msgid, row.transport, row.type))
     return row

@@ -208,3 +208,24 @@ def test_simulator_trace_and_rows_agree_on_a_load(lab: jl.Lab) -> None:
         ins = [r for r in rows_of(lab, result.call_sid) if r["direction"] == "in"]
         assert ins and all(r["call_t"] == sent[r["msgid"]] for r in ins)
     assert lab.calls["clock"].tolist() == ["call"] * 4
+
+
+def test_a_webhook_apps_requests_carry_the_call_time_they_were_sent_at(lab: jl.Lab) -> None:
+    """HTTP requests have no msgid on the wire (the lab's server makes one up): each row type's
+    requests are matched in the order the simulator sent them. The status hook's POSTs go out in
+    the background (a queue drained after the call's clock ran on), yet keep their own call time."""
+    menu(lab)
+    result = sim.call(lab.http_url + "/menu", status_hook=lab.http_url + "/menu/status")
+    assert result.ok
+    sent: dict[str, list[float]] = {}
+    for e in result.messages("sent"):
+        sent.setdefault(callclocks.webhook_type(e.type), []).append(e.t)
+    ins = [r for r in rows_of(lab, result.call_sid) if r["direction"] == "in"]
+    assert {r["transport"] for r in ins} == {"http"}
+    got: dict[str, list[float]] = {}
+    for r in ins:
+        got.setdefault(r["type"], []).append(r["call_t"])
+    assert got == sent
+    trying, answered, completed = got["call:status"]
+    assert trying <= answered < got["verb:hook"][0] < completed  # on the call's clock, whenever read
+    assert lab.calls["clock"].tolist() == ["call"]
