@@ -79,12 +79,12 @@ class TestOneAppTwoTransports:
 
         @svc.on("session:new")
         def new(session: jl.Session) -> None:
-            session.say(text="hi").gather(actionHook="/next", input=["speech"]).send()
-
-            @session.on("/next")
+            @session.on("/next")  # before send(): the hook may come back at once
             def nxt(msg: jl.Message) -> None:
                 session.say(text=f"you said {msg.data['speech']['alternatives'][0]['transcript']}")
                 session.reply()
+
+            session.say(text="hi").gather(actionHook="/next", input=["speech"]).send()
 
         speech = {"speech": {"alternatives": [{"transcript": "yes", "confidence": 0.9}]}}
         with FakeJambonz(lab.url + "/both", call_sid="ws-1") as fj:
@@ -126,8 +126,8 @@ class TestOneAppTwoTransports:
     def test_a_handler_that_raises_is_reported_and_the_call_goes_on(self, lab: jl.Lab) -> None:
         @lab.service("/boom").on("session:new")
         def new(session: jl.Session) -> None:
-            session.say(text="menu").send()
             session.on("/bad", lambda msg: 1 / 0)
+            session.say(text="menu").send()
 
         post(lab.url + "/boom", call_data("b-1"))
         status, verbs = post(lab.url + "/bad", call_data("b-1"))
@@ -174,8 +174,8 @@ class TestWhatHttpCannotDo:
 
         @lab.service("/later").on("session:new")
         def new(session: jl.Session) -> None:
-            session.say(text="one").send()
             session.on("/h", lambda msg: session.say(text="two").send())
+            session.say(text="one").send()
 
         post(lab.url + "/later", call_data("l-1"))
         assert post(lab.url + "/h", call_data("l-1"))[1] == [{"verb": "say", "text": "two"}]
