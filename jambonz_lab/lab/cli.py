@@ -155,6 +155,8 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"demo app at {lab.url}{demo.PATH}; calling it with a scripted caller ({args.clock} clock)\n")
         result = call(lab.url + demo.PATH, caller, args.clock)
         _print_trace(result, args.format)
+        if args.format != "json":
+            print("\n" + demo.NEXT)
         return _verdict(result)
     finally:
         lab.stop()

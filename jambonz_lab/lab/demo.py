@@ -9,10 +9,15 @@ from __future__ import annotations
 from ..net import Service, Session
 from ..protocol import Message
 
-__all__ = ["PATH", "PROMPT", "install"]
+__all__ = ["NEXT", "PATH", "PROMPT", "install"]
 
 PATH = "/demo"
 PROMPT = "Say something, or press some keys and then the pound key."
+#: what ``jambonz-lab demo`` prints last: the next thing to try (paths of this repository)
+NEXT = """next:
+  pip install '.[lab]' && jupyter lab notebooks/01-quickstart.ipynb    # the same, from notebook cells
+  jambonz-lab serve examples/echo.py --port 3000                       # your app: point jambonz at it, or
+  jambonz-lab call ws://127.0.0.1:3000/echo --speech hello --dtmf 42#  # call it with the simulator"""
 
 
 def install(service: Service) -> None:

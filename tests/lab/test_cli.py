@@ -139,6 +139,8 @@ def test_demo_runs_the_bundled_app() -> None:
     assert out.returncode == 0, out.stderr
     assert "You said: I would like a coffee" in out.stdout
     assert "final status: completed" in out.stdout
+    assert out.stdout.rstrip().endswith("# call it with the simulator")  # it ends with what to try next
+    assert "jupyter lab notebooks/01-quickstart.ipynb" in out.stdout
 
 
 # -- simulate / watch: the platform simulators and clients from the shell ------------------------
