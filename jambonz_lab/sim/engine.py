@@ -688,6 +688,7 @@ class SimCall:
         for old in self.old_links:  # jambonz leaves them open; the simulator tidies up with the call
             await old.close(code)
         await self.link.close(code)
+        self.call_clock.forget_sent()  # the app's server has read them (or never will)
 
     def _reject(self, reason: str, *, close: bool) -> CallResult:
         self.status = "failed"
