@@ -73,6 +73,23 @@ def time_frames(rows: list[tuple[object, ...]]) -> tuple[float, float]:
     return raw, flat
 
 
+def time_stamp(n: int = 200_000) -> tuple[float, float]:
+    """µs per row for ``callclocks.stamp`` (the lab's record hook): a row of a call that is not
+    simulated here (a dict miss), and one of a simulated call (its call time looked up and set)."""
+    import timeit
+
+    from jambonz_lab import callclocks
+    from jambonz_lab.records import make_row
+    from jambonz_lab.sim.clock import Clock
+
+    callclocks.register("bench-sim", Clock("virtual"))
+    real = make_row("jambonz", "out", "ack", call_sid="bench-real", msgid="m")
+    simulated = make_row("jambonz", "out", "ack", call_sid="bench-sim", msgid="m")
+    miss = min(timeit.repeat(lambda: callclocks.stamp(real), number=n, repeat=5)) / n
+    hit = min(timeit.repeat(lambda: callclocks.stamp(simulated), number=n, repeat=5)) / n
+    return miss * 1e6, hit * 1e6
+
+
 def startup() -> float:
     code = (
         "import time;t=time.perf_counter();import jambonz_lab as jl;jl.start().stop();"
@@ -97,6 +114,8 @@ def main() -> None:
         f"{'import+start s':>15}"
     )
     print(f"{args.events:>10,} {append * 1e6:16.3f} {raw:15.2f} {flat:14.2f} {startup():15.2f}")
+    miss, hit = time_stamp()
+    print(f"call time stamp µs/row: real call {miss:.3f}, simulated call {hit:.3f}")
 
 
 if __name__ == "__main__":

@@ -120,5 +120,6 @@ def stamp(row: Row) -> Row:
     if row.call_t is None and row.call_sid is not None:
         entry = _clocks.get(row.call_sid)
         if entry is not None:
-            return row._replace(call_t=entry.at(row.direction, row.msgid, row.transport, row.type))
+            # call_t is the last field (records.py); _make is a third of _replace's cost
+            return Row._make((*row[:-1], entry.at(row.direction, row.msgid, row.transport, row.type)))
     return row

@@ -196,8 +196,10 @@ def test_the_live_clock_counts_an_app_wait_under_way() -> None:
     assert callclocks.call_time("registered-sid", "in", "m1") == 5.25  # looked up once
     assert callclocks.call_time("registered-sid", "out", None) == 5.25
     assert callclocks.call_time("unknown-sid", "in", None) is None
-    stamped = callclocks.stamp(make_row("jambonz", "lab", "close", call_sid="registered-sid"))
-    assert stamped.call_t == 5.25
+    row = make_row("jambonz", "lab", "close", call_sid="registered-sid", note="n", transport="ws")
+    stamped = callclocks.stamp(row)
+    assert stamped == row._replace(call_t=5.25) and type(stamped) is type(row)
+    assert callclocks.stamp(stamped) is stamped  # a row with a call time keeps it
 
 
 def test_simulator_trace_and_rows_agree_on_a_load(lab: jl.Lab) -> None:
