@@ -295,11 +295,25 @@ def _validate_uncached(json_verb: str, payload: Mapping[str, Any]) -> dict[str, 
         instance = model.model_validate(body)
     except ValidationError as exc:
         raise _verb_error(json_verb, model, exc) from None
+    if json_verb == "say":
+        _say_has_text(body)
     wire: dict[str, Any] = {"verb": json_verb}
     wire.update(_ints(instance.model_dump(mode="json", by_alias=True, exclude_unset=True)))
     if underscore is not None:
         wire["_"] = underscore
     return wire
+
+
+def _say_has_text(body: Mapping[str, Any]) -> None:
+    """A ``say`` needs ``text`` or ``stream: true``: the feature server's say task asserts it when it
+    builds the verb ("Say: either text or stream:true is required", ``lib/tasks/say.js`` ~71–72;
+    ``make_task.js`` builds every verb of the list, so the list is refused). The SDK's schema
+    requires neither. Like jambonz, an empty string or list passes (it speaks nothing)."""
+    text = body.get("text")
+    if not isinstance(text, str | list) and body.get("stream") is not True:
+        raise VerbError(
+            "say: missing required property 'text' (or 'stream': true)", verb="say", property="text"
+        )
 
 
 def _ints(value: Any) -> Any:

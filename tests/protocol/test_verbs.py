@@ -404,3 +404,17 @@ def test_whole_number_properties_are_typed_int() -> None:
     assert gather["timeout"].annotation == "float | None"  # seconds stay float
     assert inspect.signature(VerbMethods.say).parameters["loop"].annotation == "int | str | None"
     assert build_verb("gather", {"numDigits": 4})["numDigits"] == 4
+
+
+def test_a_say_needs_text_or_a_stream() -> None:
+    """jambonz 0.9.8's say task asserts "Say: either text or stream:true is required"
+    (lib/tasks/say.js ~71–72); the SDK's schema requires neither, so the check is ours."""
+    for props in ({}, {"stream": False}, {"loop": 2}):
+        with pytest.raises(VerbError, match=r"^say: missing required property 'text' \(or 'stream': true\)$"):
+            build_verb("say", props)
+    with pytest.raises(VerbError) as caught:
+        normalize_verbs([{"verb": "say", "text": "ok"}, {"verb": "say"}])
+    assert caught.value.property == "text"
+    assert build_verb("say", {"stream": True}) == {"verb": "say", "stream": True}
+    assert build_verb("say", {"text": ""}) == {"verb": "say", "text": ""}  # jambonz takes it too
+    assert build_verb("say", {"text": ["a", "b"]})["text"] == ["a", "b"]
