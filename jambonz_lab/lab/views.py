@@ -151,6 +151,8 @@ class Views:
         import pandas as pd
 
         frame = frame.drop(columns=[c for c in (*FLAT, "ack_ms") if c in frame.columns])
+        if "call_t" not in frame.columns:  # a frame of rows from before call times: wall time
+            frame = frame.assign(call_t=float("nan"))
         # plain object arrays: iterating a pandas string column costs a __getitem__ per value;
         # only incoming payloads carry fields, so only they are parsed
         directions = frame["direction"].to_numpy(dtype=object)
@@ -317,7 +319,11 @@ def _reduce(part: pd.DataFrame) -> pd.DataFrame:
         hooks=("hooks", "sum"),
         errors=("errors", "sum"),
     )
-    ended = part.loc[part["end"].notna(), [*keys, "end", "_end_duration", "_ct_end"]].groupby(keys, sort=False).tail(1)
+    ended = (
+        part.loc[part["end"].notna(), [*keys, "end", "_end_duration", "_ct_end"]]
+        .groupby(keys, sort=False)
+        .tail(1)
+    )
     out = out.join(ended.set_index(keys), how="left")
     return out.reset_index()
 
@@ -412,6 +418,11 @@ def calls(events: pd.DataFrame) -> pd.DataFrame:
     Each ``session:new`` starts a call: a second one for a call sid whose session ended is a new
     call (a new row with the same ``call_sid``), never merged with the first. ``duration_s`` is
     jambonz's own ``duration`` of the final status, else end minus answer.
+
+    ``clock`` says which clock ``answer`` and ``end`` are on: ``"call"`` for a simulated call (its
+    rows have ``call_t``): its start (the wall time it came in) plus the call time, so a 38 s call
+    on the virtual clock ends 38 s after its start, though it took milliseconds; ``"wall"`` for a
+    real jambonz call: the wall times its statuses arrived.
     """
     state = Views()
     state.add(events.assign(source="jambonz") if "source" not in events.columns else events)

@@ -231,3 +231,14 @@ def test_a_webhook_apps_requests_carry_the_call_time_they_were_sent_at(lab: jl.L
     trying, answered, completed = got["call:status"]
     assert trying <= answered < got["verb:hook"][0] < completed  # on the call's clock, whenever read
     assert lab.calls["clock"].tolist() == ["call"]
+
+
+def test_views_of_a_frame_without_call_t_are_on_wall_time(lab: jl.Lab) -> None:
+    from jambonz_lab.lab import views
+
+    menu(lab)
+    lab.call("/menu")
+    older = lab.events.drop(columns=["call_t", "ack_ms"])  # a frame saved before call times
+    table = views.calls(older)
+    assert table["clock"].tolist() == ["wall"]
+    assert table["end"].iloc[0] == older[older["call_status"] == "completed"]["ts"].iloc[0]
