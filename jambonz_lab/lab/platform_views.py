@@ -39,6 +39,8 @@ __all__ = ["PLATFORMS", "flat_of", "is_control", "platform_events"]
 
 #: the platform sources with a table of their own
 PLATFORMS = ("kazoo", "basix", "wazo")
+#: key columns that hold whole numbers (a nullable ``Int64``: 19, not 19.0 once a row lacks one)
+INTEGER_COLUMNS: dict[str, tuple[str, ...]] = {"wazo": ("reason_code",)}
 
 Flat = Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -85,6 +87,9 @@ def platform_events(events: pd.DataFrame, source: str) -> pd.DataFrame:
     table = pd.DataFrame.from_records(records, columns=list(columns), index=mine.index)
     stamps = pd.to_datetime(table["event_ts"], unit="s", utc=True, errors="coerce")
     table["event_ts"] = stamps.dt.round("us")  # platforms give at most microseconds; drop float noise
+    for name in INTEGER_COLUMNS.get(source, ()):
+        numbers = pd.to_numeric(table[name], errors="coerce")
+        table[name] = numbers.where(numbers == numbers.round()).astype("Int64")  # not a whole number: NA
     head = mine[["ts", "type", "call_sid", "path"]]
     out = pd.concat([head, table, mine["payload"].rename("raw")], axis=1)
     return out.reset_index(drop=True)

@@ -170,6 +170,8 @@ def test_one_lab_watches_all_three_platforms(lab: jl.Lab) -> None:
         wazo_table = lab.platform_events("wazo")
         ended = wazo_table[wazo_table["name"] == "call_ended"]
         assert sorted(ended["reason_code"].dropna().astype(int)) == [16, 16, 16, 16, 19, 19]
+        assert str(wazo_table["reason_code"].dtype) == "Int64"  # 19, not 19.0 (rows without one are <NA>)
+        assert wazo_table["reason_code"].isna().any() and "19.0" not in wazo_table.to_string()
         assert cti.channels.empty  # every channel was removed
         fig = lab.platform_timeline()
         lanes = [t.get_text().split(" · ")[0] for t in fig.axes[0].get_yticklabels()]
