@@ -313,12 +313,14 @@ class Lab:
     @property
     def events(self) -> pd.DataFrame:
         """Every message both ways and every lab event, one row each (payload fields flattened,
-        ``ack_ms`` on acks). Built on demand, cached until the next event."""
+        ``ack_ms`` on acks; ``call_t``: seconds on a simulated call's own clock, NaN for real
+        calls). Built on demand, cached until the next event."""
         return self.log.events
 
     @property
     def calls(self) -> pd.DataFrame:
-        """One row per call: from/to, start, answer, end, duration, final status, hooks, errors."""
+        """One row per call: from/to, start, answer, end, duration, final status, hooks, errors, and
+        ``clock``: ``call`` (a simulated call: answer and end on its own clock) or ``wall``."""
         return self.log.calls
 
     @property
