@@ -113,6 +113,8 @@ class Lab:
         self.webhooks: dict[str, WebhookReceiver] = {}
         #: the REST API clients made by :meth:`rest` (closed with the lab)
         self.rest_clients: list[RestClient] = []
+        #: whether the next :func:`jambonz_lab.start` may stop this lab (``start(replace=False)``: no)
+        self.replaceable = True
 
     @property
     def running(self) -> bool:
@@ -542,7 +544,9 @@ def start(
         replace: stop the previous default lab (the one the last ``start()``
             made) if it still runs, with a warning naming it: re-running the cell
             ``lab = jl.start()`` leaves one lab listening, not two. ``False``
-            keeps it running; the new lab's repr then counts it.
+            keeps every other lab running, and this one is never stopped by a
+            later ``start()`` either (for labs meant to run side by side, such as
+            a test fixture's); the repr then names the others.
 
     Services declared with :func:`jambonz_lab.service` before the first
     start are served by it.
@@ -554,7 +558,7 @@ def start(
             old = _running.get((host, port))
             if old is not None:
                 old.stop()
-        if replace and previous is not None and previous.running:
+        if replace and previous is not None and previous.running and previous.replaceable:
             log.warning(
                 "stopped the previous lab %s (%s); start(replace=False) keeps it",
                 previous.url,
@@ -562,8 +566,9 @@ def start(
             )
             previous.stop()
         elif previous is not None and previous.running:
-            log.info("the previous lab %s keeps running (replace=False)", previous.url)
+            log.info("the previous lab %s keeps running alongside (replace=False)", previous.url)
         lab = Lab(host, port, log_path=log_path, **options)
+        lab.replaceable = replace
         if _default is not None and _default.state is LabState.NEW:
             lab.server.services.update(_default.server.services)
         lab.start()

@@ -82,7 +82,7 @@ def jambonz_lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     from jambonz_lab import loop
 
     declared = dict(_declared(request.config))
-    lab = jl.start()
+    lab = jl.start(replace=False)  # a module/session lab must outlive a test's own jl.start()
     try:
         missing = {path: svc for path, svc in declared.items() if path not in lab.server.services}
         if missing:

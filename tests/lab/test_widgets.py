@@ -429,6 +429,11 @@ def test_starting_again_stops_the_previous_default_lab(caplog: pytest.LogCapture
         try:
             assert second.running and third.running
             assert repr(third).endswith(f"; also running: {second.url}>")
+            fourth = jl.start()  # a lab started with replace=False is not replaced either
+            try:
+                assert third.running and fourth.running
+            finally:
+                fourth.stop()
         finally:
             third.stop()
         assert "also running" not in repr(second)
