@@ -115,6 +115,8 @@ class Lab:
         self.rest_clients: list[RestClient] = []
         #: whether the next :func:`jambonz_lab.start` may stop this lab (``start(replace=False)``: no)
         self.replaceable = True
+        #: the URL of the lab this one's :func:`jambonz_lab.start` stopped, if any (shown in the repr)
+        self.replaced: str | None = None
 
     @property
     def running(self) -> bool:
@@ -510,6 +512,8 @@ class Lab:
         with _registry_lock:
             others = [lab.url for lab in _running.values() if lab is not self]
         also = f"; also running: {', '.join(others)}" if others else ""
+        if self.replaced is not None:
+            also += f"; replaced {self.replaced} (stopped)"
         return f"<Lab {self.url} {self.state.value}, {self._counts()}{also}>"
 
 
@@ -554,10 +558,12 @@ def start(
     global _default
     with _registry_lock:
         previous = _default if _default is not None and _default.running else None
+        replaced: str | None = None
         if port:
             old = _running.get((host, port))
             if old is not None:
                 old.stop()
+                replaced = old.url
         if replace and previous is not None and previous.running and previous.replaceable:
             log.warning(
                 "stopped the previous lab %s (%s); start(replace=False) keeps it",
@@ -565,10 +571,12 @@ def start(
                 previous._counts(),
             )
             previous.stop()
+            replaced = previous.url
         elif previous is not None and previous.running:
             log.info("the previous lab %s keeps running alongside (replace=False)", previous.url)
         lab = Lab(host, port, log_path=log_path, **options)
         lab.replaceable = replace
+        lab.replaced = replaced
         if _default is not None and _default.state is LabState.NEW:
             lab.server.services.update(_default.server.services)
         lab.start()

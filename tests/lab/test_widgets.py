@@ -421,6 +421,7 @@ def test_starting_again_stops_the_previous_default_lab(caplog: pytest.LogCapture
         second = jl.start()
     try:
         assert not first.running and second.running and second.port != first.port
+        assert repr(second).endswith(f"; replaced {first.url} (stopped)>")
         assert any(
             f"stopped the previous lab {first.url} (1 service(s), 0 call(s))" in r.getMessage()
             for r in caplog.records
@@ -428,7 +429,7 @@ def test_starting_again_stops_the_previous_default_lab(caplog: pytest.LogCapture
         third = jl.start(replace=False)
         try:
             assert second.running and third.running
-            assert repr(third).endswith(f"; also running: {second.url}>")
+            assert repr(third).endswith(f"; also running: {second.url}>")  # nothing replaced
             fourth = jl.start()  # a lab started with replace=False is not replaced either
             try:
                 assert third.running and fourth.running
