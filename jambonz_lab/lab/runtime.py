@@ -103,7 +103,9 @@ class Lab:
         self.server = AppServer(
             ServerOptions(**options),
             record=self._on_record,
-            history=_History(self.log.events_of, self.timeline, self._save_call),
+            history=_History(
+                self.log.events_of, self.timeline, self._save_call, self._turns_of, self.transcript
+            ),
         )
         #: the lab's lifecycle (see :class:`LabState`)
         self.state = LabState.NEW
@@ -345,6 +347,11 @@ class Lab:
         from . import turns
 
         return turns.turns(self.log.events)
+
+    def _turns_of(self, call_sid: str) -> pd.DataFrame:
+        from . import turns
+
+        return turns.turns(self.log.events_of(call_sid))
 
     def turn_summary(self) -> pd.DataFrame:
         """One row per call: turns, p50/p95/max response time, longest gap, barge-ins, tool calls."""
@@ -592,10 +599,14 @@ class _History:
         events_of: Callable[[str], pd.DataFrame],
         timeline_of: Callable[[str], Figure],
         save_of: Callable[[str, str], int],
+        turns_of: Callable[[str], pd.DataFrame],
+        transcript_of: Callable[[str], Transcript],
     ) -> None:
         self.events_of = events_of
         self.timeline_of = timeline_of
         self.save_of = save_of
+        self.turns_of = turns_of
+        self.transcript_of = transcript_of
 
 
 def lab_for(server: AppServer) -> Lab | None:

@@ -279,6 +279,14 @@ class History(Protocol):
         """A picture of the call's messages (a matplotlib Figure)."""
         ...
 
+    def turns_of(self, call_sid: str) -> Any:
+        """The call's conversational turns as a DataFrame."""
+        ...
+
+    def transcript_of(self, call_sid: str) -> Any:
+        """Both sides of the call as a dialogue."""
+        ...
+
     def save_of(self, call_sid: str, path: str) -> int:
         """Write the call's rows to ``path`` as JSON lines; the row count."""
         ...

@@ -226,6 +226,15 @@ class Session(VerbMethods):
         """This call's rows of the lab's event log, as a pandas DataFrame."""
         return self._history().events_of(self.call_sid)
 
+    @property
+    def turns(self) -> Any:
+        """This call's conversational turns (see ``Lab.turns``), as a pandas DataFrame."""
+        return self._history().turns_of(self.call_sid)
+
+    def transcript(self) -> Any:
+        """Both sides of this call as a dialogue (see ``Lab.transcript``)."""
+        return self._history().transcript_of(self.call_sid)
+
     def timeline(self) -> Any:
         """A picture of this call's messages (a matplotlib ``Figure``; see ``Lab.timeline``).
 

@@ -190,3 +190,12 @@ def test_a_real_jambonz_call_is_on_wall_time(lab: jl.Lab) -> None:
 
 def test_no_calls_no_turns(lab: jl.Lab) -> None:
     assert list(lab.turns.columns) == list(TURN_COLUMNS) and len(lab.turns) == 0
+
+
+def test_a_session_has_its_own_turns_and_transcript(lab: jl.Lab) -> None:
+    menu_app(lab)
+    result = lab.call("/menu", sim.Caller(inputs=[sim.Speech("sales")]))
+    session = lab.session(result.call_sid)
+    mine = lab.turns[lambda t: t["call_sid"] == result.call_sid].reset_index(drop=True)
+    pd.testing.assert_frame_equal(session.turns, mine)
+    assert list(session.transcript().frame["text"]) == list(lab.transcript(result.call_sid).frame["text"])
