@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
+    "Audio",
     "Caller",
     "DialOutcome",
     "Digits",
@@ -33,6 +34,7 @@ __all__ = [
     "Refer",
     "Silence",
     "Speech",
+    "Tone",
     "ToolCall",
 ]
 
@@ -87,7 +89,46 @@ class Silence:
     """The caller says nothing: the gather times out."""
 
 
-Input = Speech | Digits | Silence
+@dataclass(frozen=True)
+class Tone:
+    """A generated tone: ``freq`` Hz (a pair: two tones summed, as DTMF), ``seconds`` long,
+    ``amplitude`` a fraction of full scale (``freq`` 0: silence). Rendered by
+    :func:`jambonz_lab.sim.audio.render` at the rate it is wanted at."""
+
+    freq: float | tuple[float, float]
+    seconds: float
+    amplitude: float = 0.3
+
+    @classmethod
+    def dtmf(cls, key: str, seconds: float = 0.1, amplitude: float = 0.3) -> Tone:
+        """The in-band DTMF tone of ``key`` (``0-9 * # A-D``)."""
+        from .audio import dtmf_freqs
+
+        return cls(dtmf_freqs(key), seconds, amplitude)
+
+
+#: what an :class:`Audio` plays: a WAV path, ``(samples, rate)``, a :class:`Tone`, a float
+#: (seconds of silence), or a sequence of these, played back to back
+AudioSource = Any
+
+
+@dataclass(frozen=True)
+class Audio:
+    """The caller sends this audio into a ``listen`` / ``stream`` (its audio socket).
+
+    ``source``: a WAV file path (16-bit PCM), a 1-D numpy array with ``rate`` (or a
+    ``(samples, rate)`` pair), a :class:`Tone`, a float (seconds of silence), or a
+    list of these played back to back; resampled (linear) to the stream's rate when
+    the rates differ. ``after``: seconds from the start of the stream (from the end of
+    the previous Audio, for the next ones a listen takes in a row).
+    """
+
+    source: AudioSource
+    rate: int | None = None
+    after: float = 0.0
+
+
+Input = Speech | Digits | Silence | Audio
 
 Party = Literal["caller", "callee"]
 MACHINE_GREETING = (

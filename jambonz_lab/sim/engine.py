@@ -36,7 +36,7 @@ from ..protocol.feature import (
     hook_params,
 )
 from ..protocol.verbs import normalize_verbs
-from . import payloads
+from . import audio, payloads
 from .alarms import Alarms
 from .caller import Caller, Input, Silence
 from .clock import Clock
@@ -194,6 +194,7 @@ class SimCall:
             if tag is not None:
                 self.customer_data = dict(tag)  # jambonz's CallInfo takes the tag at creation
         self._inputs: Iterator[Input] = iter(self.caller.inputs)
+        self._peeked: list[Input] = []  # taken from _inputs by peek_input, not by a verb yet
         self.link: Link | HttpLink
         if is_http(url):  # middleware.js ~331–348: an HttpRequestor, and a notifier for call status
             self.link = HttpLink(self, url, self.options, method=hook_method, status_hook=status_hook)
@@ -225,7 +226,18 @@ class SimCall:
     # -- facts ------------------------------------------------------------------------
 
     def next_input(self) -> Input:
-        return next(self._inputs, Silence())
+        taken = self._peeked.pop(0) if self._peeked else next(self._inputs, Silence())
+        audio.input_taken(self.result.audio, self.clock.now(), taken)
+        return taken
+
+    def peek_input(self) -> Input | None:
+        """The caller's next input, not taken (None when there are no more)."""
+        if not self._peeked:
+            upcoming = next(self._inputs, None)
+            if upcoming is None:
+                return None
+            self._peeked.append(upcoming)
+        return self._peeked[0]
 
     def deadline(self) -> tuple[float, str]:
         """When the call ends by itself, and who ends it."""
@@ -248,10 +260,12 @@ class SimCall:
     def trace(
         self, direction: str, kind: str, msgid: str | None, payload: Any, note: str | None = None
     ) -> None:
-        t = self.clock.now()
+        # live: an ack that arrives during an app wait is at the wait's real time so far (the clock
+        # itself moves only when the wait ends), so a slow app's answer is not traced at its hook's time
+        t = self.clock.live()
         self.result.trace.append(TraceEntry(t, time.time(), direction, kind, msgid, payload, note))
-        if msgid is not None and direction == "sent":  # its row's call time (live: sent during an app wait)
-            self.call_clock.sent[msgid] = self.clock.live()
+        if msgid is not None and direction == "sent":  # its row's call time
+            self.call_clock.sent[msgid] = t
 
     def note(self, kind: str, note: str, payload: Any = None) -> None:
         self.trace("sim", kind, None, payload, note)
@@ -676,6 +690,7 @@ class SimCall:
             self.note("unanswered", "session ended before answer; INVITE answered 603")
             self.status = "failed"
         self.result.duration = self._duration()
+        self.result.audio.end = self.clock.now()
         self.result.final_status = self.status
         self.result.sip_status = self.sip_status
         self.result.termination_by = ended.by

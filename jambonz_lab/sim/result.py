@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .audio import CallAudio
+
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pandas as pd
 
 __all__ = ["CallResult", "TraceEntry"]
@@ -45,6 +50,8 @@ class CallResult:
         sessions: the B-legs this call's dials gave a session of their own (``session:adulting``
             on a new socket) and the calls its ``dial`` commands placed (REST calls on their
             ``call_hook``), each with its own trace, in the order they started.
+        audio: the call's sound on both sides (:mod:`~jambonz_lab.sim.audio`): what
+            :meth:`recording` and :meth:`save_wav` render.
     """
 
     call_sid: str
@@ -56,6 +63,17 @@ class CallResult:
     duration: float = 0.0
     errors: list[str] = field(default_factory=list)
     sessions: list[CallResult] = field(default_factory=list)
+    audio: CallAudio = field(default_factory=CallAudio, repr=False)
+
+    def recording(self, rate: int = 8000) -> npt.NDArray[np.int16]:
+        """The call as a two-channel recording, ``(2, n)`` int16 at ``rate``: caller (row 0), app
+        (row 1), from call time 0 to the call's end; say/play and the caller's speech as
+        placeholders of their length, audio as itself, silence where nobody speaks."""
+        return self.audio.render(rate)
+
+    def save_wav(self, path: str | Path, rate: int = 8000) -> Path:
+        """:meth:`recording` as a two-channel 16-bit WAV file (caller left, app right)."""
+        return self.audio.save_wav(path, rate)
 
     @property
     def ok(self) -> bool:

@@ -25,8 +25,9 @@ def make_caller(*steps: Step, hangup_after: float | None = None, **caller: Any) 
     hangs up; other keywords are :class:`~jambonz_lab.sim.Caller` fields (``dial``, ``name``, …).
     """
     from ..sim import Caller, Digits, Silence, Speech
+    from ..sim.caller import Input
 
-    inputs: list[Speech | Digits | Silence] = []
+    inputs: list[Input] = []
     for step in steps:
         if isinstance(step, Speech | Digits | Silence):
             inputs.append(step)

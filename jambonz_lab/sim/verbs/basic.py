@@ -94,7 +94,7 @@ async def speak(call: VerbContext, verb: dict[str, Any], *, heard_as: str = "say
         for _ in range(loops(verb)):
             for text in entries:
                 call.heard("play" if text in urls else heard_as, text)
-                await call.sleep(speech_seconds(text))
+                await placeholder_sleep(call, speech_seconds(text), f"say {text!r}")
                 await task_status(call, verb, "stop-playback")
                 stopped = True
     except asyncio.CancelledError:
@@ -102,6 +102,16 @@ async def speak(call: VerbContext, verb: dict[str, Any], *, heard_as: str = "say
             await task_status(call, verb, "stop-playback")
         await task_status(call, verb, "kill-playback")
         raise
+
+
+async def placeholder_sleep(call: VerbContext, seconds: float, label: str) -> None:
+    """The app's audio for ``seconds``: in the call's recording as a placeholder as long as it
+    really lasted (a kill or a hangup cuts it)."""
+    start = call.clock.now()
+    try:
+        await call.sleep(seconds)
+    finally:
+        call.result.audio.add_placeholder("app", start, call.clock.now() - start, label)
 
 
 @runner("say")
@@ -119,7 +129,7 @@ async def play(call: VerbContext, verb: dict[str, Any]) -> None:
         for _ in range(loops(verb)):
             for url in urls:
                 call.heard("play", str(url))
-                await call.sleep(seconds)
+                await placeholder_sleep(call, seconds, f"play {url}")
                 played += seconds
     except asyncio.CancelledError:
         await task_status(call, verb, "kill-playback")

@@ -78,7 +78,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..caller import Digits, Silence
+from ..caller import Audio, Digits, Silence
 from ..engine import AckTimeout, Hangup
 from . import runner
 from .basic import action_hook, hook_url, pause, play, say, speech_seconds, tag, unawaited_action, with_id
@@ -207,7 +207,7 @@ class _Conference:
         call = self.call
         while not stop.is_set():
             said = call.next_input()
-            if isinstance(said, Silence):
+            if isinstance(said, Silence | Audio):  # Audio: only a listen streams it
                 return
             if isinstance(said, Digits):
                 call.note("conference", f"keys {said.digits!r} pressed in the conference: nobody takes them")
