@@ -297,6 +297,8 @@ def _validate_uncached(json_verb: str, payload: Mapping[str, Any]) -> dict[str, 
         raise _verb_error(json_verb, model, exc) from None
     if json_verb == "say":
         _say_has_text(body)
+    elif json_verb == "gather" and isinstance(body.get("say"), Mapping):
+        _say_has_text(body["say"], "gather", "say.")  # its prompt is a say task (gather.js ~79–80)
     wire: dict[str, Any] = {"verb": json_verb}
     wire.update(_ints(instance.model_dump(mode="json", by_alias=True, exclude_unset=True)))
     if underscore is not None:
@@ -304,7 +306,7 @@ def _validate_uncached(json_verb: str, payload: Mapping[str, Any]) -> dict[str, 
     return wire
 
 
-def _say_has_text(body: Mapping[str, Any]) -> None:
+def _say_has_text(body: Mapping[str, Any], verb: str = "say", prefix: str = "") -> None:
     """A ``say`` needs ``text`` or ``stream: true``: the feature server's say task asserts it when it
     builds the verb ("Say: either text or stream:true is required", ``lib/tasks/say.js`` ~71–72;
     ``make_task.js`` builds every verb of the list, so the list is refused). The SDK's schema
@@ -312,7 +314,9 @@ def _say_has_text(body: Mapping[str, Any]) -> None:
     text = body.get("text")
     if not isinstance(text, str | list) and body.get("stream") is not True:
         raise VerbError(
-            "say: missing required property 'text' (or 'stream': true)", verb="say", property="text"
+            f"{verb}: missing required property '{prefix}text' (or '{prefix}stream': true)",
+            verb=verb,
+            property=f"{prefix}text",
         )
 
 

@@ -418,3 +418,11 @@ def test_a_say_needs_text_or_a_stream() -> None:
     assert build_verb("say", {"stream": True}) == {"verb": "say", "stream": True}
     assert build_verb("say", {"text": ""}) == {"verb": "say", "text": ""}  # jambonz takes it too
     assert build_verb("say", {"text": ["a", "b"]})["text"] == ["a", "b"]
+    # a gather's prompt is a say task too (lib/tasks/gather.js ~79–80: `if (this.say)`, and {} is truthy)
+    with pytest.raises(
+        VerbError, match=r"^gather: missing required property 'say.text' \(or 'say.stream': true\)$"
+    ):
+        build_verb("gather", {"input": ["digits"], "say": {}})
+    assert build_verb("gather", {"input": ["digits"], "say": {"text": "Press 1"}})["say"] == {
+        "text": "Press 1"
+    }
