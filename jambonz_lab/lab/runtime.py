@@ -31,6 +31,7 @@ from .. import loop
 from ..callclocks import stamp
 from ..exceptions import ServerError
 from ..net import AppServer, ServerOptions, Service, Session
+from ..net.audio import AudioService
 from ..net.rest import RestClient
 from ..protocol.verbs import prewarm
 from ..records import Row
@@ -247,6 +248,25 @@ class Lab:
         if self.running:
             return loop.run_sync(self.server.service, path, env_vars)
         return self.server.service(path, env_vars)
+
+    def audio(
+        self, path: str = "/audio", *, keep_seconds: float = 60.0, spill_dir: str | Path | None = None
+    ) -> AudioService:
+        """Declare the audio endpoint at ``path`` for ``listen`` / ``stream`` verbs (again: replace it).
+
+        Point a verb there: ``session.listen(url=f"{lab.url}/audio").send()``. Each socket is an
+        :class:`~jambonz_lab.net.audio.AudioStream` (``service.on("connect", fn)``,
+        ``await service.wait_for_stream()``); a call's streams are also ``session.audio``.
+
+        Args:
+            path: the URL path the audio socket connects to (not a call service's path).
+            keep_seconds: audio kept in memory per stream; a longer stream goes whole to a
+                WAV file in ``spill_dir`` (the system's temporary directory by default).
+        """
+        spill = None if spill_dir is None else str(spill_dir)
+        if self.running:
+            return loop.run_sync(lambda: self.server.audio(path, keep_seconds=keep_seconds, spill_dir=spill))
+        return self.server.audio(path, keep_seconds=keep_seconds, spill_dir=spill)
 
     @property
     def sessions(self) -> list[Session]:

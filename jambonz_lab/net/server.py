@@ -50,6 +50,7 @@ from ..protocol.verbs import normalize_verbs
 from ..records import RECORD_FIELDS, Record, Row, make_row
 from ..waiting import Waiter
 from . import eager
+from .audio import AudioService, serve_audio
 from .handlers import HandlerRun, Workers, current_run, handler_name
 from .limits import AcceptFloodFilter, HandshakeGuard, basic_auth_ok, connection_cap, raise_descriptor_limit
 from .session import Handler, Service, Session, SocketClose, is_coroutine_handler
@@ -304,6 +305,8 @@ class AppServer:
     ) -> None:
         self.options = options or ServerOptions()
         self.services: dict[str, Service] = {}
+        #: the listen/stream audio endpoints, by path (see :mod:`jambonz_lab.net.audio`)
+        self.audio_services: dict[str, AudioService] = {}
         self.sessions: dict[str, Session] = {}
         self._record = record
         self._workers = Workers(
@@ -341,6 +344,25 @@ class AppServer:
         svc = Service(norm, env_vars=env_vars)
         self.services[norm] = svc
         return svc
+
+    def audio(self, path: str, *, keep_seconds: float = 60.0, spill_dir: str | None = None) -> AudioService:
+        """Declare (or replace) the audio endpoint at ``path``: WebSocket upgrades there are
+        listen/stream audio sockets, not call sockets. Loop thread, or before :meth:`start`."""
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"audio path must start with '/', not {path!r}")
+        norm = path.rstrip("/") or "/"
+        svc = AudioService(norm, keep_seconds=keep_seconds, spill_dir=spill_dir)
+        self.audio_services[norm] = svc
+        return svc
+
+    def route_audio(self, path: str) -> AudioService | None:
+        """The audio endpoint whose path is the longest segment-wise prefix of ``path``."""
+        best: AudioService | None = None
+        for prefix, svc in self.audio_services.items():
+            if prefix == "/" or path == prefix or path.startswith(prefix + "/"):
+                if best is None or len(prefix) > len(best.path):
+                    best = svc
+        return best
 
     def add_http(self, path: str, handler: HttpHandler) -> None:
         """Serve plain HTTP requests to exactly ``path`` with ``handler`` (a coroutine on the loop).
@@ -394,6 +416,8 @@ class AppServer:
             if not conn.ws.closed:
                 conn.closing = 1001
                 await conn.ws.close(code=1001, message=b"server going away")
+        for audio in self.audio_services.values():
+            await audio.close_all(1001)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -424,6 +448,9 @@ class AppServer:
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
         if not upgrade and is_webhook(request):
             return await serve_webhook(self, request)  # an HTTP webhook app's hook
+        audio = self.route_audio(request.path) if upgrade else None
+        if audio is not None:  # a listen/stream verb's audio socket
+            return self._refuse(request, audio) or await serve_audio(self, request, audio)
         service = self.route(request.path)
         if service is None:
             return web.Response(status=404, text=f"no jambonz_lab service at {request.path}\n")
@@ -466,7 +493,7 @@ class AppServer:
             self.connection_lost(conn, ws.close_code)
         return ws
 
-    def _refuse(self, request: web.Request, service: Service) -> web.Response | None:
+    def _refuse(self, request: web.Request, service: Service | AudioService) -> web.Response | None:
         """401 without the configured credentials, 503 beyond the connection cap; else None."""
         auth = self.options.auth
         if auth is not None and not basic_auth_ok(request.headers.get("Authorization"), *auth):
@@ -977,6 +1004,11 @@ class AppServer:
         else:
             log.log(level, "call %s: %s", call_sid, note)
         self.record_lab(call_sid, kind, note, msgid=msgid)
+
+    def record_row(self, row: Row) -> None:
+        """Hand a row to the owner's event log (loop thread)."""
+        if self._record is not None:
+            self._record(row)
 
     def record_lab(
         self, call_sid: str | None, kind: str, note: str, *, msgid: str | None = None, payload: Any = None

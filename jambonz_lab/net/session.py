@@ -37,6 +37,7 @@ from ..waiting import Waiter
 from .handlers import HandlerRun, current_run
 
 if TYPE_CHECKING:
+    from .audio import AudioStream
     from .server import AppServer, Channel, History
 
 __all__ = ["SocketClose", "Handler", "Service", "Session"]
@@ -181,6 +182,8 @@ class Session(VerbMethods):
         self.messages: list[Message] = []
         self.status: str | None = _s(opening.data.get("call_status"))
         self.reconnects = 0
+        #: the call's listen/stream audio sockets (:class:`~jambonz_lab.net.audio.AudioStream`), oldest first
+        self.audio: list[AudioStream] = []
         self._queue: list[dict[str, Any]] = []
         self._qlock = threading.Lock()
         self._handlers = _Handlers()
