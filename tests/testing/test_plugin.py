@@ -80,7 +80,7 @@ def test_echo(echo, jambonz_sim):
         [
             "*the caller did not hear 'You said: goodbye' after 'Say something' (expectation 2 of 2)",
             "*transcript (seconds into the call):",
-            "*0.000  app     say 'Say something'",
+            "*  app     say 'Say something'",
             "*caller  said 'hello'",
             "*app     say 'You said: hello'",
             "*call    completed (ended by jambonz)",
