@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from .audio import AudioService, AudioStream
 from .server import AppServer, Connection, ServerOptions
 from .session import Service, Session, SocketClose
 
-__all__ = ["AppServer", "SocketClose", "Connection", "ServerOptions", "Service", "Session"]
+__all__ = [
+    "AppServer",
+    "AudioService",
+    "AudioStream",
+    "SocketClose",
+    "Connection",
+    "ServerOptions",
+    "Service",
+    "Session",
+]
