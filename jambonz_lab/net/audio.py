@@ -204,7 +204,8 @@ class AudioStream:
 
     @property
     def spill_path(self) -> str | None:
-        """The WAV file holding the whole stream, once it outgrew ``keep_seconds``."""
+        """The WAV file holding the whole stream, once it outgrew ``keep_seconds``. It stays
+        on disk until the service drops the ended stream (it keeps the newest 64)."""
         path = self.driver.buffer.path
         return None if path is None else str(path)
 
@@ -289,8 +290,11 @@ class AudioStream:
         _on_loop(lambda: self.driver.send_bytes(data))
 
     def close(self, code: int = 1000) -> None:
-        """Close the socket from the app's side."""
-        loop.submit(self.driver.close(code)).result(loop.STEP_TIMEOUT)
+        """Close the socket from the app's side (on the loop thread: started, not awaited)."""
+        if loop.in_loop_thread():
+            self.driver.server.spawn(self.driver.close(code))
+        else:
+            loop.submit(self.driver.close(code)).result(loop.STEP_TIMEOUT)
 
     # -- events -----------------------------------------------------------------------
 
@@ -351,6 +355,8 @@ class AudioDriver:
         self._runner: asyncio.Task[None] | None = None
         self._out: deque[str | bytes] = deque()
         self._writer: asyncio.Task[None] | None = None
+        #: binary frames that came before the metadata (dropped)
+        self.early = 0
 
     @property
     def call_sid(self) -> str | None:
@@ -375,7 +381,9 @@ class AudioDriver:
     def receive_audio(self, data: bytes) -> None:
         stream = self.stream
         if stream is None:
-            self.invalid(f"binary frame of {len(data)} bytes before the metadata; dropped")
+            self.early += 1
+            if self.early == 1:  # one row, not one per frame: the close row counts them all
+                self.invalid(f"binary frame of {len(data)} bytes before the metadata; dropped (and any more)")
             return
         try:
             chunk = wire.decode_l16(data, stream.channels)
@@ -468,11 +476,13 @@ class AudioDriver:
         self.closed = True
         self.buffer.close()
         stream = self.stream
-        summary = {
+        summary: dict[str, Any] = {
             "frames": self.buffer.frames,
             "seconds": [round(self.buffer.seconds, 3)] * self.buffer.channels,
             "spilled": None if self.buffer.path is None else str(self.buffer.path),
         }
+        if self.early:
+            summary["dropped_before_metadata"] = self.early
         self.row("in", "audio:close", payload=summary, note=f"code {code}")
         if stream is None:
             return

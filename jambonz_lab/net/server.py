@@ -451,6 +451,12 @@ class AppServer:
         audio = self.route_audio(request.path) if upgrade else None
         if audio is not None:  # a listen/stream verb's audio socket
             return self._refuse(request, audio) or await serve_audio(self, request, audio)
+        if not upgrade and self.route(request.path) is None and self.route_audio(request.path):
+            return web.Response(
+                status=426,
+                headers={"Upgrade": "websocket"},
+                text=f"{request.path} is a listen/stream audio endpoint: a WebSocket (audio.drachtio.org)\n",
+            )
         service = self.route(request.path)
         if service is None:
             return web.Response(status=404, text=f"no jambonz_lab service at {request.path}\n")

@@ -21,7 +21,7 @@ from websockets.sync.client import ClientConnection, connect
 import jambonz_lab as jl
 from jambonz_lab.net.audio import AudioStream
 from jambonz_lab.protocol import audio as wire
-from tests.fakejambonz import FakeJambonz, wait_until
+from tests.fakejambonz import FakeJambonz, http, wait_until
 
 
 class AudioFork:
@@ -309,3 +309,23 @@ def test_the_spectrum_peaks_at_the_tone() -> None:
 
     power, freqs, _times = spectrum(tone(8000, 1000.0), 8000, window=256)
     assert abs(freqs[int(power.mean(axis=1).argmax())] - 1000.0) <= 8000 / 256
+
+
+def test_audio_before_metadata_is_one_row_and_plain_http_is_told_what_the_path_is(lab: jl.Lab) -> None:
+    service = lab.audio("/audio")
+    status, text = http("GET", f"{lab.url}/audio")
+    assert status == 426 and "audio.drachtio.org" in text
+    waiter = service.wait_for_stream(timeout=5)
+    fork = AudioFork(f"{lab.url}/audio")
+    try:
+        for _ in range(5):
+            fork.ws.send(b"\x00\x00" * 160)
+        fork.metadata("c-early")
+        stream = waiter.result()
+    finally:
+        fork.close()
+    stream.wait_for("close", timeout=5).result()
+    rows = [r for r in lab.log.rows() if r["type"] == "audio:invalid"]
+    assert len(rows) == 1 and "before the metadata" in rows[0]["note"]
+    assert audio_rows(lab, "c-early")[-1]["payload"]["dropped_before_metadata"] == 5
+    assert stream.frames == 0
