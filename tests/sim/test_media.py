@@ -11,6 +11,7 @@ import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.sim.verbs.basic import speech_seconds
 from jambonz_lab.sim.verbs.media import BEEP
+from tests.audioserver import AudioServer
 from tests.simtrace import answered_at, notes, sent_hooks
 
 FAST = sim.SimOptions(idle_wait=0.1)  # a silent app is given 0.1 s real time before time jumps
@@ -73,8 +74,15 @@ class TestTranscribe:
         assert notes(result, "not-simulated") == ["translationHook: no translation is simulated"]
 
 
+@pytest.fixture
+def audio_url() -> Any:
+    """A loopback audio server's URL (listen now really connects; tests/sim/test_audio.py tests it)."""
+    with AudioServer() as server:
+        yield server.url
+
+
 class TestListen:
-    def test_stream_runs_max_length_then_the_action_hook(self, lab: jl.Lab) -> None:
+    def test_stream_runs_max_length_then_the_action_hook(self, lab: jl.Lab, audio_url: str) -> None:
         """stream is listen: maxLength s later the actionHook gets dial_call_duration, no digits."""
         got: list[dict[str, Any]] = []
 
@@ -85,9 +93,7 @@ class TestListen:
                 got.append(msg.data)
                 session.say(text="stream over").hangup().reply()
 
-            session.config(notifyEvents=True).stream(
-                url="wss://audio.example/ws", maxLength=12, actionHook="/end"
-            )
+            session.config(notifyEvents=True).stream(url=audio_url, maxLength=12, actionHook="/end")
             session.send()
 
         result = sim.call(lab.url + "/s", sim.Caller(hangup_after=60))
@@ -97,9 +103,9 @@ class TestListen:
         assert result.heard == [("say", "stream over")]
         names = [e.payload["data"].get("name") for e in result.messages("sent", "verb:status")]
         assert "listen" in names and "stream" not in names
-        assert any("wss://audio.example/ws" in n for n in notes(result, "listen"))
+        assert any(audio_url in n for n in notes(result, "listen"))
 
-    def test_finish_on_key_ends_it_early(self, lab: jl.Lab) -> None:
+    def test_finish_on_key_ends_it_early(self, lab: jl.Lab, audio_url: str) -> None:
         """The beep plays, keys come every interval; the finish key ends it and is reported as digits."""
         got: list[dict[str, Any]] = []
 
@@ -112,7 +118,7 @@ class TestListen:
 
             session.listen(
                 id="l1",
-                url="wss://audio.example/ws",
+                url=audio_url,
                 finishOnKey="#",
                 maxLength=60,
                 playBeep=True,
@@ -126,10 +132,10 @@ class TestListen:
         assert t - answered_at(result) == pytest.approx(0.5 + 2 + 1.0, abs=0.05)
         assert (got[0]["digits"], got[0]["dial_call_duration"], got[0]["verb_id"]) == ("#", 3, "l1")
 
-    def test_hangup_before_max_length_sends_no_action_hook(self, lab: jl.Lab) -> None:
+    def test_hangup_before_max_length_sends_no_action_hook(self, lab: jl.Lab, audio_url: str) -> None:
         @lab.service("/s").on("session:new")
         def new(session: jl.Session) -> None:
-            session.listen(url="wss://audio.example/ws", maxLength=60, actionHook="/end").send()
+            session.listen(url=audio_url, maxLength=60, actionHook="/end").send()
 
         result = sim.call(lab.url + "/s", sim.Caller(hangup_after=5))
         assert sent_hooks(result, "/end") == []

@@ -11,14 +11,14 @@ transcribe
     engine), noted.
 
 listen / stream
-    No audio server: the ``url`` is noted. ``playBeep`` plays a 0.5 s tone first.
-    The stream runs ``maxLength`` seconds, or without it until hangup or a
-    replace. With ``finishOnKey`` (or ``passDtmf``) listen takes the caller's
-    next input: the keys of a Digits input are pressed one every ``interval``
-    from ``after``; the finish key ends the stream then and is reported as
-    ``digits`` (jambonz reports the finish key itself). The actionHook gets
-    ``digits?`` and ``dial_call_duration`` (whole seconds streamed: jambonz sets
-    it whenever the stream started, also outside a dial).
+    ``playBeep`` plays a 0.5 s tone first; then the audio socket
+    (:class:`~jambonz_lab.sim.audio_socket.AudioSocket`: metadata, 20 ms L16 frames of the
+    caller's :class:`~jambonz_lab.sim.caller.Audio`, dtmf events, the app's playAudio). The
+    stream runs ``maxLength`` seconds, or until the finish key, the app's ``disconnect`` or
+    close, a hangup or a replace. With ``finishOnKey`` (or ``passDtmf``) listen takes the
+    caller's next Digits: pressed one every ``interval`` from ``after``; the finish key ends
+    the stream and is reported as ``digits``. The actionHook gets ``digits?`` and
+    ``dial_call_duration`` (whole seconds streamed), none when the socket did not connect.
 
 message
     The SMS is noted (an SMPP gateway is assumed); the actionHook is sent and
@@ -45,10 +45,11 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from ..audio_socket import AudioSocket
 from ..caller import Digits, Speech
 from ..engine import AckTimeout
 from . import runner
-from .basic import action_hook, hook_url, speech_result, unawaited_action
+from .basic import action_hook, hook_url, placeholder_sleep, speech_result, unawaited_action
 from .rooms import wait_for_end
 
 if TYPE_CHECKING:
@@ -88,39 +89,13 @@ async def transcribe(call: VerbContext, verb: dict[str, Any]) -> None:
 
 @runner("listen")
 async def listen(call: VerbContext, verb: dict[str, Any]) -> None:
-    call.note(
-        "listen",
-        f"audio streamed to {verb.get('url')} (mixType {verb.get('mixType', 'mono')}, "
-        f"sampleRate {verb.get('sampleRate', 8000)}); no audio server is simulated",
-    )
+    """The audio socket (:mod:`~jambonz_lab.sim.audio_socket`), then the actionHook (``listen.js`` ~92–94)."""
     if verb.get("transcribe"):
         call.note("not-simulated", "listen: nested transcribe not simulated")
     if verb.get("playBeep"):
         call.heard("play", BEEP)
-        await call.sleep(BEEP_SECONDS)
-    started = call.clock.now()
-    max_length = float(verb.get("maxLength") or 0)
-    finish = verb.get("finishOnKey")
-    results: dict[str, Any] = {}
-    pressed_at: float | None = None
-    if finish or verb.get("passDtmf"):
-        heard_input = call.next_input()
-        if isinstance(heard_input, Digits):
-            keys = heard_input.digits
-            if verb.get("passDtmf"):
-                call.note("listen", f"dtmf {keys!r} forwarded to the audio socket")
-            if finish and finish in keys:
-                pressed_at = heard_input.after + heard_input.interval * keys.index(finish)
-        elif isinstance(heard_input, Speech):
-            call.note("listen", f"caller said {heard_input.text!r} into the stream")
-    if pressed_at is not None and (max_length <= 0 or pressed_at < max_length):
-        await call.sleep(pressed_at)
-        results["digits"] = finish
-    elif max_length > 0:
-        await call.sleep(max_length)
-    else:
-        await wait_for_end(call)
-    results["dial_call_duration"] = int(call.clock.now() - started)
+        await placeholder_sleep(call, BEEP_SECONDS, "listen beep")
+    results = await AudioSocket(call, verb).run()
     await action_hook(call, verb, results)
 
 

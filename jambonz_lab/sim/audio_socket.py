@@ -1,0 +1,431 @@
+"""The audio socket of a simulated ``listen`` / ``stream`` (FreeSWITCH ``mod_audio_fork``).
+
+:class:`AudioSocket` does what feature-server 0.9.8 ``lib/tasks/listen.js`` and
+mod_audio_fork do with the app's audio server:
+
+* connects to the verb's ``url`` (a relative one against the app's base,
+  ``call-session.js`` ``normalizeUrl`` ~1435–1456), subprotocol ``audio.drachtio.org``,
+  ``wsAuth`` as Basic auth; a failed connect ends it with no results (``listen.js`` ~260–264);
+* sends the metadata text frame, ``Object.assign({sampleRate, mixType}, callInfo,
+  metadata)`` (~168–171; callInfo in its camelCase ``toJSON`` keys), then one binary frame
+  of L16 per 20 ms at ``sampleRate`` (default 8000, ``mixType`` default mono, ~45–46):
+  mono the caller, stereo caller / what the caller hears interleaved, mixed both summed;
+* takes the caller's :class:`~jambonz_lab.sim.caller.Audio` inputs in a row (the first
+  ``after`` s into the stream, each next one ``after`` the one before), and with
+  ``finishOnKey`` / ``passDtmf`` the next Digits (keys from the stream's start, as before);
+  a key sends ``{event: "dtmf", dtmf, duration}`` with ``passDtmf`` (~223–231), the
+  ``finishOnKey`` key ends the stream with ``digits`` (~243–247);
+* ends at ``maxLength`` (~187–192), on the app's ``disconnect`` or its closing the
+  socket (mod_audio_fork reports a dropped connection as a disconnect, ~313–317), when
+  the verb is killed or the call ends; ``timeout`` is read but never used (~30, ~189);
+  ``dial_call_duration`` is the whole seconds streamed (``moment().diff``, ~117–120);
+* the app's ``playAudio`` (base64 ``raw`` at ``sampleRate`` — 8/16/24/32/48/64 kHz, else
+  16 kHz as mod_audio_fork's file suffixes — or ``wav``) plays from when it arrives,
+  or after the queue with ``queuePlay`` (~284–305), and ``playDone {id, playbackSeconds,
+  playbackMilliseconds, playbackLastOffsetPos}`` follows when it ends (~266–281);
+  ``killAudio`` cuts what plays (``uuid_break``, ~307–311). With
+  ``bidirectionalAudio.streaming`` binary frames from the app play back to back instead,
+  at ``bidirectionalAudio.sampleRate``; ``mark`` answers ``{type: "mark", data: {name,
+  event: "playout"}}`` when the audio queued before it has played, ``clearMarks`` (and
+  ``killAudio``) ``event: "cleared"`` for the marks not reached.
+
+Pacing: each frame is sent once the call's clock passed it: in real time on the real
+clock, 50 times faster on the virtual one (the clock moves 20 ms a frame,
+:data:`VIRTUAL_FRAME_REAL` real seconds pass). On the virtual clock,
+without ``maxLength``, once the caller's audio and the app's have played out the stream
+waits for the app (``idle_wait`` real seconds) and then jumps to the end of the call,
+sending no frames for the skipped silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import websockets
+from websockets.typing import Subprotocol
+
+from ..exceptions import InvalidFrame
+from ..protocol.audio import (
+    SUBPROTOCOL,
+    channels_of,
+    decode_l16,
+    decode_play_audio,
+    dtmf_event,
+    encode_l16,
+    mark_event,
+    parse_command,
+    play_done_event,
+)
+from .audio import DTMF_SECONDS, Segment, render
+from .caller import Audio, Digits, Speech
+from .http_link import base_url
+
+if TYPE_CHECKING:
+    from .context import VerbContext
+
+__all__ = ["AudioSocket", "FRAME_SECONDS", "stream_url"]
+
+log = logging.getLogger("jambonz_lab.sim.audio_socket")
+
+FRAME_SECONDS = 0.02
+#: real seconds a frame takes on the virtual clock (50x real time), so that an app's
+#: reply to a frame lands a few frames later, not after the stream
+VIRTUAL_FRAME_REAL = 0.0004
+#: raw playAudio rates mod_audio_fork writes a file for; others become ``.r16``
+RAW_RATES = (8000, 16000, 24000, 32000, 48000, 64000)
+
+
+def stream_url(call: VerbContext, url: str) -> str:
+    """A listen ``url``: relative ones (``/…``) against the app's base URL."""
+    return base_url(call.url) + url if url.startswith("/") else url
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+@dataclass
+class _Play:
+    segment: Segment
+    id: Any
+    streamed: bool  # bidirectional raw PCM (no playDone)
+
+
+class AudioSocket:
+    """One listen's audio socket; :meth:`run` streams until it ends and returns listen's results."""
+
+    def __init__(self, call: VerbContext, verb: dict[str, Any], *, background: bool = False) -> None:
+        self.call = call
+        self.verb = verb
+        self.background = background
+        self.rate = int(verb.get("sampleRate") or 8000)
+        self.mix_type = str(verb.get("mixType") or "mono")
+        self.channels = channels_of(self.mix_type)
+        self.samples_per_frame = int(round(self.rate * FRAME_SECONDS))
+        given = verb.get("bidirectionalAudio")
+        bidi: dict[str, Any] = given if isinstance(given, dict) else {}
+        self.bidi_enabled = verb.get("disableBidirectionalAudio") is not True and bidi.get("enabled", True)
+        self.bidi_streaming = bool(bidi.get("streaming"))
+        self.bidi_rate = int(bidi.get("sampleRate") or self.rate)
+        self.finish_key = verb.get("finishOnKey")
+        self.pass_dtmf = bool(verb.get("passDtmf"))
+        self.max_length = float(verb.get("maxLength") or 0)
+        self.plays: list[_Play] = []
+        self.marks: list[tuple[str, float]] = []  # (name, call time it is reached)
+        self.keys: list[tuple[float, str]] = []  # (call time, key) pressed by the caller
+        self.script_end = 0.0
+        self.wake = asyncio.Event()
+        self.stop_reason: str | None = None
+        self.ws: Any = None
+        self.frames_sent = 0
+
+    # -- time
+
+    async def wait_until(self, at: float) -> None:
+        """Let call time reach ``at`` (the verb moves the clock; a background listen waits for it)."""
+        if self.background:
+            if at > self.call.clock.now():
+                async with self.call.alarms.moment(at):
+                    pass
+        else:
+            await self.call.sleep(max(0.0, at - self.call.clock.now()))
+
+    # -- run
+
+    async def run(self) -> dict[str, Any]:
+        call = self.call
+        url = stream_url(call, str(self.verb.get("url") or ""))
+        headers = {}
+        auth = self.verb.get("wsAuth")
+        if isinstance(auth, dict) and auth.get("username") and auth.get("password"):
+            token = base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        try:
+            self.ws = await websockets.connect(
+                url, subprotocols=[Subprotocol(SUBPROTOCOL)], additional_headers=headers, open_timeout=5
+            )
+        except (OSError, TimeoutError, websockets.WebSocketException, ValueError) as exc:
+            call.note(
+                "listen", f"audio socket {url}: cannot connect ({type(exc).__name__}: {exc}); listen ends"
+            )
+            return {}
+        reader = asyncio.get_running_loop().create_task(self._read())
+        try:
+            return await self._stream(url)
+        finally:
+            reader.cancel()
+            await self.ws.close()
+            call.note("listen", f"audio socket {url} closed: {self.frames_sent} frames sent")
+
+    async def _stream(self, url: str) -> dict[str, Any]:
+        call = self.call
+        begun = call.clock.now()
+        self._take_inputs(begun)
+        first = math.ceil(begun * self.rate - 1e-9)  # the stream's first sample (call-time grid)
+        started = first / self.rate
+        self._place_audio(first)
+        info = {_camel(k): v for k, v in call.call_info().items() if k != "customerData"}
+        if call.customer_data is not None:
+            info["customerData"] = call.customer_data
+        metadata = {"sampleRate": self.rate, "mixType": self.mix_type, **info}
+        if isinstance(self.verb.get("metadata"), dict):
+            metadata.update(self.verb["metadata"])
+        await self.ws.send(json.dumps(metadata))
+        call.note(
+            "listen",
+            f"audio socket {url}: {self.mix_type} L16 at {self.rate} Hz from call time {started:.3f}",
+            {"url": url, "start": started, "first_sample": first, "metadata": metadata},
+        )
+        results: dict[str, Any] = {}
+        k = 0
+        n = self.samples_per_frame
+        while True:
+            frame_first = first + k * n
+            frame_end = (frame_first + n) / self.rate
+            await self.wait_until(frame_end)
+            await self._send_frame(frame_first)
+            k += 1
+            if call.clock.virtual:  # the app's replies take real time: give it some per frame
+                await asyncio.sleep(VIRTUAL_FRAME_REAL)
+            await self._due_events(frame_end, results)
+            if self.stop_reason is None and self.max_length and frame_end - started >= self.max_length - 1e-9:
+                self.stop_reason = "maxLength"
+            if self.stop_reason is not None:
+                break
+            if call.clock.virtual and not self.max_length and frame_end >= self._busy_until():
+                if not await self._idle():
+                    break
+                k = max(k, math.ceil((call.clock.now() * self.rate - first) / n))
+        results["dial_call_duration"] = int(call.clock.now() - started + 1e-6)  # whole seconds
+        call.note("listen", f"stream ended ({self.stop_reason})")
+        return results
+
+    def _busy_until(self) -> float:
+        keys = max((t for t, _ in self.keys), default=0.0)
+        plays = max((p.segment.end for p in self.plays), default=0.0)
+        marks = max((t for _, t in self.marks), default=0.0)
+        return max(self.script_end, keys, plays, marks)
+
+    async def _idle(self) -> bool:
+        """Virtual clock, nothing left to play: wait for the app; False when the stream ended."""
+        from .verbs.rooms import wait_for_end
+
+        self.wake.clear()
+        if self.stop_reason is not None:
+            return False
+        if self.background:
+            alarm = self.call.alarms.add()
+            waker = asyncio.ensure_future(self.wake.wait())
+            either: set[asyncio.Future[Any]] = {waker, alarm.reached}
+            try:
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waker.cancel()
+                self.call.alarms.release(alarm)
+            if alarm.reached.cancelled():
+                raise asyncio.CancelledError
+        else:
+            await wait_for_end(self.call, self.wake)  # raises Hangup at the call's end
+        return self.stop_reason is None
+
+    # -- the caller
+
+    def _take_inputs(self, begun: float) -> None:
+        call = self.call
+        self._audio: list[Audio] = []
+        while isinstance(call.peek_input(), Audio):
+            taken = call.next_input()
+            assert isinstance(taken, Audio)
+            self._audio.append(taken)
+        if self.finish_key or self.pass_dtmf:
+            upcoming = call.peek_input()
+            if isinstance(upcoming, Digits | Speech):
+                taken = call.next_input()
+                if isinstance(taken, Digits):
+                    self.keys = [
+                        (begun + taken.after + i * taken.interval, k) for i, k in enumerate(taken.digits)
+                    ]
+                elif isinstance(taken, Speech):
+                    call.note("listen", f"caller said {taken.text!r} into the stream")
+
+    def _place_audio(self, first: int) -> None:
+        cursor = first
+        for item in self._audio:
+            try:
+                samples = render(item, self.rate)
+            except ValueError as exc:
+                self.call.note("error", f"listen: {exc}; the caller is silent instead")
+                self.call.error(str(exc))
+                continue
+            start = cursor + int(round(item.after * self.rate))
+            self.call.result.audio.add("caller", start / self.rate, samples, self.rate, "caller audio")
+            cursor = start + samples.size
+        self.script_end = cursor / self.rate
+
+    async def _send_frame(self, frame_first: int) -> None:
+        audio = self.call.result.audio
+        n = self.samples_per_frame
+        caller = audio.window("caller", frame_first, n, self.rate)
+        if self.mix_type == "mono":
+            data = encode_l16(caller)
+        else:
+            app = audio.window("app", frame_first, n, self.rate)
+            if self.mix_type == "stereo":
+                data = encode_l16(np.stack([caller, app]))
+            else:
+                mixed = np.clip(caller.astype(np.int32) + app, -32768, 32767).astype(np.int16)
+                data = encode_l16(mixed)
+        try:
+            await self.ws.send(data)
+            self.frames_sent += 1
+        except websockets.ConnectionClosed:
+            self.stop_reason = self.stop_reason or "closed"
+
+    async def _due_events(self, until: float, results: dict[str, Any]) -> None:
+        """Send what happened by call time ``until``: keys, plays done, marks reached."""
+        while self.keys and self.keys[0][0] < until:
+            _, key = self.keys.pop(0)
+            if self.pass_dtmf:
+                await self._send_text(dtmf_event(key, int(DTMF_SECONDS * 8000)))
+            if key == self.finish_key:
+                results["digits"] = key
+                self.stop_reason = "finishOnKey"
+                self.keys.clear()
+                return
+        for play in [p for p in self.plays if p.segment.end <= until]:
+            self.plays.remove(play)
+            if not play.streamed:
+                await self._play_done(play)
+        for mark in [m for m in self.marks if m[1] <= until]:
+            self.marks.remove(mark)
+            await self._send_text(mark_event(mark[0], "playout"))
+
+    async def _play_done(self, play: _Play) -> None:
+        seconds = play.segment.seconds
+        await self._send_text(
+            play_done_event(
+                play.id,
+                playbackSeconds=int(seconds),
+                playbackMilliseconds=int(seconds * 1000),
+                playbackLastOffsetPos=int(seconds * 8000),
+            )
+        )
+
+    async def _send_text(self, text: str) -> None:
+        try:
+            await self.ws.send(text)
+        except websockets.ConnectionClosed:
+            self.stop_reason = self.stop_reason or "closed"
+
+    # -- the app
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.ws:
+                try:
+                    await self._on_message(message)
+                except InvalidFrame as exc:
+                    self.call.note("listen", f"audio socket: {exc}; ignored")
+                self.wake.set()
+        except websockets.ConnectionClosed:
+            pass
+        if self.stop_reason is None:  # mod_audio_fork: a dropped connection is a disconnect
+            self.stop_reason = "closed"
+        self.wake.set()
+
+    def _now(self) -> float:
+        return self.call.clock.now()
+
+    async def _on_message(self, message: str | bytes) -> None:
+        call = self.call
+        if isinstance(message, bytes):
+            if not (self.bidi_enabled and self.bidi_streaming):
+                call.note(
+                    "listen",
+                    "audio socket: binary audio from the app without bidirectional streaming; ignored",
+                )
+                return
+            samples = decode_l16(message, 1)[0]
+            self._queue(samples, self.bidi_rate, None, streamed=True, queued=True, label="app stream")
+            return
+        command = parse_command(message)
+        call.note(
+            f"audio:{command.type}",
+            "received on the audio socket",
+            {k: v for k, v in command.data.items() if k != "audioContent"},
+        )
+        if command.type == "playAudio":
+            if not self.bidi_enabled or self.bidi_streaming:
+                call.note(
+                    "listen",
+                    "audio socket: playAudio needs bidirectionalAudio enabled, not streaming; ignored",
+                )
+                return
+            data = dict(command.data)
+            if data.get("audioContentType", "raw") == "raw" and data.get("sampleRate") not in RAW_RATES:
+                data["sampleRate"] = 16000
+            samples, rate = decode_play_audio(data)
+            mono = (
+                samples[0]
+                if samples.shape[0] == 1
+                else samples.astype(np.int32).mean(axis=0).astype(np.int16)
+            )
+            queued = bool(data.get("queuePlay"))
+            if not queued:
+                await self._cut(keep_queue=False)
+            self._queue(mono, rate, data.get("id"), streamed=False, queued=queued, label="playAudio")
+        elif command.type == "killAudio":
+            await self._cut(keep_queue=not self.bidi_streaming)
+            if self.bidi_streaming:
+                await self._clear_marks()
+        elif command.type == "disconnect":
+            self.stop_reason = "disconnect"
+        elif command.type == "mark":
+            name = command.data.get("name")
+            if isinstance(name, str) and name:
+                self.marks.append((name, max(self._now(), self._queue_end())))
+        elif command.type == "clearMarks":
+            await self._clear_marks()
+        else:
+            call.note("listen", f"audio socket: unknown command {command.type!r}; ignored")
+
+    def _queue_end(self) -> float:
+        return max((p.segment.end for p in self.plays), default=0.0)
+
+    def _queue(self, samples: Any, rate: int, id: Any, *, streamed: bool, queued: bool, label: str) -> None:
+        now = self._now()
+        start = max(now, self._queue_end()) if queued else now
+        segment = self.call.result.audio.add("app", start, samples, rate, label)
+        self.plays.append(_Play(segment, id, streamed))
+
+    async def _cut(self, *, keep_queue: bool) -> None:
+        """Stop what plays now; the queue after it plays on from now (``keep_queue``) or is dropped."""
+        now = self._now()
+        audio = self.call.result.audio
+        cursor = now
+        for play in sorted(self.plays, key=lambda p: p.segment.start):
+            seg = play.segment
+            if seg.start <= now < seg.end:
+                seg.cut(now)
+                self.plays.remove(play)
+                if not play.streamed:
+                    await self._play_done(play)
+            elif seg.start > now:
+                if keep_queue:
+                    seg.start, cursor = cursor, cursor + seg.seconds
+                else:
+                    self.plays.remove(play)
+                    audio.segments.remove(seg)
+
+    async def _clear_marks(self) -> None:
+        marks, self.marks = self.marks, []
+        for name, _ in marks:
+            await self._send_text(mark_event(name, "cleared"))

@@ -1,0 +1,194 @@
+"""The simulated listen/stream audio socket against a real audio server on loopback, and the call's
+two-channel recording (feature-server 0.9.8 ``lib/tasks/listen.js``, FreeSWITCH mod_audio_fork)."""
+
+from __future__ import annotations
+
+import base64
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import jambonz_lab as jl
+from jambonz_lab import sim
+from jambonz_lab.protocol.audio import SUBPROTOCOL, decode_l16, disconnect, mark, play_audio
+from jambonz_lab.sim.audio import render
+from jambonz_lab.sim.audio_socket import stream_url
+from jambonz_lab.sim.caller import Audio, Tone
+from jambonz_lab.sim.verbs.basic import speech_seconds
+from tests.audioserver import AudioServer, Script
+from tests.simtrace import notes
+
+TONE = Tone(440, 1.0)
+
+
+def listen_call(
+    lab: jl.Lab, caller: sim.Caller, script: Script | None = None, **listen: Any
+) -> tuple[sim.CallResult, AudioServer, list[dict[str, Any]]]:
+    """A call whose app streams with ``listen`` to a loopback audio server, then hangs up at its hook."""
+    got: list[dict[str, Any]] = []
+    with AudioServer(script) as server:
+
+        @lab.service("/a").on("session:new")
+        def new(session: jl.Session) -> None:
+            @session.on("/end")
+            def end(msg: jl.Message) -> None:
+                got.append(msg.data)
+                session.hangup().reply()
+
+            session.listen(url=listen.pop("url", server.url), actionHook="/end", **listen).send()
+
+        result = sim.call(lab.url + "/a", caller)
+    return result, server, got
+
+
+def stream_start(result: sim.CallResult) -> int:
+    """The call-time sample the stream began at (the listen note's payload)."""
+    [entry] = [e for e in result.trace if e.type == "listen" and isinstance(e.payload, dict)]
+    return int(entry.payload["first_sample"])
+
+
+class TestStream:
+    def test_metadata_frames_and_the_callers_tone(self, lab: jl.Lab) -> None:
+        """Metadata = {sampleRate, mixType} + callInfo (camelCase toJSON) + the verb's metadata (listen.js
+        ~168–171); 8 kHz mono by default (~45–46): 320-byte frames, 20 ms each; the caller's tone arrives
+        sample for sample, ``after`` s into the stream; maxLength ends it (~187–192)."""
+        caller = sim.Caller(inputs=[Audio(TONE, after=0.5)], hangup_after=30)
+        result, server, got = listen_call(lab, caller, maxLength=3, metadata={"agent": "a1"})
+        [conn] = server.connections
+        assert conn.subprotocol == SUBPROTOCOL
+        meta = conn.metadata
+        assert meta is not None
+        assert (meta["sampleRate"], meta["mixType"], meta["agent"]) == (8000, "mono", "a1")
+        assert meta["callSid"] == result.call_sid
+        assert (meta["from"], meta["to"]) == (caller.number, result.trace[0].payload["data"]["to"])
+        assert {len(f) for f in conn.frames} == {320}
+        assert len(conn.frames) == 150
+        pcm = decode_l16(b"".join(conn.frames), 1)[0]
+        expected = render(TONE, 8000)
+        assert np.array_equal(pcm[4000 : 4000 + expected.size], expected)
+        assert not pcm[:4000].any() and not pcm[4000 + expected.size :].any()
+        assert got[0]["dial_call_duration"] == 3 and "digits" not in got[0]
+
+    def test_stereo_at_16k_puts_the_caller_left_and_the_apps_audio_right(self, lab: jl.Lab) -> None:
+        """stereo: two interleaved channels (1280-byte frames at 16 kHz); the app's playAudio (raw,
+        base64) plays to the caller, so it is on the right; playDone {id, …} follows (listen.js ~266–281)."""
+        clip = (np.sin(np.arange(1, 1601) / 5) * 8000).astype(np.int16)
+        script: Script = [(10, play_audio(clip, sample_rate=16000, id="p1"))]
+        caller = sim.Caller(inputs=[Audio(TONE, after=0.2)], hangup_after=30)
+        result, server, _ = listen_call(lab, caller, script, maxLength=2, sampleRate=16000, mixType="stereo")
+        [conn] = server.connections
+        assert {len(f) for f in conn.frames} == {1280}
+        left, right = decode_l16(b"".join(conn.frames), 2)
+        expected = render(TONE, 16000)
+        assert np.array_equal(left[3200 : 3200 + expected.size], expected)
+        start = int(np.flatnonzero(right)[0])
+        assert np.array_equal(right[start : start + clip.size], clip)
+        assert not right[start + clip.size :].any()
+        [done] = [e for e in conn.events if e.get("type") == "playDone"]
+        assert done["data"]["id"] == "p1" and done["data"]["playbackMilliseconds"] == 100
+        # the recording has it on the app side at the call time it played (8 kHz: every other sample)
+        rec = result.recording(16000)
+        first = stream_start(result)
+        assert np.array_equal(rec[1, first + start : first + start + clip.size], clip)
+
+    def test_mixed_sums_both_legs_in_one_channel(self, lab: jl.Lab) -> None:
+        script: Script = [(5, play_audio(np.full(800, 1000, np.int16), sample_rate=8000))]
+        caller = sim.Caller(inputs=[Audio(np.full(8000, 500, np.int16), rate=8000)], hangup_after=30)
+        _, server, _ = listen_call(lab, caller, script, maxLength=1, mixType="mixed")
+        [conn] = server.connections
+        assert {len(f) for f in conn.frames} == {320}
+        pcm = decode_l16(b"".join(conn.frames), 1)[0]
+        assert set(np.unique(pcm)) == {500, 1500}
+
+    def test_pass_dtmf_and_finish_on_key(self, lab: jl.Lab) -> None:
+        """passDtmf: {event: "dtmf", dtmf, duration} per key (listen.js ~223–231); the finishOnKey key
+        ends the stream and is the hook's digits (~243–247); the keys' tones are in the caller's audio."""
+        caller = sim.Caller(inputs=[sim.Digits("12#3", after=1, interval=0.5)], hangup_after=30)
+        result, server, got = listen_call(lab, caller, passDtmf=True, finishOnKey="#", maxLength=20)
+        [conn] = server.connections
+        assert [(e["event"], e["dtmf"]) for e in conn.events] == [("dtmf", "1"), ("dtmf", "2"), ("dtmf", "#")]
+        assert got[0]["digits"] == "#" and got[0]["dial_call_duration"] == 2
+        assert len(conn.frames) in (100, 101)
+        pcm = decode_l16(b"".join(conn.frames), 1)[0]
+        assert pcm[8000:8800].any() and not pcm[7000:7990].any()  # key "1" sounds from 1 s
+
+    def test_disconnect_ends_the_verb_and_the_action_hook_fires(self, lab: jl.Lab) -> None:
+        """The app's disconnect kills the task (listen.js ~313–317); wsAuth is Basic auth (~172–177)."""
+        caller = sim.Caller(inputs=[Audio(2.0)], hangup_after=30)  # 2 s of silence to stream
+        result, server, got = listen_call(
+            lab, caller, [(25, disconnect())], wsAuth={"username": "u", "password": "p"}
+        )
+        [conn] = server.connections
+        assert conn.headers["authorization"] == "Basic " + base64.b64encode(b"u:p").decode()
+        assert 25 <= len(conn.frames) < 60
+        assert got and got[0]["dial_call_duration"] == 0
+        assert "stream ended (disconnect)" in notes(result, "listen")
+
+    def test_the_app_closing_the_socket_ends_the_verb(self, lab: jl.Lab) -> None:
+        """mod_audio_fork reports a connection dropped by the far end as a disconnect."""
+        caller = sim.Caller(inputs=[Audio(2.0)], hangup_after=30)
+        result, server, got = listen_call(lab, caller, [(10, None)])
+        assert got and "stream ended (closed)" in notes(result, "listen")
+
+    def test_a_failed_connect_ends_it_with_no_results(self, lab: jl.Lab) -> None:
+        """connect failure: notifyTaskDone with empty results (listen.js ~260–264); the hook still goes."""
+        result, server, got = listen_call(lab, sim.Caller(hangup_after=30), url="ws://127.0.0.1:9/none")
+        assert got and "dial_call_duration" not in got[0]
+        assert any("cannot connect" in n for n in notes(result, "listen"))
+
+    def test_a_mark_is_answered_when_the_audio_before_it_played(self, lab: jl.Lab) -> None:
+        clip = np.full(1600, 300, np.int16)
+        script: Script = [(5, play_audio(clip, sample_rate=8000, id="c")), (6, mark("m1"))]
+        _, server, _ = listen_call(lab, sim.Caller(hangup_after=30), script, maxLength=5)
+        [conn] = server.connections
+        kinds = [(e["type"], e["data"].get("name") or e["data"].get("id")) for e in conn.events]
+        assert kinds == [("playDone", "c"), ("mark", "m1")]
+
+
+class TestRecording:
+    def test_length_is_the_call_and_the_tone_is_at_its_call_time(self, lab: jl.Lab, tmp_path: Path) -> None:
+        caller = sim.Caller(inputs=[Audio(TONE, after=0.5)], hangup_after=10)
+        result, _, _ = listen_call(lab, caller, maxLength=3)
+        rec = result.recording()
+        assert result.audio.end is not None
+        assert rec.shape == (2, round(result.audio.end * 8000))
+        at = stream_start(result) + 4000
+        assert np.array_equal(rec[0, at : at + 8000], render(TONE, 8000))
+        path = result.save_wav(tmp_path / "call.wav")
+        with wave.open(str(path)) as w:
+            assert (w.getnchannels(), w.getframerate(), w.getnframes()) == (2, 8000, rec.shape[1])
+
+    def test_say_is_a_placeholder_of_its_length_on_the_app_side(self, lab: jl.Lab) -> None:
+        text = "thanks for calling the lab today"
+
+        @lab.service("/s").on("session:new")
+        def new(session: jl.Session) -> None:
+            session.say(text=text).hangup().send()
+
+        result = sim.call(lab.url + "/s", sim.Caller(hangup_after=30))
+        rec = result.recording()
+        voiced = np.flatnonzero(rec[1])
+        seconds = (voiced[-1] - voiced[0] + 1) / 8000
+        assert abs(seconds - speech_seconds(text)) < 0.01
+        assert not rec[0].any()
+
+    def test_caller_speech_is_a_placeholder_ending_at_its_final(self, lab: jl.Lab) -> None:
+        @lab.service("/g").on("session:new")
+        def new(session: jl.Session) -> None:
+            session.gather(input=["speech"], actionHook="/g2", timeout=5).send()
+            session.on("/g2", lambda msg: msg.reply([{"verb": "hangup"}]))
+
+        caller = sim.Caller(inputs=[sim.Speech("book a car", after=3)], hangup_after=30)
+        result = sim.call(lab.url + "/g", caller)
+        voiced = np.flatnonzero(result.recording()[0])
+        assert voiced.size and voiced[-1] / 8000 < 3.2
+
+
+def test_relative_urls_resolve_against_the_apps_base() -> None:
+    class Call:
+        url = "ws://127.0.0.1:3000/app/path"
+
+    assert stream_url(Call(), "/audio") == "ws://127.0.0.1:3000/audio"  # type: ignore[arg-type]
+    assert stream_url(Call(), "wss://x/y") == "wss://x/y"  # type: ignore[arg-type]
