@@ -16,7 +16,20 @@ Example::
 from __future__ import annotations
 
 from .api import acall, call, load
-from .caller import Caller, DialOutcome, Digits, Greeting, Hold, Press, Refer, Silence, Speech, ToolCall
+from .caller import (
+    Audio,
+    Caller,
+    DialOutcome,
+    Digits,
+    Greeting,
+    Hold,
+    Press,
+    Refer,
+    Silence,
+    Speech,
+    Tone,
+    ToolCall,
+)
 from .clock import Clock
 from .engine import SimCall, SimOptions
 from .replay import Divergence, ReplayReport, areplay, replay
@@ -26,6 +39,8 @@ from .result import CallResult, TraceEntry
 del annotations  # not part of the API: keep it out of sim.<TAB>
 
 __all__ = [
+    "Audio",
+    "Tone",
     "CallResult",
     "Caller",
     "Clock",
