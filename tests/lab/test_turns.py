@@ -196,6 +196,7 @@ def test_a_session_has_its_own_turns_and_transcript(lab: jl.Lab) -> None:
     menu_app(lab)
     result = lab.call("/menu", sim.Caller(inputs=[sim.Speech("sales")]))
     session = lab.session(result.call_sid)
-    mine = lab.turns[lambda t: t["call_sid"] == result.call_sid].reset_index(drop=True)
+    turns = lab.turns
+    mine = turns[turns["call_sid"] == result.call_sid].reset_index(drop=True)
     pd.testing.assert_frame_equal(session.turns, mine)
     assert list(session.transcript().frame["text"]) == list(lab.transcript(result.call_sid).frame["text"])
