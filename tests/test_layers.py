@@ -123,7 +123,9 @@ def private_reaches(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", modules("net") + modules("lab"), ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path", modules("net") + modules("lab") + modules("testing"), ids=lambda p: str(p.relative_to(PACKAGE))
+)
 def test_net_the_lab_and_its_widgets_use_each_others_public_doors(path: Path) -> None:
     reaches = private_reaches(path)
     assert not reaches, f"private access across modules: {reaches}"
