@@ -60,11 +60,12 @@ def custom_click(widget: Any, action: str) -> None:
 
 def test_card_follows_a_simulated_call_through_the_panel(lab: jl.Lab) -> None:
     echo(lab)
-    panel = jl.panel(lab)  # before the call: its card is created and updated live
+    panel = jl.panel(lab)  # before the call: its row is listed and updated live
     result = lab.call("/", sim.Caller.saying("a blue car"), clock="virtual")
     session = lab.session(result.call_sid)
     card = jl.card(session)
-    assert panel.cards and panel.cards[0] is card  # one card per session, shared
+    panel.open_card(result.call_sid)  # what a click on its row does
+    until(lambda: panel.cards == [card])  # one card per session, shared
     until(lambda: card.statuses == ["trying", "in-progress", "completed"] and not card.live)
     assert card.status == "completed" and card.state == "closed"
     assert card.call_sid == result.call_sid
@@ -274,7 +275,9 @@ def test_widget_writes_happen_on_the_loop_thread(lab: jl.Lab) -> None:
     assert {thread for thread, _name in writers} == {LOOP}
 
 
-def test_panel_shows_url_services_counts_and_the_newest_cards(lab: jl.Lab) -> None:
+def test_panel_lists_the_newest_calls_and_opens_one_card_on_demand(lab: jl.Lab) -> None:
+    """The panel stays small (issue 18 item 2): a bounded list of the newest calls, no card until
+    a row is opened, one card at a time; a card nobody pinned is closed when another one opens."""
     echo(lab)
 
     @lab.service("/boom").on("session:new")
@@ -282,24 +285,68 @@ def test_panel_shows_url_services_counts_and_the_newest_cards(lab: jl.Lab) -> No
         raise RuntimeError("handler bug")
 
     panel = jl.panel(lab)
-    assert panel.url == lab.url and panel.header.running
+    assert panel.url == lab.url and panel.header.running and panel.header.max_rows == PANEL_SIZE
     assert panel.services == [
         {"path": "/", "url": lab.url + "/"},
         {"path": "/boom", "url": lab.url + "/boom"},
     ]
     first = lab.call("/", sim.Caller.saying("one"), clock="virtual")
+    until(lambda: panel.sessions and panel.sessions[0]["call_sid"] == first.call_sid)
+    assert panel.cards == [] and panel.opened == ""  # the list only: no card until asked
+    panel.open_card(first.call_sid)
     until(lambda: panel.cards and panel.cards[0].call_sid == first.call_sid)
     first_card = panel.cards[0]
+    assert panel.opened == first.call_sid and panel.header.opened == first.call_sid
     lab.call("/boom", sim.Caller(hangup_after=1), clock="virtual")
     results = sim.load(lab.url + "/", calls=PANEL_SIZE, concurrency=PANEL_SIZE, progress=False)
     until(lambda: panel.calls == PANEL_SIZE + 2 and panel.live == 0 and panel.errors == 1)
-    until(lambda: len(panel.cards) == PANEL_SIZE and len(panel.sessions) == PANEL_SIZE)
-    shown = {c.call_sid for c in panel.cards}
-    assert shown == {r.call_sid for r in results}  # the newest 20, the first two scrolled out
-    assert [s["call_sid"] for s in panel.sessions] == [c.call_sid for c in panel.cards]
-    assert first_card.closed  # an unpinned card that scrolled out is closed: bounded widgets too
-    assert all(s["status"] == "completed" for s in panel.sessions)
+    until(lambda: len(panel.sessions) == PANEL_SIZE)
+    until(lambda: all(s["status"] == "completed" for s in panel.sessions))
+    assert {s["call_sid"] for s in panel.sessions} == {r.call_sid for r in results}  # the newest 20
+    assert panel.cards == [first_card] and not first_card.closed  # the open card stays open
+    newest = panel.sessions[0]
+    assert newest["clock"] == "call" and newest["duration"] > 0  # seconds on the call's own clock
+    assert newest["last"].startswith("close")
+    panel.open_card(newest["call_sid"])  # another row: it replaces the open card
+    until(lambda: [c.call_sid for c in panel.cards] == [newest["call_sid"]])
+    until(lambda: first_card.closed)  # nobody pinned it: closed, bounded widgets
+    panel.open_card(None)  # the close button
+    until(lambda: panel.cards == [] and panel.header.opened == "")
+    # a call out of the list's window: its card is built from the log
+    custom_click_panel(panel, {"action": "open", "call_sid": first.call_sid})
+    until(lambda: [c.call_sid for c in panel.cards] == [first.call_sid])
+    assert panel.cards[0].status == "completed" and panel.cards[0].verbs[0] == "gather"
+    custom_click_panel(panel, {"action": "close"})
+    until(lambda: panel.cards == [])
+    panel.open_card("no-such-call")  # a one-line warning, nothing opened
+    custom_click_panel(panel, {"action": "<b>"})
+    until(lambda: panel.header.opened == "" and panel.cards == [])
     assert jl.panel(lab) is panel
+
+
+def custom_click_panel(panel: Any, content: dict[str, Any]) -> None:
+    """A message from the panel's front end (a row click, the close button), as the kernel delivers it."""
+    panel.header._handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
+
+
+def test_panel_rows_carry_duration_and_the_last_event() -> None:
+    """A list row: the duration on the call clock when rows have call_t, wall time otherwise."""
+    from jambonz_lab.lab.widgets._model import CallModel
+    from jambonz_lab.records import Row, make_row
+
+    def row(ts: float, kind: str, call_t: float | None, note: str = "") -> Row:
+        return make_row("jambonz", "lab", kind, call_sid="c", note=note, ts=ts, call_t=call_t)
+
+    on_call = CallModel("c")
+    on_call.apply(row(100.0, "open", 0.0, "first"))
+    on_call.apply(row(100.001, "close", 7.25, "socket closed"))
+    line = on_call.summary()
+    assert (line["clock"], line["duration"], line["last"]) == ("call", 7.25, "close socket closed")
+    on_wall = CallModel("c")
+    on_wall.apply(row(100.0, "open", None))
+    on_wall.apply(row(102.5, "close", None))
+    assert (on_wall.summary()["clock"], on_wall.summary()["duration"]) == ("wall", 2.5)
+    assert CallModel("c").summary()["duration"] == 0.0 and CallModel("c").summary()["last"] == ""
 
 
 def test_a_pinned_card_outlives_the_panel_window(lab: jl.Lab) -> None:
@@ -361,11 +408,17 @@ def test_card_class_is_an_anywidget_with_its_module_and_css() -> None:
 def test_widget_modules_are_files_anywidget_can_hot_reload(name: str) -> None:
     """Each widget's _esm and _css is its own file (anywidget watches it with ANYWIDGET_HMR=1), and
     the helpers they share travel as the `_common` trait, which the module imports in initialize."""
+    import anywidget
     from anywidget._file_contents import FileContents
 
     from jambonz_lab.lab.widgets import _assets, _panel, _sources
 
-    cls = {"card": SessionCard, "panel": _panel.PanelHeader, "sources": _sources.SourcesPanel}[name]
+    classes: dict[str, type[anywidget.AnyWidget]] = {
+        "card": SessionCard,
+        "panel": _panel.PanelHeader,
+        "sources": _sources.SourcesPanel,
+    }
+    cls = classes[name]
     for attr, suffix in (("_esm", ".js"), ("_css", ".css")):
         contents = getattr(cls, attr)
         assert isinstance(contents, FileContents)

@@ -6,8 +6,9 @@ recent call, marks what changed, and at most every :data:`FLUSH_EVERY` seconds w
 changes into the widgets inside ``hold_sync()`` — so several traits leave in one message,
 and the loop thread is the only writer of every widget trait (notebook-design A.5, B.2).
 
-Bounded everywhere: models and panel cards for the newest :data:`PANEL_SIZE` calls (plus
-the calls whose card you asked for with ``card()``), event tails of 20.
+Bounded everywhere: models and panel rows for the newest :data:`PANEL_SIZE` calls (plus
+the calls whose card you asked for with ``card()`` or opened in the panel), one card in the
+panel (opened from its list), event tails of 20.
 
 Threads: every method here runs on the loop thread, except :meth:`Hub.of`, which any
 thread but the loop's may call.
@@ -39,7 +40,7 @@ log = logging.getLogger("jambonz_lab.widgets")
 
 #: seconds between two widget flushes, at most
 FLUSH_EVERY = 0.15
-#: calls shown in the panel (list and cards), newest first
+#: calls listed in the panel, newest first
 PANEL_SIZE = 20
 
 _ATTR = "_jambonz_lab_widget_hub"
@@ -63,6 +64,8 @@ class Hub:
         self._timer: asyncio.TimerHandle | None = None
         self._last_flush = -1.0
         self._to_close: list[SessionCard] = []
+        #: the call whose card the panel shows (None: none)
+        self.opened: str | None = None
         self._seed()
         self.unsubscribe = lab.subscribe(self._on_row)  # on the loop thread: a plain append
         lab.on_stop(self._on_stop)
@@ -144,7 +147,7 @@ class Hub:
             return
         for sid in list(self.models)[:excess]:
             card = self.cards.get(sid)
-            if card is not None and card.pinned and not card.closed:
+            if sid == self.opened or (card is not None and card.pinned and not card.closed):
                 continue
             del self.models[sid]
             self._dirty.discard(sid)
@@ -229,11 +232,32 @@ class Hub:
             "live": sum(1 for s in sessions.values() if not s.closed) if running else 0,
             "errors": self.errors,
             "sessions": listed,
+            "opened": self.opened or "",
+            "max_rows": PANEL_SIZE,
         }
 
     def _panel_cards(self) -> list[SessionCard]:
-        sids = list(self.models)[-PANEL_SIZE:][::-1]
-        return [self.card(sid) for sid in sids]
+        return [self.card(self.opened)] if self.opened is not None else []
+
+    def open_card(self, call_sid: str | None) -> None:
+        """Show ``call_sid``'s card in the panel, in place of the one open (None: close it); loop thread."""
+        loop.require_loop_thread()
+        if call_sid == self.opened:
+            return
+        previous, self.opened = self.opened, call_sid
+        if previous is not None:
+            card = self.cards.get(previous)
+            if card is not None and not card.pinned:  # a card nobody asked for: closed, not kept
+                del self.cards[previous]
+                self._to_close.append(card)
+        if call_sid is not None:
+            if call_sid not in self.models and call_sid not in self.lab.server.sessions:
+                if not self.lab.log.select(call_sid):
+                    log.warning("lab panel: no call %.40r in the log; nothing to open", call_sid)
+                    self.opened = None
+            self._dirty.add(call_sid)
+        self._panel_dirty = True
+        self._schedule()
 
     # -- widgets --------------------------------------------------------------------------
 

@@ -84,6 +84,7 @@ class CallModel:
         #: the call's own clock) or ``"wall"`` (seconds since the call's first row)
         self.clock = "wall"
         self._call_t = 0.0  # the latest call time seen
+        self._ts = 0.0  # the latest wall time seen
         #: bumped on every applied row
         self.version = 0
 
@@ -100,6 +101,7 @@ class CallModel:
         ts = float(ts) if isinstance(ts, int | float) else 0.0
         if self.t0 is None:
             self.t0 = ts
+        self._ts = max(self._ts, ts)
         call_t = row.call_t
         if isinstance(call_t, int | float) and not math.isnan(call_t):
             self.clock, self._call_t = "call", float(call_t)
@@ -171,8 +173,16 @@ class CallModel:
             "errors": self.errors,
         }
 
+    @property
+    def duration(self) -> float:
+        """Seconds from the call's first event to its latest, on its clock (see ``clock``)."""
+        if self.clock == "call":
+            return round(self._call_t, 6)
+        return round(self._ts - self.t0, 6) if self.t0 is not None else 0.0
+
     def summary(self) -> dict[str, Any]:
-        """One line of the lab panel's session list."""
+        """One line of the lab panel's call list (``last``: the latest event, one line)."""
+        last = self.events[-1] if self.events else None
         return {
             "call_sid": self.call_sid,
             "from": self.from_,
@@ -182,6 +192,9 @@ class CallModel:
             "status": self.status,
             "hooks": self.hooks,
             "errors": self.errors,
+            "duration": self.duration,
+            "clock": self.clock,
+            "last": _clip(f"{last['type']} {last['detail']}") if last is not None else "",
         }
 
 

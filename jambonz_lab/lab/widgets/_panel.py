@@ -1,4 +1,4 @@
-"""The lab panel: the URL to give jambonz, the services, the counts, and a card per recent call.
+"""The lab panel: the URL to give jambonz, the services, the counts, a compact call list, one card.
 
 Example::
 
@@ -9,9 +9,12 @@ Example::
 
 The panel is an ipywidgets ``VBox`` (class ``jl-panel``) holding a :class:`PanelHeader`
 anywidget (``panel.js`` / ``panel.css``), the platform sources widget once the lab watches
-Kazoo, Basix or Wazo, and the :class:`~.card.SessionCard` of the newest calls, newest first
-(at most 20). Everything in it is written on the lab's loop thread
-by the lab's widget hub, at most every 150 ms.
+Kazoo, Basix or Wazo, and at most one :class:`~.card.SessionCard`. The header lists the
+newest calls (at most ``PANEL_SIZE``, newest first, in a box that scrolls: status, caller,
+duration on the call's clock, latest event); a click on a row opens that call's card below
+the list (one at a time, with a close button); ``p.open_card(call_sid)`` does the same from a
+cell. Older calls are in ``lab.calls``. Everything in it is written on the lab's loop
+thread by the lab's widget hub, at most every 150 ms.
 """
 
 from __future__ import annotations
@@ -46,8 +49,15 @@ class PanelHeader(anywidget.AnyWidget):
         services: ``[{"path", "url"}]``, one per declared service.
         calls, live, errors: how many calls the lab has seen, how many are live,
             how many errors were logged.
-        sessions: the newest calls, newest first (at most 20):
-            ``{call_sid, from, to, caller_name, direction, status, live, hooks, errors}``.
+        sessions: the newest calls, newest first (at most ``max_rows``):
+            ``{call_sid, from, to, caller_name, direction, status, live, hooks, errors,
+            duration, clock, last}`` (``duration``: seconds on the call's ``clock``; ``last``:
+            its latest event, one line).
+        opened: the call whose card the panel shows below the list ("" for none).
+        max_rows: the most rows the list holds.
+
+    A row click arrives as ``{"action": "open", "call_sid": ...}``, the close button as
+    ``{"action": "close"}`` (custom messages, any comm thread); both are handed to the loop.
     """
 
     _esm = asset("panel.js")
@@ -61,6 +71,25 @@ class PanelHeader(anywidget.AnyWidget):
     live = traitlets.Int(0).tag(sync=True)
     errors = traitlets.Int(0).tag(sync=True)
     sessions = traitlets.List(traitlets.Dict()).tag(sync=True)
+    opened = traitlets.Unicode("").tag(sync=True)
+    max_rows = traitlets.Int(0).tag(sync=True)
+
+    def __init__(self, hub: Hub | None = None, **state: Any) -> None:
+        super().__init__(**state)
+        self._hub = hub
+        self.on_msg(self._on_custom)
+
+    def _on_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """A row click or the close button (any comm thread): hand it to the loop."""
+        if self._hub is None or not isinstance(content, dict):
+            return
+        action, sid = content.get("action"), content.get("call_sid")
+        if action == "open" and isinstance(sid, str) and sid:
+            loop.call_soon(self._hub.open_card, sid)
+        elif action == "close":
+            loop.call_soon(self._hub.open_card, None)
+        else:
+            log.warning("lab panel: unknown message %.80r", content)
 
     def __repr__(self) -> str:
         return f"<PanelHeader {self.url} calls={self.calls} live={self.live} errors={self.errors}>"
@@ -82,7 +111,7 @@ class LabPanel(ipywidgets.VBox):  # type: ignore[misc]
 
     def __init__(self, hub: Hub, **header: Any) -> None:
         """Built by the widget hub on the loop thread; use :func:`jambonz_lab.panel`."""
-        self.header = PanelHeader(**header)
+        self.header = PanelHeader(hub, **header)
         self.cards_box = ipywidgets.VBox(layout=ipywidgets.Layout(width="100%"))
         self.cards_box.add_class("jl-cards")
         super().__init__([self.header, self.cards_box], layout=ipywidgets.Layout(width="100%"))
@@ -119,8 +148,21 @@ class LabPanel(ipywidgets.VBox):  # type: ignore[misc]
 
     @property
     def cards(self) -> list[SessionCard]:
-        """The cards shown, newest call first."""
+        """The card shown below the list (none, or the one opened)."""
         return list(self.cards_box.children)
+
+    @property
+    def opened(self) -> str:
+        """The call whose card is open ("" for none)."""
+        return str(self.header.opened)
+
+    def open_card(self, call_sid: str | None) -> None:
+        """Open ``call_sid``'s card below the list (what a row click does); None closes it.
+
+        Any thread; returns at once (the card shows at the hub's next flush). A call out of
+        the list's window is opened too (its card is built from the log).
+        """
+        loop.call_soon(self._hub.open_card, call_sid)
 
     @property
     def closed(self) -> bool:

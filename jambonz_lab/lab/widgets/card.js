@@ -5,12 +5,12 @@
 // latest events `.jl-events > li`. Every value from the call (names, numbers, transcripts) is
 // set with textContent or setAttribute: caller-controlled strings are data, never markup.
 
-// make, redrawOn: common.js, imported once per model before any view renders (see _assets.py)
-let make, redrawOn;
+// make, redrawOn, clockText: common.js, imported once per model before any view renders (see _assets.py)
+let make, redrawOn, clockText;
 async function initialize({ model }) {
   const url = URL.createObjectURL(new Blob([model.get("_common")], { type: "text/javascript" }));
   try {
-    ({ make, redrawOn } = await import(url));
+    ({ make, redrawOn, clockText } = await import(url));
   } finally {
     URL.revokeObjectURL(url);
   }
@@ -20,20 +20,6 @@ const TRAITS = [
   "call_sid", "from_", "to", "caller_name", "direction", "status", "statuses", "verbs",
   "events", "clock", "hooks", "errors", "live", "state", "queued", "muted", "error",
 ];
-
-// An event's time, readable: "2.8 ms", "14.92 s", "2:05.3" (clock_text in _model.py)
-function clockText(t) {
-  const s = Number(t);
-  if (!Number.isFinite(s)) return "";
-  if (s === 0) return "0 s";
-  if (s < 1) {
-    const ms = s * 1000;
-    return `${ms.toFixed(ms < 10 ? 2 : ms < 100 ? 1 : 0)} ms`;
-  }
-  if (s < 60) return `${s.toFixed(2)} s`;
-  const minutes = Math.floor(s / 60);
-  return `${minutes}:${(s - 60 * minutes).toFixed(1).padStart(4, "0")}`;
-}
 
 function render({ model, el }) {
   const root = make("div", "jl-card");

@@ -28,3 +28,17 @@ export function redrawOn(model, traits, update) {
     for (const name of traits) model.off(`change:${name}`, schedule);
   };
 }
+
+// An event's time, readable: "2.8 ms", "14.92 s", "2:05.3" (clock_text in _model.py)
+export function clockText(t) {
+  const s = Number(t);
+  if (!Number.isFinite(s)) return "";
+  if (s === 0) return "0 s";
+  if (s < 1) {
+    const ms = s * 1000;
+    return `${ms.toFixed(ms < 10 ? 2 : ms < 100 ? 1 : 0)} ms`;
+  }
+  if (s < 60) return `${s.toFixed(2)} s`;
+  const minutes = Math.floor(s / 60);
+  return `${minutes}:${(s - 60 * minutes).toFixed(1).padStart(4, "0")}`;
+}
