@@ -31,6 +31,7 @@ from .exceptions import (
     NoSocket,
     PlatformError,
     ProtocolError,
+    QueryError,
     RestError,
     ServerError,
     SessionClosed,
@@ -40,7 +41,7 @@ from .exceptions import (
     WaitTimeout,
     WazoClosed,
 )
-from .lab import EventLog, Lab, LabState, default_lab, read_log, service, start, stop_all
+from .lab import EventLog, Lab, LabState, default_lab, read_log, service, sql, start, stop_all
 from .lab.widgets import card, composer, panel, sources  # light: widget libraries load on first call
 from .net import ServerOptions, Service, Session, SocketClose
 from .protocol import CallState, Message, MessageType
@@ -72,6 +73,7 @@ __all__ = [
     "NoSocket",
     "PlatformError",
     "ProtocolError",
+    "QueryError",
     "RestError",
     "ServerError",
     "ServerOptions",
@@ -91,6 +93,7 @@ __all__ = [
     "panel",
     "read_log",
     "service",
+    "sql",
     "sources",
     "start",
     "stop_all",

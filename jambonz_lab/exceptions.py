@@ -24,6 +24,8 @@
     the HTTP status jambonz answered, ``None`` when it could not be reached).
   * :exc:`ServerError` — the app server could not start (port in use, …).
   * :exc:`WaitTimeout` (also a :exc:`TimeoutError`) — a wait ran out of time.
+  * :exc:`QueryError` (also a :exc:`ValueError`) — a SQL query over the event log
+    failed (``query``; the message is DuckDB's first line).
   * :exc:`PlatformError` — a Kazoo, Basix or Wazo event source failed
     (``source`` says which).
 
@@ -55,6 +57,7 @@ __all__ = [
     "NoPendingHook",
     "NoSocket",
     "ProtocolError",
+    "QueryError",
     "RestError",
     "ServerError",
     "SessionClosed",
@@ -171,6 +174,14 @@ class ServerError(JambonzLabError):
 
 class WaitTimeout(JambonzLabError, TimeoutError):
     """A wait ran out of time before what it waited for happened."""
+
+
+class QueryError(JambonzLabError, ValueError):
+    """A SQL query over the event log failed (``lab.sql``): DuckDB's one-line reason, and the query."""
+
+    def __init__(self, message: str, *, query: str):
+        super().__init__(message)
+        self.query = query
 
 
 class PlatformError(JambonzLabError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .events import EventLog
-from .runtime import Lab, LabState, default_lab, lab_for, read_log, service, start, stop_all
+from .runtime import Lab, LabState, default_lab, lab_for, read_log, service, sql, start, stop_all
 
 __all__ = [
     "EventLog",
@@ -13,6 +13,7 @@ __all__ = [
     "lab_for",
     "read_log",
     "service",
+    "sql",
     "start",
     "stop_all",
 ]

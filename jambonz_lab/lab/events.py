@@ -23,7 +23,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -150,6 +150,10 @@ class EventLog:
         """Append one row (loop thread): a :class:`~jambonz_lab.records.Row`, or a plain tuple in
         :data:`COLUMNS` order (made a Row here); payload as JSON text."""
         self._rows.append(as_row(row))  # list.append is atomic; readers copy under the lock
+
+    def extend(self, rows: Iterable[Row]) -> None:
+        """Append many rows at once (a log read back from a file; not for the loop thread)."""
+        self._rows.extend(as_row(r) for r in rows)
 
     def __len__(self) -> int:
         return self._base + len(self._rows)
@@ -416,14 +420,29 @@ class EventLog:
         """Append one row to an open JSON-lines file (loop thread)."""
         sink.write(json.dumps(dict(zip(COLUMNS, row, strict=True)), separators=(",", ":")) + "\n")
 
+    def to_parquet(self, directory: str | Path) -> list[Path]:
+        """Append every row to the Parquet log in ``directory`` (made if missing) as new parts,
+        partitioned ``date=YYYY-MM-DD/source=NAME/`` (see :mod:`jambonz_lab.lab.parquet` and
+        docs/log-format.md); returns the parts written. Needs pyarrow (the ``scale`` extra).
+        Any thread but the loop's."""
+        from .parquet import write_rows
+
+        return write_rows(self.select(), directory)
+
     @classmethod
     def read(cls, path: str | Path, **options: Any) -> EventLog:
-        """Load a log written with ``start(log_path=...)`` (JSON lines).
+        """Load a log written with ``start(log_path=...)`` (JSON lines), or a Parquet log (a
+        directory written by ``start(parquet_dir=...)`` or :meth:`to_parquet`, or one part).
 
         A torn last line (the writer was killed mid-line) is skipped with a warning; a bad line
         anywhere else raises ``ValueError``.
         """
+        from .parquet import is_parquet, read_rows
+
         log = cls(**options)
+        if is_parquet(path):
+            log.extend(read_rows(path))
+            return log
         with open(path, encoding="utf-8") as f:
             lines = f.readlines()
         for n, line in enumerate(lines, 1):

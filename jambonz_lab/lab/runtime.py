@@ -50,11 +50,12 @@ if TYPE_CHECKING:
     from ..sim import Caller, CallResult, SimOptions
     from ..sim.clock import ClockName
     from ..sim.engine import Direction
+    from .parquet import ParquetSink
     from .turns import Transcript
 
     S = TypeVar("S", bound=EventSource)
 
-__all__ = ["Lab", "LabState", "default_lab", "lab_for", "read_log", "service", "start", "stop_all"]
+__all__ = ["Lab", "LabState", "default_lab", "lab_for", "read_log", "service", "sql", "start", "stop_all"]
 
 
 class LabState(enum.Enum):
@@ -85,6 +86,7 @@ class Lab:
         port: int = 0,
         *,
         log_path: str | Path | None = None,
+        parquet_dir: str | Path | None = None,
         memory_rows: int = 200_000,
         spill_dir: str | Path | None = None,
         max_logged_frame: int = 65_536,
@@ -94,6 +96,10 @@ class Lab:
         self.requested_port = port
         self.log = EventLog(memory_rows=memory_rows, spill_dir=spill_dir)
         self.log_path = Path(log_path) if log_path is not None else None
+        #: where the live Parquet sink writes (``start(parquet_dir=...)``), or None
+        self.parquet_dir = Path(parquet_dir) if parquet_dir is not None else None
+        #: the live Parquet writer while the lab runs (see :class:`~jambonz_lab.lab.parquet.ParquetSink`)
+        self.parquet: ParquetSink | None = None
         if max_logged_frame < 1024:
             raise ValueError(f"max_logged_frame must be at least 1024 characters, not {max_logged_frame}")
         #: payloads longer than this are logged truncated (their head and size)
@@ -136,6 +142,8 @@ class Lab:
             except OSError as exc:
                 log.error("cannot write %s: %s; persistence stopped", self.log_path, exc)
                 self._sink = None
+        if self.parquet is not None:
+            self.parquet.add(row)
         for fn in self._subscribers:
             try:
                 fn(row)
@@ -185,6 +193,10 @@ class Lab:
                     "%s ended in a torn line; cut its %d byte(s) before appending", self.log_path, cut
                 )
             self._sink = open(self.log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed in stop()
+        if self.parquet_dir is not None:
+            from .parquet import ParquetSink
+
+            self.parquet = ParquetSink(self.parquet_dir)
         loop.submit(self.server.start(self.host, self.requested_port)).result(loop.STEP_TIMEOUT)
         self.state = LabState.RUNNING
         self.log.start_keeper()
@@ -218,8 +230,16 @@ class Lab:
         sink, self._sink = self._sink, None
         if sink is not None:
             loop.run_sync(sink.close)
+        parquet = loop.run_sync(self._detach_parquet)
+        if parquet is not None:
+            parquet.close()  # writes the rows still waiting
         self.log.stop_keeper()
         loop.run_sync(self._stopped)
+
+    def _detach_parquet(self) -> ParquetSink | None:
+        """Take the Parquet sink off the loop thread's path (loop thread: no row slips past it)."""
+        parquet, self.parquet = self.parquet, None
+        return parquet
 
     # -- facts --------------------------------------------------------------------------
 
@@ -367,6 +387,22 @@ class Lab:
         from . import turns
 
         return turns.turns(self.log.events)
+
+    def sql(self, query: str, parquet: str | Path | None = None) -> pd.DataFrame:
+        """Run a DuckDB SQL query over the tables ``events``, ``calls``, ``hooks``, ``statuses`` and
+        ``turns`` of this lab's log (or, with ``parquet``, of that Parquet log directory); returns a
+        DataFrame. Needs duckdb (the ``scale`` extra). A bad query raises
+        :exc:`~jambonz_lab.exceptions.QueryError` (a ValueError) with DuckDB's message.
+
+        Example::
+
+            lab.sql("select final_status, count(*) n from calls group by 1")
+        """
+        from . import queries
+
+        if parquet is not None:
+            return queries.over_directory(query, parquet)
+        return queries.over_log(query, self.log)
 
     def _turns_of(self, call_sid: str) -> pd.DataFrame:
         from . import turns
@@ -549,6 +585,7 @@ def start(
     port: int = 0,
     *,
     log_path: str | Path | None = None,
+    parquet_dir: str | Path | None = None,
     replace: bool = True,
     **options: Any,
 ) -> Lab:
@@ -561,6 +598,11 @@ def start(
         log_path: append every event to this JSON-lines file too, so a kernel
             restart loses nothing (:func:`read_log` loads it back). A torn last
             line (the process was killed mid-write) is cut before appending.
+        parquet_dir: write every event to a Parquet log in this
+            directory too (``date=…/source=…/`` parts, docs/log-format.md), by a
+            thread of its own every 5,000 rows or 2 s and at ``stop()``;
+            :func:`read_log` and :func:`jambonz_lab.sql` read it. Needs the
+            ``scale`` extra.
         **options: the event log's ``memory_rows`` (rows kept in memory, default
             200,000; older ones spill to files removed with the log, and the
             views still cover every call), ``spill_dir`` (where those files go;
@@ -601,7 +643,7 @@ def start(
             replaced = previous.url
         elif previous is not None and previous.running:
             log.info("the previous lab %s keeps running alongside (replace=False)", previous.url)
-        lab = Lab(host, port, log_path=log_path, **options)
+        lab = Lab(host, port, log_path=log_path, parquet_dir=parquet_dir, **options)
         lab.replaceable = replace
         lab.replaced = replaced
         if _default is not None and _default.state is LabState.NEW:
@@ -658,12 +700,30 @@ def service(path: str = "/", *, env_vars: Mapping[str, Any] | None = None) -> Se
 
 
 def read_log(path: str | Path, **options: Any) -> EventLog:
-    """Load a log written with ``start(log_path=...)``: ``.events``, ``.calls``, ``.hooks``, ``.statuses``.
+    """Load a log written with ``start(log_path=...)`` (JSON lines) or a Parquet log directory
+    (``start(parquet_dir=...)``, :meth:`EventLog.to_parquet`): ``.events``, ``.calls``, ``.hooks``,
+    ``.statuses``.
 
     A torn last line is skipped with a ``RuntimeWarning``; ``options`` are
     :class:`EventLog`'s (``memory_rows``, ``spill_dir``).
     """
     return EventLog.read(path, **options)
+
+
+def sql(query: str, parquet: str | Path | None = None) -> pd.DataFrame:
+    """Run a DuckDB SQL query over a Parquet log directory's tables (``events``, ``calls``,
+    ``hooks``, ``statuses``, ``turns``), or without ``parquet`` over the default lab's log (see
+    :meth:`Lab.sql`). Needs the ``scale`` extra.
+
+    Example::
+
+        jl.sql("select count(*) from calls", "logs/")
+    """
+    from . import queries
+
+    if parquet is not None:
+        return queries.over_directory(query, parquet)
+    return queries.over_log(query, default_lab().log)
 
 
 def stop_all() -> None:
