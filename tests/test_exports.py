@@ -17,9 +17,9 @@ TOP = {
     "AlreadyReplied", "CallState", "SocketClose", "CommandError", "EventLog", "FrameTooLarge", "InvalidFrame",
     "JambonzLabError", "KazooError", "Lab", "LabState", "Message", "MessageType", "NoPendingHook", "NoSocket",
     "PlatformError",
-    "ProtocolError", "RestError", "ServerError", "ServerOptions", "Service", "Session", "SessionClosed",
+    "ProtocolError", "QueryError", "RestError", "ServerError", "ServerOptions", "Service", "Session", "SessionClosed",
     "SignatureError", "TermDecodeError", "VerbError", "WaitTimeout", "Waiter", "WazoClosed",
-    "__version__", "card", "composer", "default_lab", "panel", "read_log", "service", "sources", "start",
+    "__version__", "card", "composer", "default_lab", "panel", "read_log", "service", "sources", "sql", "start",
     "stop_all",
 }  # fmt: skip
 SIM = {
