@@ -52,6 +52,8 @@ class CallResult:
             ``call_hook``), each with its own trace, in the order they started.
         audio: the call's sound on both sides (:mod:`~jambonz_lab.sim.audio`): what
             :meth:`recording` and :meth:`save_wav` render.
+        seed: the seed the call ran with, when :func:`~jambonz_lab.sim.load` placed it
+            (``sim.call(url, options=SimOptions(seed=result.seed))`` replays its caller's choices).
     """
 
     call_sid: str
@@ -64,6 +66,7 @@ class CallResult:
     errors: list[str] = field(default_factory=list)
     sessions: list[CallResult] = field(default_factory=list)
     audio: CallAudio = field(default_factory=CallAudio, repr=False)
+    seed: int | None = None
 
     def recording(self, rate: int = 8000) -> npt.NDArray[np.int16]:
         """The call as a two-channel recording, ``(2, n)`` int16 at ``rate``: caller (row 0), app
