@@ -21,17 +21,21 @@ coroutine (a notebook cell's loop, or the lab's own).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .. import loop
 from ..protocol.verbs import load_models
+from . import shards
 from .caller import Caller
 from .clock import Clock, ClockName
-from .engine import Direction, SimCall, SimOptions
+from .engine import _SEEDS, Direction, SimCall, SimOptions
 from .result import CallResult
 
-__all__ = ["acall", "call", "load"]
+__all__ = ["LoadResults", "acall", "call", "load"]
+
+log = logging.getLogger("jambonz_lab.sim")
 
 
 def _sim(
@@ -118,40 +122,109 @@ def load(
     progress: bool = True,
     direction: Direction = "inbound",
     tag: Mapping[str, Any] | None = None,
-) -> list[CallResult]:
+    processes: int = 1,
+    client: Any = None,
+) -> LoadResults:
     """Place ``calls`` calls, ``concurrency`` at a time; results in call order.
 
     A tqdm progress bar shows completed calls (``progress=False`` to hide it).
     ``direction="outbound"`` (with an optional ``tag``) makes them REST-originated
     calls, as in :func:`call`.
+
+    Call ``i`` runs with seed ``options.seed + i`` (without a seed: the next numbers of the
+    simulator's own counter), whoever runs it; ``result.seed`` says which.
+
+    Args:
+        processes: run the calls in this many processes (``spawn``ed, each with its own loop:
+            see :mod:`jambonz_lab.sim.shards`), ``concurrency`` shared out among them. In a
+            script, guard the call with ``if __name__ == "__main__":`` (spawn re-imports it).
+        client: a ``distributed.Client``: run the shards as tasks on its Dask cluster instead,
+            one per worker thread (``pip install 'jambonz-lab[scale]'``).
+
+    A shard that fails (an exception, a process that died) is logged as one line on the
+    ``jambonz_lab.sim`` logger; its calls have no result, the other shards' are kept
+    (``results.failures`` lists the failed shards).
     """
     if calls < 0 or concurrency < 1:
         raise ValueError("calls must be >= 0 and concurrency >= 1")
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, not {processes}")
+    if client is not None and processes != 1:
+        raise ValueError("give processes or a Dask client, not both")
     from tqdm.auto import tqdm
 
-    done = [0]  # written on the loop thread, read here: the bar is drawn by this thread only
+    base = options or SimOptions()
+    seeds: Iterable[int] = (
+        range(base.seed, base.seed + calls) if base.seed is not None else [next(_SEEDS) for _ in range(calls)]
+    )
+    common: dict[str, Any] = {
+        "caller": caller,
+        "clock": clock,
+        "options": options,
+        "direction": direction,
+        "tag": None if tag is None else dict(tag),
+    }
+    if client is not None:
+        _needs_distributed()
+        count = max(1, sum(client.nthreads().values()))
+    else:
+        count = processes
+    if calls:
+        load_models()  # before the first frame (see _sim): also checks the caller's verbs import
+    plan = shards.plan(url, calls, concurrency, count, seeds, **common)
+    done = dict.fromkeys(range(len(plan)), 0)  # by shard; read by this thread, which draws the bar
 
-    async def run_all() -> list[CallResult]:
-        gate = asyncio.Semaphore(concurrency)
-        base = vars(options or SimOptions())
+    def seen(k: int, n: int) -> None:
+        done[k] = n
 
-        async def one(i: int) -> CallResult:
-            async with gate:
-                seed = None if base["seed"] is None else base["seed"] + i
-                seeded = SimOptions(**{**base, "seed": seed})
-                result = await _sim(url, caller, clock, seeded, {}, direction, tag).run()
-            done[0] += 1
-            return result
-
-        return list(await asyncio.gather(*(one(i) for i in range(calls))))
-
-    future = loop.submit(run_all())
     with tqdm(total=calls, desc="calls", disable=not progress) as bar:
-        while True:
-            try:
-                results = future.result(0.1)
-            except TimeoutError:
-                bar.update(done[0] - bar.n)
-                continue
-            bar.update(calls - bar.n)
-            return results
+
+        def tick() -> None:
+            bar.update(sum(done.values()) - bar.n)
+
+        if client is not None:
+            by_shard, failures = shards.run_dask(client, plan, _ticking(seen, tick))
+        elif processes > 1:
+            by_shard, failures = shards.run_processes(plan, _ticking(seen, tick))
+        else:
+            future = loop.submit(shards.run_calls(plan[0], lambda n: seen(0, n)))
+            while True:
+                try:
+                    by_shard, failures = {0: future.result(0.1)}, []
+                    break
+                except TimeoutError:
+                    tick()
+        tick()
+    for failure in failures:
+        log.warning("sim.load: %s", failure)
+    return LoadResults(
+        (result for shard in plan for result in by_shard.get(shard.index, [])), failures=failures
+    )
+
+
+def _ticking(seen: shards.Progress, tick: Callable[[], None]) -> shards.Progress:
+    def both(k: int, n: int) -> None:
+        seen(k, n)
+        tick()
+
+    return both
+
+
+def _needs_distributed() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "sim.load(client=...) needs dask.distributed: pip install 'jambonz-lab[scale]'"
+        ) from None
+
+
+class LoadResults(list[CallResult]):
+    """What :func:`load` returns: the calls' results in call order (a list), and
+    ``failures``: the shards that brought none back (:class:`~jambonz_lab.sim.shards.ShardFailure`)."""
+
+    def __init__(
+        self, results: Iterable[CallResult] = (), failures: Iterable[shards.ShardFailure] = ()
+    ) -> None:
+        super().__init__(results)
+        self.failures = list(failures)
