@@ -1,6 +1,6 @@
 """``jambonz-lab``: the command line.
 
-* ``jambonz-lab serve FILE [--host H] [--port P] [--log PATH] [--memory-rows N]
+* ``jambonz-lab serve FILE [--host H] [--port P] [--log PATH] [--parquet DIR] [--memory-rows N]
   [--keep-sessions N] [--keep-sessions-for S]`` imports FILE, which declares
   services with :func:`jambonz_lab.service`, serves them until SIGINT or
   SIGTERM, then shuts down cleanly. With ``JAMBONZ_LAB_AUTH=user:password`` in
@@ -87,11 +87,12 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             auth=auth,
             log_path=args.log,
+            parquet_dir=args.parquet,
             memory_rows=args.memory_rows,
             keep_sessions=args.keep_sessions,
             keep_sessions_for=args.keep_sessions_for,
         )
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         print(f"jambonz-lab: {exc}", file=sys.stderr)
         return 2
     stop = stop_on_signals()
@@ -220,6 +221,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=3000, help="port (default 3000; 0 picks one)")
     serve.add_argument("--log", metavar="PATH", help="append every event to PATH as JSON lines (read_log)")
+    serve.add_argument(
+        "--parquet",
+        metavar="DIR",
+        help="write every event to a Parquet log in DIR (read_log, jambonz_lab.sql; the scale extra)",
+    )
     serve.add_argument(
         "--memory-rows", type=int, default=200_000, help="event-log rows kept in memory (older ones spill)"
     )

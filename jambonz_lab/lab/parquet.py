@@ -4,9 +4,10 @@ Layout (hive style, readable by DuckDB, pyarrow, Spark, polars)::
 
     DIR/date=2026-12-06/source=jambonz/part-1765061230123456789-4242-000001-1a2b.parquet
 
-Every part holds the columns of :class:`~jambonz_lab.records.Row` (``ts`` as a UTC timestamp,
-``payload`` as JSON text) and ``jambonz_lab.schema_version`` in its file metadata
-(:data:`SCHEMA_VERSION`; docs/log-format.md describes it). A part is written to a hidden temp
+Every part holds the columns of :class:`~jambonz_lab.records.Row` (``ts`` as the row's own UTC
+epoch seconds, a double, so a round trip gives back the very same value; ``payload`` as JSON
+text) and ``jambonz_lab.schema_version`` in its file metadata (:data:`SCHEMA_VERSION`;
+docs/log-format.md describes it). A part is written to a hidden temp
 file next to its final place and renamed into place, and never rewritten: a reader listing
 ``**/*.parquet`` sees whole parts only, however often the writer appends.
 
@@ -80,12 +81,10 @@ def schema() -> Any:
     pa = require("pyarrow", "Parquet logs")
     fields = []
     for name in RECORD_FIELDS:
-        if name == "ts":
-            kind = pa.timestamp("ns", tz="UTC")
+        if name in ("ts", "call_t"):
+            kind = pa.float64()
         elif name == "verbs":
             kind = pa.int32()
-        elif name == "call_t":
-            kind = pa.float64()
         else:
             kind = pa.string()
         fields.append(pa.field(name, kind, nullable=name not in ("ts", "direction", "type", "source")))
@@ -107,20 +106,14 @@ def part_files(directory: str | Path) -> list[Path]:
 
 
 def _table(rows: Sequence[Row]) -> Any:
-    import numpy as np
-    import pandas as pd
-
     pa = require("pyarrow", "Parquet logs")
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in RECORD_FIELDS]
     arrays: list[Any] = []
     for name, values in zip(RECORD_FIELDS, columns, strict=True):
-        if name == "ts":  # as lab.events makes it, so a round trip gives the same instants
-            stamps = pd.to_datetime(np.asarray(values, dtype="float64"), unit="s", utc=True)
-            arrays.append(pa.array(stamps, type=pa.timestamp("ns", tz="UTC")))
+        if name in ("ts", "call_t"):
+            arrays.append(pa.array(values, type=pa.float64()))
         elif name == "verbs":
             arrays.append(pa.array(values, type=pa.int32()))
-        elif name == "call_t":
-            arrays.append(pa.array(values, type=pa.float64()))
         else:
             arrays.append(pa.array([None if v is None else str(v) for v in values], type=pa.string()))
     return pa.Table.from_arrays(arrays, schema=schema())
@@ -134,9 +127,12 @@ def _stem() -> str:
 
 
 def _partitions(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:
+    import numpy as np
+
+    seconds = np.fromiter((r.ts for r in rows), dtype="float64", count=len(rows))
+    days = np.floor(seconds / 86_400).astype("int64").astype("datetime64[D]").astype(str)
     groups: dict[tuple[str, str], list[Row]] = {}
-    for row in rows:
-        day = time.strftime("%Y-%m-%d", time.gmtime(float(row.ts)))
+    for day, row in zip(days.tolist(), rows, strict=True):
         groups.setdefault((day, str(row.source)), []).append(row)
     return groups
 
@@ -205,9 +201,6 @@ def _rows(table: Any) -> Iterable[Row]:
     for name in RECORD_FIELDS:
         if name not in names:  # a column a later version added is absent from an older part
             columns.append([None] * n)
-        elif name == "ts":
-            nanos = table.column("ts").cast("int64").to_numpy()
-            columns.append((nanos / 1e9).tolist())
         else:
             columns.append(table.column(name).to_pylist())
     return (Row._make(values) for values in zip(*columns, strict=True))

@@ -6,9 +6,10 @@ names are built (a word match on the query's text).
 
 Over a Parquet log directory (``start(parquet_dir=...)``) ``events`` is DuckDB's own scan of the
 parts (``read_parquet('DIR/**/*.parquet', hive_partitioning = true)``: the stored columns of
-docs/log-format.md plus the ``date`` partition; nothing is loaded into pandas for it, so a query
-over millions of rows stays in DuckDB); the other tables are built from the directory's rows as
-the lab builds them, once per set of parts (a new part builds them again).
+docs/log-format.md, ``ts`` as a UTC timestamp, plus the ``date`` partition; nothing is loaded
+into pandas for it, so a query over millions of rows stays in DuckDB); the other tables are
+built from the directory's rows as the lab builds them, once per set of parts (a new part builds
+them again).
 
 duckdb is an optional extra (``pip install 'jambonz-lab[scale]'``), imported on first use.
 Any thread but the loop's.
@@ -105,7 +106,9 @@ def over_directory(query: str, directory: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"no Parquet log directory {root}")
     parts = tuple(part_files(root))
     glob = str(root / "**" / "*.parquet").replace("'", "''")
-    views = {"events": f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true)"} if parts else {}
+    scan = f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
+    # ts is stored as epoch seconds (exact); shown as a UTC timestamp, as in lab.events
+    views = {"events": f"SELECT * REPLACE (to_timestamp(ts) AS ts) FROM {scan}"} if parts else {}
 
     def derived(name: str) -> Callable[[], Any]:
         def make() -> Any:
