@@ -179,7 +179,7 @@ def run_shard(shard: Shard, report: Callable[[int], None] | None = None) -> list
     return asyncio.run(run_calls(shard, throttle))
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -190,7 +190,7 @@ def process_main(shard: Shard, out: Any) -> None:
     try:
         results = run_shard(shard, lambda done: out.put(("progress", shard.index, done)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which keeps the others
-        out.put(("error", shard.index, _describe(exc)))
+        out.put(("error", shard.index, describe(exc)))
         return
     out.put(("done", shard.index, results))
 
@@ -303,7 +303,7 @@ def run_dask(
                     progress(k, len(results[k]))
                 else:
                     exc = future.exception()
-                    failures.append(_failure(by_index[k], _describe(exc) if exc else future.status))
+                    failures.append(_failure(by_index[k], describe(exc) if exc else future.status))
             if futures:
                 time.sleep(REPORT_EVERY)
     finally:
