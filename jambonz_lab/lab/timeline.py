@@ -33,26 +33,21 @@ and touches no lab state.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from ..figure import InlineFigure
 from ..protocol.messages import best_alternative
-
-try:
-    from matplotlib.figure import Figure
-except ImportError as exc:  # pragma: no cover - matplotlib is an optional dependency
-    raise ImportError("the timeline needs matplotlib: pip install matplotlib") from exc
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.text import Text
 
-__all__ = ["LAB_MARKERS", "TimelineFigure", "draw", "label_of"]
+__all__ = ["LAB_MARKERS", "TimelineFigure", "draw", "label_of", "seconds_formatter"]
 
 #: marker and colour of each lab event kind; other kinds get a small grey tick
 LAB_MARKERS: dict[str, tuple[str, str]] = {
@@ -77,18 +72,8 @@ _MAX_LABEL = 72  # characters
 _CHAR = 0.6  # average glyph width, in font sizes (DejaVu Sans)
 
 
-class TimelineFigure(Figure):
-    """A :class:`matplotlib.figure.Figure` that shows itself inline in Jupyter (a PNG).
-
-    A bare ``Figure`` displays as ``<Figure size …>`` unless pyplot's inline
-    backend is active; this one renders itself with Agg, so ``lab.timeline()``
-    as the last line of a cell shows the picture in any kernel.
-    """
-
-    def _repr_png_(self) -> bytes:
-        buf = io.BytesIO()
-        self.savefig(buf, format="png", dpi=100)
-        return buf.getvalue()
+#: the timelines' Figure: shows itself inline in any kernel (see :mod:`jambonz_lab.figure`)
+TimelineFigure = InlineFigure
 
 
 @dataclass
@@ -131,7 +116,6 @@ def draw(events: pd.DataFrame, *, title: str | None = None) -> TimelineFigure:
     """
     import pandas as pd
     from matplotlib.patches import FancyArrowPatch
-    from matplotlib.ticker import ScalarFormatter
     from matplotlib.transforms import blended_transform_factory
 
     if "source" in events.columns:  # platform rows have their own picture (platform_timeline)
@@ -283,11 +267,11 @@ def draw(events: pd.DataFrame, *, title: str | None = None) -> TimelineFigure:
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    fmt = ScalarFormatter(useOffset=False)
-    fmt.set_scientific(False)
+    unit, fmt = seconds_formatter(span)
     ax.xaxis.set_major_formatter(fmt)
     ax.tick_params(axis="x", labelsize=FONT)
-    ax.set_xlabel(_xlabel(clock, len(calls), t0), fontsize=FONT, **plain)
+    xlabel = _xlabel(clock, len(calls), t0)
+    ax.set_xlabel(xlabel if unit == "seconds" else xlabel.replace("(s)", "(ms)"), fontsize=FONT, **plain)
     if title is not None:
         ax.set_title(str(title), loc="left", fontsize=FONT + 3, pad=8, **plain)
     return fig
@@ -335,6 +319,16 @@ def label_of(row: Mapping[str, Any]) -> str:
             return head
         return f"{head}: {names}" if names else f"{head} (empty)"
     return kind
+
+
+def seconds_formatter(span: float) -> tuple[str, Any]:
+    """Tick labels for an axis in seconds that reads: ``("milliseconds", …)`` (ticks like ``250``)
+    when ``span`` is under a second, else ``("seconds", …)`` (``1.5``, never ``1.500000``)."""
+    from matplotlib.ticker import FuncFormatter
+
+    if span < 1.0:
+        return "milliseconds", FuncFormatter(lambda x, _pos: f"{x * 1000:g}")
+    return "seconds", FuncFormatter(lambda x, _pos: f"{x:g}")
 
 
 # -- helpers -----------------------------------------------------------------------------

@@ -335,7 +335,7 @@ def compare(table: pd.DataFrame, groups: Mapping[str, Iterable[Any]]) -> pd.Data
 
 def plot_response_times(table: pd.DataFrame, groups: Mapping[str, Iterable[Any]] | None = None) -> Figure:
     """Response-time distributions per group (or for all turns): a box and the points per group."""
-    from matplotlib.figure import Figure
+    from ..figure import InlineFigure
 
     owner = _groups(groups) if groups is not None else None
     names = list(groups) if groups is not None else ["all turns"]
@@ -343,7 +343,7 @@ def plot_response_times(table: pd.DataFrame, groups: Mapping[str, Iterable[Any]]
     for name in names:
         mine = table if owner is None else table[table["call_sid"].map(owner).eq(name)]
         series.append(mine["response_ms"].dropna().to_numpy())
-    fig = Figure(figsize=(max(4.0, 1.6 * len(names) + 2), 3.2))
+    fig = InlineFigure(figsize=(max(4.0, 1.6 * len(names) + 2), 3.2))
     ax = fig.subplots()
     ax.boxplot(series, showfliers=False)
     ax.set_xticks(range(1, len(names) + 1), names)

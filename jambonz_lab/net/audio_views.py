@@ -34,10 +34,10 @@ def _label(i: int, channels: int) -> str:
 
 def waveform(samples: Samples, sample_rate: int, *, title: str = "") -> Figure:
     """One axis per channel: amplitude (-1..1) over seconds."""
-    from matplotlib.figure import Figure
+    from ..figure import InlineFigure
 
     channels = samples.shape[0]
-    fig = Figure(figsize=(9, 1.8 * channels + 0.6), layout="constrained")
+    fig = InlineFigure(figsize=(9, 1.8 * channels + 0.6), layout="constrained")
     axes = fig.subplots(channels, 1, sharex=True, squeeze=False)[:, 0]
     t = np.arange(samples.shape[1]) / sample_rate
     for i, ax in enumerate(axes):
@@ -67,10 +67,10 @@ def spectrum(channel: Any, sample_rate: int, window: int = 256) -> tuple[Any, An
 
 def spectrogram(samples: Samples, sample_rate: int, *, window: int = 256, title: str = "") -> Figure:
     """One axis per channel: frequency over seconds, colour in dB."""
-    from matplotlib.figure import Figure
+    from ..figure import InlineFigure
 
     channels = samples.shape[0]
-    fig = Figure(figsize=(9, 2.2 * channels + 0.6), layout="constrained")
+    fig = InlineFigure(figsize=(9, 2.2 * channels + 0.6), layout="constrained")
     axes = fig.subplots(channels, 1, sharex=True, squeeze=False)[:, 0]
     for i, ax in enumerate(axes):
         power, freqs, times = spectrum(samples[i], sample_rate, window)
