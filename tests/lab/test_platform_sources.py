@@ -211,7 +211,7 @@ def test_a_lab_panel_shown_before_any_source_gains_the_sources_widget(
         while panel.sources is None and time.monotonic() < deadline:  # the hub's next flush adds it
             time.sleep(0.05)
         assert panel.sources is jl.sources(lab)
-        assert [type(c).__name__ for c in panel.children] == ["PanelHeader", "SourcesPanel", "VBox"]
+        assert [type(c).__name__ for c in panel.children] == ["PanelHeader", "VBox", "SourcesPanel"]
     finally:
         sender.close()
 

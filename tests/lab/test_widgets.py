@@ -465,6 +465,24 @@ def test_widgets_say_so_when_the_lab_stops() -> None:
     assert again is panel and not again.header.running
 
 
+def test_a_lab_without_platforms_shows_no_sources_widget_after_it_stops() -> None:
+    """Notebook 01 ends with ``lab.stop()``: its panel keeps the list (and the open card) and does
+    not gain an empty "platform sources" widget (before: the stop's note added one)."""
+    lab = jl.start(replace=False)
+    try:
+        lab.service("/").on("session:new", lambda s: s.hangup().send())
+        panel = jl.panel(lab)
+        result = lab.call("/", sim.Caller(), clock="virtual")
+        panel.open_card(result.call_sid)
+        until(lambda: [c.call_sid for c in panel.cards] == [result.call_sid])
+    finally:
+        lab.stop()
+    until(lambda: not panel.header.running)
+    until(lambda: panel.sessions and panel.sessions[0]["live"] is False)
+    assert panel.sources is None and panel.children == (panel.header, panel.cards_box)
+    assert [c.call_sid for c in panel.cards] == [result.call_sid]
+
+
 def test_starting_again_stops_the_previous_default_lab(caplog: pytest.LogCaptureFixture) -> None:
     """Re-running ``lab = jl.start()`` (port 0: a new port each time) leaves one lab listening and says
     which one it stopped; ``replace=False`` keeps both and the new lab's repr names the other."""

@@ -181,8 +181,9 @@ class Hub:
                 card.apply(self._card_state(model, card))
             if self._sources_dirty:
                 self._sources_dirty = False
-                if self.panel is not None and not self.panel.closed:
-                    self.panel.show_sources(self.get_sources())  # the lab panel shows them too
+                # the lab panel shows them too, once there is a platform (not for a mere lab.stop())
+                if self.sources.connections and self.panel is not None and not self.panel.closed:
+                    self.panel.show_sources(self.get_sources())
                 sources = self.sources_panel
                 if sources is not None and sources.closed:
                     self.sources_panel = sources = None

@@ -8,8 +8,8 @@ Example::
     lab                  # the last line of a cell: shows this panel (or jl.panel(lab))
 
 The panel is an ipywidgets ``VBox`` (class ``jl-panel``) holding a :class:`PanelHeader`
-anywidget (``panel.js`` / ``panel.css``), the platform sources widget once the lab watches
-Kazoo, Basix or Wazo, and at most one :class:`~.card.SessionCard`. The header lists the
+anywidget (``panel.js`` / ``panel.css``), at most one :class:`~.card.SessionCard`, and the
+platform sources widget once the lab watches Kazoo, Basix or Wazo. The header lists the
 newest calls (at most ``PANEL_SIZE``, newest first, in a box that scrolls: status, caller,
 duration on the call's clock, latest event); a click on a row opens that call's card below
 the list (one at a time, with a close button); ``p.open_card(call_sid)`` does the same from a
@@ -182,11 +182,11 @@ class LabPanel(ipywidgets.VBox):  # type: ignore[misc]
             self.cards_box.children = tuple(cards)
 
     def show_sources(self, sources: SourcesPanel) -> None:
-        """Show the lab's platform sources widget between the header and the cards (loop thread)."""
+        """Show the lab's platform sources widget below the call list and its open card (loop thread)."""
         loop.require_loop_thread()
         if self.sources is not sources:
             self.sources = sources
-            self.children = (self.header, sources, self.cards_box)
+            self.children = (self.header, self.cards_box, sources)
 
     def close(self) -> None:
         """Close the panel and its header (cards stay: they belong to their sessions)."""
