@@ -197,11 +197,12 @@ class CallAudio:
         self.segments.append(segment)
         return segment
 
-    def add_placeholder(self, side: Side, start: float, seconds: float, label: str = "") -> None:
-        """A placeholder (:func:`placeholder`) kept at 8 kHz."""
-        if seconds > 0:
-            seed = len(self.segments)
-            self.add(side, start, placeholder(side, seconds, 8000, seed), 8000, label)
+    def add_placeholder(self, side: Side, start: float, seconds: float, label: str = "") -> Segment | None:
+        """A placeholder (:func:`placeholder`) kept at 8 kHz (None for no time)."""
+        if seconds <= 0:
+            return None
+        seed = len(self.segments)
+        return self.add(side, start, placeholder(side, seconds, 8000, seed), 8000, label)
 
     def window(self, side: Side, first: int, n: int, rate: int) -> Samples:
         """``n`` samples of ``side`` at ``rate`` from sample ``first`` (call time ``first / rate``)."""

@@ -35,6 +35,13 @@ clock, 50 times faster on the virtual one (the clock moves 20 ms a frame,
 without ``maxLength``, once the caller's audio and the app's have played out the stream
 waits for the app (``idle_wait`` real seconds) and then jumps to the end of the call,
 sending no frames for the skipped silence.
+
+``background=True`` (``config.listen``, :mod:`~jambonz_lab.sim.verbs.background_listen`):
+the stack moves the clock and the socket follows it — on the virtual clock each frame is
+a moment of the call (:mod:`~jambonz_lab.sim.alarms`) held until the next one is set, so
+the stack's waits stop at every frame; silence is skipped only while the stack is empty;
+:meth:`AudioSocket.stop` ends it and the call waits there until the owner's
+:meth:`AudioSocket.release` (after the actionHook).
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ from ..protocol.audio import (
     parse_command,
     play_done_event,
 )
+from .alarms import Alarm
 from .audio import DTMF_SECONDS, Segment, render
 from .caller import Audio, Digits, Speech
 from .http_link import base_url
@@ -126,17 +134,83 @@ class AudioSocket:
         self.stop_reason: str | None = None
         self.ws: Any = None
         self.frames_sent = 0
+        self.stopped = asyncio.Event()
+        self._held: Alarm | None = None  # a background listen's moment, held until the next is set
+        self._gone: Alarm | None = None  # never rings: cancelled when the call ends
+        if background and call.clock.virtual:  # the stack waits here while the socket connects
+            self._held = call.alarms.add(call.clock.now())
 
     # -- time
 
     async def wait_until(self, at: float) -> None:
-        """Let call time reach ``at`` (the verb moves the clock; a background listen waits for it)."""
-        if self.background:
-            if at > self.call.clock.now():
-                async with self.call.alarms.moment(at):
-                    pass
-        else:
-            await self.call.sleep(max(0.0, at - self.call.clock.now()))
+        """Let call time reach ``at`` (the verb moves the clock; a background listen waits for it).
+
+        A background listen on the virtual clock waits for a moment of the call
+        (:mod:`~jambonz_lab.sim.alarms`) and holds it until its next one is set, so the
+        stack's waits stop at every frame; on the real clock it sleeps (the stack may be
+        waiting on the app, the audio flows anyway). :meth:`stop` ends the wait.
+
+        Raises:
+            asyncio.CancelledError: the call ended.
+        """
+        call = self.call
+        if not self.background:
+            await call.sleep(max(0.0, at - call.clock.now()))
+            return
+        if not call.clock.virtual:
+            sleeper = asyncio.ensure_future(asyncio.sleep(max(0.0, at - call.clock.now())))
+            try:
+                await self._first(sleeper)
+            finally:
+                sleeper.cancel()
+            return
+        alarm = call.alarms.add(at)
+        self._release_held()
+        await self._first(alarm.reached)
+        if alarm.reached.done():
+            self._held = alarm
+        else:  # stopped first
+            call.alarms.release(alarm)
+
+    async def _first(self, fut: asyncio.Future[Any]) -> None:
+        """Wait for ``fut``, the stop or the call's end.
+
+        Raises:
+            asyncio.CancelledError: the call ended.
+        """
+        stopper = asyncio.ensure_future(self.stopped.wait())
+        waits: set[asyncio.Future[Any]] = {fut, stopper}
+        if self._gone is not None:
+            waits.add(self._gone.reached)
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if fut.cancelled() or (self._gone is not None and self._gone.reached.cancelled()):
+            raise asyncio.CancelledError
+
+    def _release_held(self) -> None:
+        if self._held is not None:
+            self.call.alarms.release(self._held)
+            self._held = None
+
+    def release(self) -> None:
+        """A background listen's owner is done with it (after the actionHook): the call goes on.
+
+        Until then the call stays at the moment the stream ended (virtual clock)."""
+        self._release_held()
+        if self._gone is not None:
+            self.call.alarms.release(self._gone)
+            self._gone = None
+
+    def stop(self, reason: str = "killed") -> None:
+        """Kill the stream (a background listen's ``stop``, ``background-task-manager.js`` ~62–71);
+        on the virtual clock the call waits here until :meth:`release`."""
+        if self.background and self.call.clock.virtual and self._held is None:
+            self._held = self.call.alarms.add(self.call.clock.now())
+        self.stop_reason = self.stop_reason or reason
+        self.stopped.set()
+        self.wake.set()
 
     # -- run
 
@@ -158,12 +232,16 @@ class AudioSocket:
             )
             return {}
         reader = asyncio.get_running_loop().create_task(self._read())
+        if self.background:
+            self._gone = call.alarms.add()
         try:
             return await self._stream(url)
         finally:
+            if not self.background:
+                self.release()
             reader.cancel()
-            await self.ws.close()
             call.note("listen", f"audio socket {url} closed: {self.frames_sent} frames sent")
+            await self.ws.close()
 
     async def _stream(self, url: str) -> dict[str, Any]:
         call = self.call
@@ -191,6 +269,8 @@ class AudioSocket:
             frame_first = first + k * n
             frame_end = (frame_first + n) / self.rate
             await self.wait_until(frame_end)
+            if self.stopped.is_set():
+                break
             await self._send_frame(frame_first)
             k += 1
             if call.clock.virtual:  # the app's replies take real time: give it some per frame
@@ -200,13 +280,22 @@ class AudioSocket:
                 self.stop_reason = "maxLength"
             if self.stop_reason is not None:
                 break
-            if call.clock.virtual and not self.max_length and frame_end >= self._busy_until():
+            if (
+                call.clock.virtual
+                and not self.max_length
+                and frame_end >= self._busy_until()
+                and (not self.background or self._stack_idle())
+            ):
                 if not await self._idle():
                     break
                 k = max(k, math.ceil((call.clock.now() * self.rate - first) / n))
-        results["dial_call_duration"] = int(call.clock.now() - started + 1e-6)  # whole seconds
+        results["dial_call_duration"] = int(call.clock.now() - begun + 1e-6)  # whole seconds
         call.note("listen", f"stream ended ({self.stop_reason})")
         return results
+
+    def _stack_idle(self) -> bool:
+        """No verb runs and none is queued (a background listen skips silence only then)."""
+        return self.call.current is None and not self.call.stack
 
     def _busy_until(self) -> float:
         keys = max((t for t, _ in self.keys), default=0.0)
@@ -221,17 +310,13 @@ class AudioSocket:
         self.wake.clear()
         if self.stop_reason is not None:
             return False
-        if self.background:
-            alarm = self.call.alarms.add()
-            waker = asyncio.ensure_future(self.wake.wait())
-            either: set[asyncio.Future[Any]] = {waker, alarm.reached}
+        if self.background:  # the stack is idle too: wait for the app or the stack's idle wait
+            self._release_held()
+            waker = asyncio.ensure_future(asyncio.wait_for(self.wake.wait(), self.call.options.idle_wait))
             try:
-                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                await self._first(waker)
             finally:
                 waker.cancel()
-                self.call.alarms.release(alarm)
-            if alarm.reached.cancelled():
-                raise asyncio.CancelledError
         else:
             await wait_for_end(self.call, self.wake)  # raises Hangup at the call's end
         return self.stop_reason is None

@@ -12,7 +12,16 @@ import numpy as np
 
 import jambonz_lab as jl
 from jambonz_lab import sim
-from jambonz_lab.protocol.audio import SUBPROTOCOL, decode_l16, disconnect, mark, play_audio
+from jambonz_lab.protocol.audio import (
+    SUBPROTOCOL,
+    clear_marks,
+    decode_l16,
+    disconnect,
+    encode_l16,
+    kill_audio,
+    mark,
+    play_audio,
+)
 from jambonz_lab.sim.audio import render
 from jambonz_lab.sim.audio_socket import stream_url
 from jambonz_lab.sim.caller import Audio, Tone
@@ -145,6 +154,86 @@ class TestStream:
         [conn] = server.connections
         kinds = [(e["type"], e["data"].get("name") or e["data"].get("id")) for e in conn.events]
         assert kinds == [("playDone", "c"), ("mark", "m1")]
+
+
+class TestAppAudio:
+    def test_kill_audio_cuts_what_plays_and_the_queue_plays_on(self, lab: jl.Lab) -> None:
+        """killAudio is uuid_break (listen.js ~307–311): the playing file stops, its playDone follows with
+        what played (~266–281); a queuePlay file waiting in the queue plays next, from the kill."""
+        long = np.full(8000, 700, np.int16)  # 1 s
+        short = np.full(800, 900, np.int16)  # 0.1 s
+        script: Script = [
+            (5, play_audio(long, sample_rate=8000, id="long")),
+            (5, play_audio(short, sample_rate=8000, id="short", queue_play=True)),
+            (20, kill_audio()),
+        ]
+        result, server, _ = listen_call(
+            lab, sim.Caller(hangup_after=30), script, maxLength=2, mixType="stereo"
+        )
+        [conn] = server.connections
+        done = [e["data"] for e in conn.events if e["type"] == "playDone"]
+        assert [d["id"] for d in done] == ["long", "short"]
+        assert 0 < done[0]["playbackMilliseconds"] < 1000 and done[1]["playbackMilliseconds"] == 100
+        right = decode_l16(b"".join(conn.frames), 2)[1]
+        played = right[right != 0]
+        assert set(np.unique(played)) == {700, 900}
+        assert (played == 700).sum() < long.size and (played == 900).sum() == short.size
+        last_long = int(np.flatnonzero(right == 700)[-1])
+        assert right[last_long + 1] == 900  # the queued clip starts where the kill cut the first
+        rec = result.recording()
+        assert (rec[1] == 700).sum() == (played == 700).sum()
+
+    def test_bidirectional_streaming_plays_binary_frames_back_to_back(self, lab: jl.Lab) -> None:
+        """bidirectionalAudio.streaming: the app's binary L16 frames, at bidirectionalAudio.sampleRate,
+        play one after another (lws_glue.cpp processIncomingBinary); playAudio is ignored then; a mark
+        after them is reached once they played."""
+        chunks = [np.full(320, v, np.int16) for v in (100, 200, 300)]  # 20 ms each at 16 kHz
+        script: Script = [(5, encode_l16(c)) for c in chunks]
+        script += [(5, play_audio(np.full(800, 5000, np.int16), sample_rate=8000)), (5, mark("after"))]
+        bidi = {"enabled": True, "streaming": True, "sampleRate": 16000}
+        result, server, _ = listen_call(
+            lab, sim.Caller(hangup_after=30), script, maxLength=1, mixType="stereo", bidirectionalAudio=bidi
+        )
+        [conn] = server.connections
+        right = decode_l16(b"".join(conn.frames), 2)[1]  # the stream is 8 kHz: 160 samples a chunk
+        voiced = right[right != 0]
+        assert list(np.unique(voiced)) == [100, 200, 300] and voiced.size == 480
+        start = int(np.flatnonzero(right)[0])
+        assert [int(right[start + i * 160]) for i in range(3)] == [100, 200, 300]
+        assert [(e["type"], e["data"]) for e in conn.events] == [
+            ("mark", {"name": "after", "event": "playout"})
+        ]
+        assert any(
+            "playAudio needs bidirectionalAudio enabled, not streaming" in n for n in notes(result, "listen")
+        )
+        rec = result.recording(16000)
+        assert sorted(set(np.unique(rec[1])) - {0}) == [100, 200, 300]
+
+    def test_kill_audio_while_streaming_clears_the_marks(self, lab: jl.Lab) -> None:
+        """Streaming: killAudio drops the queued PCM and clears the marks not reached (event "cleared")."""
+        pcm = encode_l16(np.full(8000, 400, np.int16))  # 1 s at 8 kHz in one binary message
+        script: Script = [(5, pcm), (5, mark("m")), (10, kill_audio())]
+        bidi = {"enabled": True, "streaming": True}
+        _, server, _ = listen_call(
+            lab, sim.Caller(hangup_after=30), script, maxLength=2, mixType="stereo", bidirectionalAudio=bidi
+        )
+        [conn] = server.connections
+        assert [(e["type"], e["data"]) for e in conn.events] == [("mark", {"name": "m", "event": "cleared"})]
+        right = decode_l16(b"".join(conn.frames), 2)[1]
+        assert 0 < (right == 400).sum() < 8000
+
+    def test_clear_marks_answers_cleared(self, lab: jl.Lab) -> None:
+        script: Script = [
+            (5, play_audio(np.full(4000, 300, np.int16), sample_rate=8000)),
+            (5, mark("m")),
+            (6, clear_marks()),
+        ]
+        _, server, _ = listen_call(lab, sim.Caller(hangup_after=30), script, maxLength=1)
+        [conn] = server.connections
+        assert [(e["type"], e["data"].get("event")) for e in conn.events] == [
+            ("mark", "cleared"),
+            ("playDone", None),
+        ]
 
 
 class TestRecording:

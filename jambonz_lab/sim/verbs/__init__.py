@@ -120,6 +120,8 @@ async def task_status(call: VerbContext, verb: dict[str, Any], event: str, **ext
         await call.notify("verb:status", data)
 
 
-# registers the runners; background after ai and gather: its config and gather runners wrap theirs
+# registers the runners; background after ai and gather: its config and gather runners wrap theirs,
+# amd's config (imported by dial) wraps background's, background_listen's wraps amd's
 from . import ai, basic, dial, gather, media, rooms  # noqa: E402,F401,I001
 from . import background  # noqa: E402,F401,I001
+from . import background_listen  # noqa: E402,F401,I001

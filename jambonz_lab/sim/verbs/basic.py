@@ -105,13 +105,15 @@ async def speak(call: VerbContext, verb: dict[str, Any], *, heard_as: str = "say
 
 
 async def placeholder_sleep(call: VerbContext, seconds: float, label: str) -> None:
-    """The app's audio for ``seconds``: in the call's recording as a placeholder as long as it
-    really lasted (a kill or a hangup cuts it)."""
+    """The app's audio for ``seconds``: in the call's recording as a placeholder from its start (a
+    background listen streams it while it plays), cut to what really played by a kill or a hangup."""
     start = call.clock.now()
+    segment = call.result.audio.add_placeholder("app", start, seconds, label)
     try:
         await call.sleep(seconds)
     finally:
-        call.result.audio.add_placeholder("app", start, call.clock.now() - start, label)
+        if segment is not None:
+            segment.cut(call.clock.now())
 
 
 @runner("say")
