@@ -4,11 +4,18 @@ import gc
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 import jambonz_lab as jl
 from jambonz_lab.protocol.verbs import load_models
 
 load_models()  # as `jambonz-lab serve` does: tests assert first acks, which must not race the SDK import
+
+# the property tests check what the code does, never how fast: in four processes on two cores
+# (CI's `-n 4`), generating an input or running one example may take longer than hypothesis's
+# timing checks allow, which is no failure of the code under test
+settings.register_profile("jambonz_lab", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("jambonz_lab")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -23,9 +23,9 @@ TOP = {
     "stop_all",
 }  # fmt: skip
 SIM = {
-    "CallResult", "Caller", "Clock", "DialOutcome", "Digits", "Divergence", "Greeting", "Hold", "Press",
+    "Audio", "CallResult", "Caller", "Clock", "DialOutcome", "Digits", "Divergence", "Greeting", "Hold", "Press",
     "Refer", "ReplayReport", "RestServer", "Silence", "SimCall", "SimOptions", "Speech", "ToolCall",
-    "TraceEntry", "acall", "areplay", "call", "load", "replay", "serve_rest",
+    "Tone", "TraceEntry", "acall", "areplay", "call", "load", "replay", "serve_rest",
 }  # fmt: skip
 
 

@@ -114,7 +114,7 @@ def test_a_real_jambonz_call_stays_on_wall_time(lab: jl.Lab) -> None:
     wait_until(lambda: len(card.events) >= 4)
     assert card.clock == "wall"
     label = lab.timeline("real-call-1").axes[0].get_xlabel()
-    assert label.startswith("wall time (s) since the first event")
+    assert label.startswith("wall time (") and "since the first event" in label  # s or ms: readable units
 
 
 def test_the_card_shows_call_times(lab: jl.Lab) -> None:
