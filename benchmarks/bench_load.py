@@ -95,12 +95,13 @@ def main() -> None:
         except ImportError:
             print("dask.distributed is not installed (pip install 'jambonz-lab[scale]'): no Dask row")
         else:
-            cluster = LocalCluster(processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None)
+            cluster = LocalCluster(processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0")
             client = Client(cluster)
             modes.append("dask")
     walls: dict[str, list[float]] = {m: [] for m in modes}
     app_cpu: dict[str, list[float]] = {m: [] for m in modes}
     loads: dict[str, list[float]] = {m: [] for m in modes}
+    sim_cpu: list[float] = []  # this process's CPU in the 1-process runs: the simulator's
     failed = 0
     try:
         for mode in modes:  # warm-up: the forkserver, the workers' imports, the app's first calls
@@ -108,9 +109,11 @@ def main() -> None:
         for _ in range(args.repeat):
             for mode in modes:
                 loads[mode].append(os.getloadavg()[0])
-                cpu0, t0 = cpu_seconds(app.pid), time.perf_counter()
+                cpu0, t0, own0 = cpu_seconds(app.pid), time.perf_counter(), time.process_time()
                 results = run(url, args.calls, args.concurrency, mode, client)
                 walls[mode].append(time.perf_counter() - t0)
+                if mode == modes[0]:
+                    sim_cpu.append(time.process_time() - own0)
                 app_cpu[mode].append(cpu_seconds(app.pid) - cpu0)
                 failed += sum(not r.ok for r in results) + args.calls - len(results)
     finally:
@@ -137,6 +140,18 @@ def main() -> None:
             f"{mode:<12} {rate:>17.0f} {min(rates):>6.0f}..{max(rates):<6.0f} {rate / base:>6.2f} "
             f"{per_k:>13.2f} {statistics.mean(loads[mode]):>9.2f}"
         )
+    # what the cores allow, whatever else runs: X calls/s needs X*sim/K <= 1 per shard process,
+    # X*app <= 1 (the app's one loop) and X*(sim+app) <= cores
+    sim_s, app_s = statistics.median(sim_cpu) / args.calls, statistics.median(app_cpu[modes[0]]) / args.calls
+    cores = os.cpu_count() or 1
+
+    def bound(k: int) -> float:
+        return min(k / sim_s, 1 / app_s, cores / (sim_s + app_s))
+
+    print(
+        f"CPU per call: simulator {1000 * sim_s:.2f} ms, app {1000 * app_s:.2f} ms; on {cores} idle cores "
+        f"2 processes could reach at most {bound(2):.0f} calls/s, {bound(2) / bound(1):.2f}x of 1 process"
+    )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; calls not ok: {failed}")
     if failed:
         raise SystemExit(1)
