@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import multiprocessing
+import pickle
 import queue as queue_mod
 import time
 import uuid
@@ -186,13 +187,15 @@ def describe(exc: BaseException) -> str:
 
 def process_main(shard: Shard, out: Any) -> None:
     """A shard process: run the shard, put ``(kind, shard, value)`` messages on ``out``:
-    ``progress`` (calls ended), then ``done`` (the results) or ``error`` (one line)."""
+    ``progress`` (calls ended), then ``done`` (the results, pickled here: a result that cannot be
+    pickled is this shard's error, not a message the queue drops) or ``error`` (one line)."""
     try:
         results = run_shard(shard, lambda done: out.put(("progress", shard.index, done)))
+        pickled = pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which keeps the others
         out.put(("error", shard.index, describe(exc)))
         return
-    out.put(("done", shard.index, results))
+    out.put(("done", shard.index, pickled))
 
 
 def run_processes(
@@ -219,11 +222,19 @@ def run_processes(
         ctx.set_forkserver_preload(PRELOAD)  # no effect once its server runs (since the first load)
     else:
         raise ValueError(f"context must be 'spawn' or 'forkserver', not {context!r}")
+    try:
+        pickle.dumps(shards[:1])
+    except Exception as exc:  # noqa: BLE001 - said in one line
+        raise ValueError(
+            "a load in processes sends its caller, options and tag to them, and they must pickle: "
+            + describe(exc)
+        ) from None
     out = ctx.Queue()
     procs = {s.index: ctx.Process(target=target, args=(s, out), daemon=True) for s in shards}
     by_index = {s.index: s for s in shards}
     results: dict[int, list[CallResult]] = {}
     failures: dict[int, ShardFailure] = {}
+    finished = False
     dead: dict[int, int] = {}  # shard -> polls since its process was seen dead without a word
     try:
         for proc in procs.values():
@@ -242,13 +253,18 @@ def run_processes(
             if kind == "progress":
                 progress(k, value)
             elif kind == "done":
-                results[k] = value
-                progress(k, len(value))
+                try:
+                    results[k] = pickle.loads(value)
+                except Exception as exc:  # noqa: BLE001 - e.g. a class this process cannot import
+                    failures[k] = _failure(by_index[k], f"results unreadable here: {describe(exc)}")
+                    continue
+                progress(k, len(results[k]))
             else:
                 failures[k] = _failure(by_index[k], value)
+        finished = True
     finally:
         for proc in procs.values():
-            proc.join(timeout=5)
+            proc.join(timeout=5 if finished else 0)  # interrupted (Ctrl-C): stop them now
             if proc.is_alive():
                 proc.terminate()
                 proc.join()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from typing import Any
 
 from jambonz_lab.sim import shards
@@ -22,4 +23,10 @@ def die_shard_zero(shard: shards.Shard, out: Any) -> None:
     """Shard 0's process dies without a word (exit code 3); the others run normally."""
     if shard.index == 0:
         os._exit(3)
+    shards.process_main(shard, out)
+
+
+def unpicklable_results(shard: shards.Shard, out: Any) -> None:
+    """The shard's results hold a lock (in this child process only)."""
+    shards.run_shard = lambda shard, report=None: [threading.Lock()]  # type: ignore[list-item]
     shards.process_main(shard, out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,6 +125,21 @@ def test_a_shard_process_that_dies_is_reported(lab: jl.Lab) -> None:
     results, failures = shards.run_processes(plan, lambda k, n: None, target=loadshards.die_shard_zero)
     assert [str(f) for f in failures] == ["shard 0 (calls 0-2): process exited with code 3"]
     assert sorted(results) == [1] and all(r.ok for r in results[1])
+
+
+def test_results_that_do_not_pickle_are_each_shards_error_in_one_line(lab: jl.Lab) -> None:
+    url = turn_app(lab)
+    plan = shards.plan(url, 4, 2, 2, range(4), caller=CALLER)
+    results, failures = shards.run_processes(plan, lambda k, n: None, target=loadshards.unpicklable_results)
+    assert sorted(results) == [] and [f.shard for f in failures] == [0, 1]
+    assert str(failures[1]) == "shard 1 (calls 2-3): TypeError: cannot pickle '_thread.lock' object"
+
+
+def test_a_caller_that_does_not_pickle_is_refused_in_one_line(lab: jl.Lab) -> None:
+    caller = sim.Caller(inputs=[sim.Speech("x")])
+    caller.name = threading.Lock()  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="must pickle: TypeError: cannot pickle '_thread.lock' object"):
+        sim.load(turn_app(lab), calls=2, caller=caller, processes=2, progress=False)
 
 
 @pytest.mark.parametrize(
