@@ -7,7 +7,9 @@ patched on each write, so the file is a valid WAV at any time); the memory then
 holds only the newest ``keep_seconds``. :meth:`samples` returns everything,
 from memory or from the file.
 
-Chunks are appended on the loop thread; any thread may read (a lock guards both).
+Frames are kept as the L16 bytes they came in (no numpy work per frame: a 20 ms frame costs a
+deque append) and decoded when read. Chunks are appended on the loop thread; any thread may
+read (a lock guards both).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ class AudioBuffer:
         self.frames = 0
         #: the WAV file holding the whole stream, once it outgrew memory
         self.path: Path | None = None
-        self._chunks: deque[Samples] = deque()
+        self._chunks: deque[bytes] = deque()
+        self._block = 2 * channels  # bytes per sample frame
         self._held = 0
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
@@ -55,20 +58,25 @@ class AudioBuffer:
 
     def append(self, chunk: Samples) -> None:
         """Add one frame's samples ``(channels, n)``."""
-        n = chunk.shape[1]
+        self.append_l16(encode_l16(chunk))
+
+    def append_l16(self, data: bytes) -> None:
+        """Add one frame as it came: L16 bytes, interleaved, a whole number of samples per channel."""
+        n = len(data) // self._block
         with self._lock:
             self.frames += 1
             if not n or self._closed:
                 return
             self.total += n
-            self._chunks.append(chunk)
+            self._chunks.append(data)
             self._held += n
-            if self._wav is None and self._held > self.keep:
-                self._spill()
-            elif self._wav is not None:
-                self._write(chunk)
-            while self._wav is not None and self._held - self._chunks[0].shape[1] >= self.keep:
-                self._held -= self._chunks.popleft().shape[1]
+            if self._wav is None:
+                if self._held > self.keep:
+                    self._spill()
+            else:
+                self._wav.writeframes(data)  # patches the header: the file stays readable
+            while self._wav is not None and self._held - len(self._chunks[0]) // self._block >= self.keep:
+                self._held -= len(self._chunks.popleft()) // self._block
 
     def _spill(self) -> None:
         """Open the WAV file and write what memory holds (the whole stream so far)."""
@@ -84,13 +92,8 @@ class AudioBuffer:
             log.error("cannot spill audio to a file: %s; keeping it in memory", exc)
             self.keep = 1 << 62
             return
-        for chunk in self._chunks:
-            self._write(chunk)
+        self._wav.writeframes(b"".join(self._chunks))
         log.debug("audio spilled to %s", self.path)
-
-    def _write(self, chunk: Samples) -> None:
-        assert self._wav is not None
-        self._wav.writeframes(encode_l16(chunk))  # patches the header: the file stays readable
 
     @property
     def seconds(self) -> float:
@@ -109,14 +112,21 @@ class AudioBuffer:
     def latest(self, seconds: float) -> Samples:
         """The newest ``seconds`` (at most what memory holds)."""
         want = max(0, int(seconds * self.sample_rate))
+        tail: list[bytes] = []
+        got = 0
         with self._lock:
-            joined = self._joined(list(self._chunks))
+            for chunk in reversed(self._chunks):
+                if got >= want:
+                    break
+                tail.append(chunk)
+                got += len(chunk) // self._block
+        joined = self._joined(tail[::-1])
         return joined[:, max(0, joined.shape[1] - want) :]
 
-    def _joined(self, chunks: list[Samples]) -> Samples:
+    def _joined(self, chunks: list[bytes]) -> Samples:
         if not chunks:
             return np.zeros((self.channels, 0), dtype=np.int16)
-        return np.concatenate(chunks, axis=1)
+        return decode_l16(b"".join(chunks), self.channels)
 
     def close(self) -> None:
         """Finish the WAV file (it stays on disk until :meth:`discard`)."""
