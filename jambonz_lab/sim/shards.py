@@ -25,10 +25,13 @@ calls that a shard process (or a Dask worker) simulated carry wall time only (``
 from __future__ import annotations
 
 import asyncio
+import inspect
+import io
 import itertools
 import multiprocessing
 import pickle
 import queue as queue_mod
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -222,13 +225,7 @@ def run_processes(
         ctx.set_forkserver_preload(PRELOAD)  # no effect once its server runs (since the first load)
     else:
         raise ValueError(f"context must be 'spawn' or 'forkserver', not {context!r}")
-    try:
-        pickle.dumps(shards[:1])
-    except Exception as exc:  # noqa: BLE001 - said in one line
-        raise ValueError(
-            "a load in processes sends its caller, options and tag to them, and they must pickle: "
-            + describe(exc)
-        ) from None
+    _check_shippable(shards[:1])
     out = ctx.Queue()
     procs = {s.index: ctx.Process(target=target, args=(s, out), daemon=True) for s in shards}
     by_index = {s.index: s for s in shards}
@@ -270,6 +267,44 @@ def run_processes(
                 proc.join()
         out.close()
     return results, sorted(failures.values(), key=lambda f: f.shard)
+
+
+class _NotebookNames(pickle.Pickler):
+    """Pickles to nowhere, noting the first class or function defined in ``__main__`` it meets."""
+
+    def __init__(self) -> None:
+        super().__init__(io.BytesIO(), pickle.HIGHEST_PROTOCOL)
+        self.found: str | None = None
+
+    def persistent_id(self, obj: Any) -> None:
+        if self.found is None:
+            owner = obj if isinstance(obj, type) or inspect.isroutine(obj) else type(obj)
+            if getattr(owner, "__module__", None) == "__main__":
+                self.found = getattr(owner, "__qualname__", repr(owner))
+        return None
+
+
+def _check_shippable(shards: list[Shard]) -> None:
+    """Refuse, in one line, shards another process cannot rebuild: what does not pickle, and
+    classes defined in a notebook (``__main__`` without a file: a shard process cannot import
+    them, and would die before its first call)."""
+    finder = _NotebookNames()
+    try:
+        finder.dump(shards)
+    except Exception as exc:  # noqa: BLE001 - said in one line
+        problem: str | None = describe(exc)
+    else:
+        problem = None
+    notebook = getattr(sys.modules.get("__main__"), "__file__", None) is None
+    if finder.found is not None and notebook:
+        raise ValueError(
+            f"{finder.found} is defined in this notebook and shard processes cannot import it: "
+            "define it in a module, or use client= (Dask ships it by value)"
+        )
+    if problem is not None:
+        raise ValueError(
+            f"a load in processes sends its caller, options and tag to them, and they must pickle: {problem}"
+        )
 
 
 def _failure(shard: Shard, what: str) -> ShardFailure:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -140,6 +141,23 @@ def test_a_caller_that_does_not_pickle_is_refused_in_one_line(lab: jl.Lab) -> No
     caller.name = threading.Lock()  # type: ignore[assignment]
     with pytest.raises(ValueError, match="must pickle: TypeError: cannot pickle '_thread.lock' object"):
         sim.load(turn_app(lab), calls=2, caller=caller, processes=2, progress=False)
+
+
+class NotebookCaller(sim.Caller):
+    """A Caller subclass as a notebook cell defines it (module ``__main__``)."""
+
+
+def test_a_class_defined_in_a_notebook_is_refused_in_one_line(
+    lab: jl.Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel's ``__main__`` has no file: a shard process could not import the class and would
+    die before its first call; refused before any process starts, naming the class."""
+    notebook = types.ModuleType("__main__")
+    monkeypatch.setattr(NotebookCaller, "__module__", "__main__")
+    monkeypatch.setattr(notebook, "NotebookCaller", NotebookCaller, raising=False)
+    monkeypatch.setitem(sys.modules, "__main__", notebook)
+    with pytest.raises(ValueError, match="NotebookCaller is defined in this notebook"):
+        sim.load(turn_app(lab), calls=2, caller=NotebookCaller(), processes=2, progress=False)
 
 
 @pytest.mark.parametrize(
