@@ -135,15 +135,17 @@ def load(
     simulator's own counter), whoever runs it; ``result.seed`` says which.
 
     Args:
-        processes: run the calls in this many processes (``spawn``ed, each with its own loop:
-            see :mod:`jambonz_lab.sim.shards`), ``concurrency`` shared out among them. In a
-            script, guard the call with ``if __name__ == "__main__":`` (spawn re-imports it).
+        processes: run the calls in this many processes (forked from a fresh forkserver, or
+            spawned; each with its own loop: see :mod:`jambonz_lab.sim.shards`), ``concurrency``
+            shared out among them. In a script, guard the call with
+            ``if __name__ == "__main__":`` (the processes import it again).
         client: a ``distributed.Client``: run the shards as tasks on its Dask cluster instead,
             one per worker thread (``pip install 'jambonz-lab[scale]'``).
 
     A shard that fails (an exception, a process that died) is logged as one line on the
     ``jambonz_lab.sim`` logger; its calls have no result, the other shards' are kept
-    (``results.failures`` lists the failed shards).
+    (``results.failures`` lists the failed shards). In the lab's own loop (one process, no
+    client) an exception in a call is raised here, as it always was.
     """
     if calls < 0 or concurrency < 1:
         raise ValueError("calls must be >= 0 and concurrency >= 1")
@@ -151,6 +153,13 @@ def load(
         raise ValueError(f"processes must be >= 1, not {processes}")
     if client is not None and processes != 1:
         raise ValueError("give processes or a Dask client, not both")
+    # what SimCall would refuse in every shard: refused here, once
+    if direction not in ("inbound", "outbound"):
+        raise ValueError(f"direction must be 'inbound' or 'outbound', not {direction!r}")
+    if tag is not None and direction != "outbound":
+        raise ValueError("tag is the REST createCall tag: only for direction='outbound'")
+    if not calls:
+        return LoadResults()
     from tqdm.auto import tqdm
 
     base = options or SimOptions()

@@ -166,11 +166,23 @@ def test_a_class_defined_in_a_notebook_is_refused_in_one_line(
         ({"processes": 0}, "processes must be >= 1"),
         ({"processes": 2, "client": object()}, "processes or a Dask client, not both"),
         ({"concurrency": 0}, "concurrency >= 1"),
+        ({"processes": 2, "tag": {"id": 1}}, "only for direction='outbound'"),
+        ({"processes": 2, "direction": "sideways"}, "direction must be 'inbound' or 'outbound'"),
     ],
 )
 def test_bad_arguments(kw: dict[str, Any], message: str) -> None:
+    """Refused here, once, before any shard starts (not as one failure per shard)."""
     with pytest.raises(ValueError, match=message):
         sim.load("ws://127.0.0.1:9/x", calls=2, **kw)
+
+
+def test_no_calls_start_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_shards(*args: Any, **kw: Any) -> Any:
+        raise AssertionError("a load of no calls started shard processes")
+
+    monkeypatch.setattr(shards, "run_processes", no_shards)
+    results = sim.load("ws://127.0.0.1:9/x", calls=0, processes=2)
+    assert results == [] and results.failures == []
 
 
 @pytest.fixture(scope="module")
