@@ -16,7 +16,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-__all__ = ["Alarm", "Alarms"]
+__all__ = ["EAGER_WAIT", "Alarm", "Alarms"]
+
+#: real seconds an empty stack on the virtual clock waits for the app before an eager moment
+#: (a frame's worth at 50x real time, like a foreground listen's pacing)
+EAGER_WAIT = 0.0004
 
 
 @dataclass
@@ -24,6 +28,9 @@ class Alarm:
     """One moment: ``reached`` resolves when the call gets there; the call waits for ``done``."""
 
     at: float
+    #: the call need not wait for the app before it (a background listen's next frame): an empty
+    #: stack on the virtual clock moves to it after :data:`EAGER_WAIT` real seconds, not ``idle_wait``
+    eager: bool = False
     reached: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -38,9 +45,14 @@ class Alarms:
         """The call time of the earliest pending moment."""
         return min((a.at for a in self._pending), default=None)
 
-    def add(self, at: float = math.inf) -> Alarm:
+    def next_is_eager(self) -> bool:
+        """The earliest pending moment is an eager one (:attr:`Alarm.eager`)."""
+        first = min(self._pending, key=lambda a: a.at, default=None)
+        return first is not None and first.eager
+
+    def add(self, at: float = math.inf, *, eager: bool = False) -> Alarm:
         """A moment at ``at`` (``inf``: never, but cancelled with the call like the others)."""
-        alarm = Alarm(at)
+        alarm = Alarm(at, eager)
         self._pending.append(alarm)
         return alarm
 

@@ -138,7 +138,7 @@ class AudioSocket:
         self._held: Alarm | None = None  # a background listen's moment, held until the next is set
         self._gone: Alarm | None = None  # never rings: cancelled when the call ends
         if background and call.clock.virtual:  # the stack waits here while the socket connects
-            self._held = call.alarms.add(call.clock.now())
+            self._held = call.alarms.add(call.clock.now(), eager=True)
 
     # -- time
 
@@ -164,7 +164,7 @@ class AudioSocket:
             finally:
                 sleeper.cancel()
             return
-        alarm = call.alarms.add(at)
+        alarm = call.alarms.add(at, eager=True)
         self._release_held()
         await self._first(alarm.reached)
         if alarm.reached.done():
@@ -207,7 +207,7 @@ class AudioSocket:
         """Kill the stream (a background listen's ``stop``, ``background-task-manager.js`` ~62–71);
         on the virtual clock the call waits here until :meth:`release`."""
         if self.background and self.call.clock.virtual and self._held is None:
-            self._held = self.call.alarms.add(self.call.clock.now())
+            self._held = self.call.alarms.add(self.call.clock.now(), eager=True)
         self.stop_reason = self.stop_reason or reason
         self.stopped.set()
         self.wake.set()

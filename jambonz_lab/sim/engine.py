@@ -37,7 +37,7 @@ from ..protocol.feature import (
 )
 from ..protocol.verbs import normalize_verbs
 from . import audio, payloads
-from .alarms import Alarms
+from .alarms import EAGER_WAIT, Alarms
 from .caller import Caller, Input, Silence
 from .clock import Clock
 from .http_link import HTTP_TIMEOUT, HttpLink, WebhookFailed, is_http
@@ -209,6 +209,7 @@ class SimCall:
         self.listeners: dict[str, Callable[[dict[str, Any]], None]] = {}
         #: moments of background tasks (config.bargeIn): the call's waits stop there (sim.alarms)
         self.alarms = Alarms()
+        self._eager_idle = False  # idle, moving from one eager moment to the next (noted once)
         #: sessions this call started that outlive their verb (a dial's adulted B-leg): awaited at the end
         self.sessions: list[asyncio.Task[CallResult]] = []
 
@@ -608,7 +609,7 @@ class SimCall:
                     return
                 continue
             verb = self.current = self.stack.popleft()
-            self._replaced = False
+            self._replaced = self._eager_idle = False
             self._verb_task = asyncio.get_running_loop().create_task(run_verb(self, verb))
             try:
                 await self._verb_task
@@ -639,17 +640,22 @@ class SimCall:
         self._wake.clear()
         end, by = self.deadline()
         remaining = max(0.0, end - self.clock.now())
-        self.note("idle", "verb stack empty; waiting for commands")
+        if not self._eager_idle:
+            self.note("idle", "verb stack empty; waiting for commands")
         wait = min(remaining, self.options.idle_wait) if self.clock.virtual else remaining
         at = self.alarms.next_at()
         if at is not None and not self.clock.virtual:
             wait = min(wait, max(0.0, at - self.clock.now()))
+        eager = self.clock.virtual and self.alarms.next_is_eager()
+        if eager:  # a background listen's next frame (sim.alarms): the stack need not wait for the app
+            wait = min(wait, EAGER_WAIT)
         waiter = asyncio.ensure_future(self._wake.wait())
         try:
             await self.wait_real(waiter, wait)
         except TimeoutError:
             at = self.alarms.next_at()
             if at is not None and at < end:  # a background task (config.bargeIn) acts before the end
+                self._eager_idle = eager  # still idle: one note for the whole wait
                 await self.sleep(max(0.0, at - self.clock.now()))
                 return self._ended is None
             if self.clock.virtual:

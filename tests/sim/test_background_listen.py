@@ -138,3 +138,23 @@ def test_the_calls_end_stops_it_without_a_hook(lab: jl.Lab) -> None:
     assert 99 <= len(conn.frames) <= 101
     assert hooks == []
     assert any("closed" in n for n in notes(result, "listen"))
+
+
+def test_an_empty_stack_streams_the_callers_audio_on_the_virtual_clock(lab: jl.Lab) -> None:
+    """Only a config with listen, then nothing: the stack idles, waiting for the app's commands, while
+    the background listen streams the caller's tone; each frame is an eager moment (sim/alarms.py), so
+    the idle call moves frame by frame without waiting ``idle_wait`` for each (one idle note in all)."""
+    with AudioServer() as server:
+
+        @lab.service("/bg").on("session:new")
+        def new(session: jl.Session) -> None:
+            session.config(listen={"enable": True, "url": server.url}).send()
+
+        caller = sim.Caller(inputs=[Audio(TONE, after=0.2)], hangup_after=5)
+        result = sim.call(lab.url + "/bg", caller, options=sim.SimOptions(idle_wait=0.2))
+    [conn] = server.connections
+    pcm = decode_l16(b"".join(conn.frames), 1)[0]
+    expected = render(TONE, 8000)
+    assert np.array_equal(pcm[1600 : 1600 + expected.size], expected)
+    assert len([e for e in result.trace if e.type == "idle"]) == 1
+    assert result.final_status == "completed"
