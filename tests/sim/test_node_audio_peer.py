@@ -6,9 +6,10 @@ The Node app below is one process on a free loopback port: its WebSocket service
 ``session:new`` with a ``listen`` to its own audio path (``/audio``, resolved against the app's
 base as jambonz does, ``call-session.js`` ``normalizeUrl`` ~1435–1456), with ``passDtmf`` and
 ``finishOnKey: "#"``. Its audio handler keeps every binary frame; on the caller's key ``1``
-(the sdk's ``dtmf`` event, ``{digit, duration}``) it sends a ``playAudio`` of a known clip and a
-mark; when the socket closes it writes the PCM it got to a file and prints frame count, bytes
-and a SHA-256 as a JSON line. The simulated caller plays a known tone (``sim.Audio(sim.Tone())``).
+(the sdk's ``dtmf`` event, ``{digit, duration}``) it sends a known clip and a mark — as a
+``playAudio``, or (``bidirectionalAudio.streaming``) as 20 ms binary frames with ``sendAudio``;
+when the socket closes it writes the PCM it got to a file and prints frame count, bytes and a
+SHA-256 as a JSON line. The simulated caller plays a known tone (``sim.Audio(sim.Tone())``).
 
 The installs come from :mod:`tests.sim.test_node_webhook_peer`'s session fixture (@jambonz/sdk
 0.10.x); skipped when ``node`` or ``npm`` is missing.
@@ -47,6 +48,7 @@ const crypto = require('crypto');
 const { createEndpoint } = require('@jambonz/sdk/websocket');
 const port = Number(process.argv[2]);
 const out = process.argv[3];
+const mode = process.argv[4];  // 'play': playAudio; 'stream': bidirectional PCM with sendAudio
 const server = http.createServer();
 const makeService = createEndpoint({ server, port });
 const log = (o) => console.log(JSON.stringify(o));
@@ -63,9 +65,10 @@ makeService({ path: '/call' }).on('session:new', (session) => {
     session.hangup().reply();
   });
   session.on('close', (code) => log({ event: 'close', code }));
+  const bidi = mode === 'stream' ? { enabled: true, streaming: true, sampleRate: 8000 } : undefined;
   session
     .listen({ url: '/audio', actionHook: '/listen-done', passDtmf: true, finishOnKey: '#', maxLength: 20,
-      metadata: { app: 'node-audio' } })
+      metadata: { app: 'node-audio' }, ...(bidi && { bidirectionalAudio: bidi }) })
     .send();
 });
 
@@ -78,7 +81,11 @@ makeService.audio({ path: '/audio' }).on('connection', (stream) => {
   stream.on('dtmf', (d) => {
     log({ event: 'dtmf', digit: d.digit, duration: d.duration, frames: chunks.length });
     if (d.digit === '1') {
-      stream.playAudio(clip.toString('base64'), { sampleRate: 8000, id: 'reply' });
+      if (mode === 'stream') {
+        for (let at = 0; at < clip.length; at += 320) stream.sendAudio(clip.subarray(at, at + 320));
+      } else {
+        stream.playAudio(clip.toString('base64'), { sampleRate: 8000, id: 'reply' });
+      }
       stream.sendMark('after-reply');
     }
   });
@@ -97,7 +104,7 @@ makeService.audio({ path: '/audio' }).on('connection', (stream) => {
 class AudioNodeApp:
     """The audio app in one ``node`` process; stdout is a file of JSON lines, the PCM it got a file."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, mode: str) -> None:
         self.port = _free_port()
         script = root / "audio-app.js"
         script.write_text(APP)
@@ -105,7 +112,7 @@ class AudioNodeApp:
         self.out = root / f"audio.{self.port}.log"
         with self.out.open("w") as out:
             self.proc = subprocess.Popen(
-                ["node", str(script), str(self.port), str(self.pcm)],
+                ["node", str(script), str(self.port), str(self.pcm), mode],
                 cwd=root,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -117,6 +124,8 @@ class AudioNodeApp:
             self.stop()
             pytest.fail(f"the node audio app did not start:\n{self.out.read_text()}")
 
+    mode = "play"
+
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         rows = [json.loads(line) for line in self.out.read_text().splitlines() if line.startswith("{")]
         return [r for r in rows if kind is None or r["event"] == kind]
@@ -127,9 +136,12 @@ class AudioNodeApp:
         self.proc.wait(5)
 
 
-@pytest.fixture
-def audio_app(sdk_dir: Path) -> Iterator[AudioNodeApp]:  # noqa: F811 (the imported fixture)
-    app = AudioNodeApp(sdk_dir)
+@pytest.fixture(params=["play", "stream"])
+def audio_app(request: pytest.FixtureRequest, sdk_dir: Path) -> Iterator[AudioNodeApp]:  # noqa: F811
+    """The app replying with ``playAudio`` (base64, then playDone), or with bidirectional PCM
+    (``bidirectionalAudio.streaming``: ``sendAudio`` binary frames, lws_glue.cpp processIncomingBinary)."""
+    app = AudioNodeApp(sdk_dir, str(request.param))
+    app.mode = str(request.param)
     yield app
     app.stop()
 
@@ -179,8 +191,11 @@ def test_the_sdk_audio_stream_gets_the_callers_audio_and_its_reply_is_in_the_rec
     assert np.array_equal(app_side[start : start + CLIP.size], CLIP)
     assert not app_side[start + CLIP.size :].any()
     assert first + 16000 <= start < first + 28000  # after key 1, before "#"
-    [done] = audio_app.events("playDone")
-    assert (done["id"], done["playbackMilliseconds"]) == ("reply", 250)
+    if audio_app.mode == "play":
+        [done] = audio_app.events("playDone")
+        assert (done["id"], done["playbackMilliseconds"]) == ("reply", 250)
+    else:  # streamed PCM has no playDone; its 13 binary frames play back to back
+        assert audio_app.events("playDone") == []
     assert [(m["name"], m["mark"]) for m in audio_app.events("mark")] == [("after-reply", "playout")]
 
     # listen's actionHook reached the session (digits, whole seconds streamed), then the hangup
