@@ -16,6 +16,7 @@ from jambonz_lab.sim.audio import render
 from jambonz_lab.sim.caller import Audio, Tone
 from jambonz_lab.sim.verbs.basic import speech_seconds
 from tests.audioserver import AudioServer, Script
+from tests.fakejambonz import wait_until
 from tests.simtrace import notes
 
 TONE = Tone(600, 1.0)
@@ -158,3 +159,31 @@ def test_an_empty_stack_streams_the_callers_audio_on_the_virtual_clock(lab: jl.L
     assert np.array_equal(pcm[1600 : 1600 + expected.size], expected)
     assert len([e for e in result.trace if e.type == "idle"]) == 1
     assert result.final_status == "completed"
+
+
+def test_on_the_real_clock_it_streams_in_real_time_and_stops(lab: jl.Lab) -> None:
+    """The real clock: the background listen sleeps to each frame's time itself (the stack's waits do
+    not carry it); enable: false stops it and its hook goes (during the next pause)."""
+
+    def app(session: jl.Session, url: str, hooks: list[dict[str, Any]]) -> None:
+        session.on("/bg-done", lambda msg: record(session, hooks, msg))
+        session.config(listen={"enable": True, "url": url, "actionHook": "/bg-done"})
+        session.pause(length=1).config(listen={"enable": False}).pause(length=0.5).hangup().send()
+
+    hooks: list[dict[str, Any]] = []
+    with AudioServer() as server:
+
+        @lab.service("/bg").on("session:new")
+        def new(session: jl.Session) -> None:
+            app(session, server.url, hooks)
+
+        caller = sim.Caller(inputs=[Audio(Tone(500, 0.5), after=0.1)], hangup_after=10)
+        result = sim.call(lab.url + "/bg", caller, clock="real")
+    [conn] = server.connections
+    assert 40 <= len(conn.frames) <= 52  # about 1 s of 20 ms frames
+    pcm = decode_l16(b"".join(conn.frames), 1)[0]
+    expected = render(Tone(500, 0.5), 8000)
+    assert np.array_equal(pcm[800 : 800 + expected.size], expected)
+    wait_until(lambda: bool(hooks), timeout=5)
+    assert hooks[0]["dial_call_duration"] in (0, 1)
+    assert "background listen stopped" in notes(result, "listen")
