@@ -152,37 +152,51 @@ def placeholder(side: Side, seconds: float, rate: int, seed: int = 0) -> Samples
 
 @dataclass(eq=False)
 class Segment:
-    """One sound of one side: ``samples`` (mono int16 at ``rate``) from call time ``start``."""
+    """One sound of one side from call time ``start``: ``samples`` (mono int16 at ``rate``), or, for a
+    placeholder, ``length`` samples made from ``seed`` only when the call's audio is rendered (a load
+    of many calls keeps a few numbers per say, not its samples)."""
 
     side: Side
     start: float
-    samples: Samples
+    samples: Samples | None
     rate: int
     label: str = ""
+    length: int = 0
+    seed: int = 0
+    #: a placeholder's length as made (``length`` is less after a cut)
+    full: int = 0
     _cache: dict[int, Samples] = field(default_factory=dict, repr=False)
 
     @property
     def seconds(self) -> float:
-        return self.samples.size / self.rate
+        return (self.samples.size if self.samples is not None else self.length) / self.rate
 
     @property
     def end(self) -> float:
         return self.start + self.seconds
 
+    def data(self) -> Samples:
+        """The samples at the segment's own rate (a placeholder's made now)."""
+        if self.samples is not None:
+            return self.samples
+        return placeholder(self.side, self.full / self.rate, self.rate, self.seed)[: self.length]
+
     def at(self, rate: int) -> Samples:
         """The samples at ``rate`` (resampled once)."""
         if rate == self.rate:
-            return self.samples
+            return self.data()
         if rate not in self._cache:
-            self._cache[rate] = resample(self.samples, self.rate, rate)
+            self._cache[rate] = resample(self.data(), self.rate, rate)
         return self._cache[rate]
 
     def cut(self, at: float) -> None:
         """Stop the sound at call time ``at`` (a killAudio)."""
         keep = max(0, int(round((at - self.start) * self.rate)))
-        if keep < self.samples.size:
+        if self.samples is None:
+            self.length = min(self.length, keep)
+        elif keep < self.samples.size:
             self.samples = self.samples[:keep]
-            self._cache.clear()
+        self._cache.clear()
 
 
 @dataclass
@@ -201,8 +215,10 @@ class CallAudio:
         """A placeholder (:func:`placeholder`) kept at 8 kHz (None for no time)."""
         if seconds <= 0:
             return None
-        seed = len(self.segments)
-        return self.add(side, start, placeholder(side, seconds, 8000, seed), 8000, label)
+        n = int(round(seconds * 8000))
+        segment = Segment(side, max(0.0, start), None, 8000, label, length=n, seed=len(self.segments), full=n)
+        self.segments.append(segment)
+        return segment
 
     def window(self, side: Side, first: int, n: int, rate: int) -> Samples:
         """``n`` samples of ``side`` at ``rate`` from sample ``first`` (call time ``first / rate``)."""
