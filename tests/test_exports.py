@@ -14,18 +14,17 @@ import jambonz_lab
 from jambonz_lab import sim
 
 TOP = {
-    "AlreadyReplied", "CallState", "SocketClose", "CommandError", "EventLog", "FrameTooLarge", "InvalidFrame",
-    "JambonzLabError", "KazooError", "Lab", "LabState", "Message", "MessageType", "NoPendingHook", "NoSocket",
-    "PlatformError",
-    "ProtocolError", "QueryError", "RestError", "ServerError", "ServerOptions", "Service", "Session", "SessionClosed",
-    "SignatureError", "TermDecodeError", "VerbError", "WaitTimeout", "Waiter", "WazoClosed",
-    "__version__", "card", "composer", "default_lab", "panel", "read_log", "service", "sources", "sql", "start",
-    "stop_all",
+    "AlreadyReplied", "CallState", "CommandError", "EventLog", "FrameTooLarge", "InvalidFrame",
+    "JambonzLabError", "KazooError", "Lab", "LabState", "Message", "MessageType", "NoPendingHook",
+    "NoSocket", "PlatformError", "ProtocolError", "QueryError", "RestError", "ServerError",
+    "ServerOptions", "Service", "Session", "SessionClosed", "SignatureError", "SocketClose",
+    "TermDecodeError", "VerbError", "WaitTimeout", "Waiter", "WazoClosed", "__version__", "card",
+    "composer", "default_lab", "panel", "read_log", "service", "sources", "sql", "start", "stop_all",
 }  # fmt: skip
 SIM = {
-    "Audio", "CallResult", "Caller", "Clock", "DialOutcome", "Digits", "Divergence", "Greeting", "Hold", "Press",
-    "Refer", "ReplayReport", "RestServer", "Silence", "SimCall", "SimOptions", "Speech", "ToolCall",
-    "Tone", "TraceEntry", "acall", "areplay", "call", "load", "replay", "serve_rest",
+    "Audio", "CallResult", "Caller", "Clock", "DialOutcome", "Digits", "Divergence", "Greeting", "Hold",
+    "Press", "Refer", "ReplayReport", "RestServer", "Silence", "SimCall", "SimOptions", "Speech", "Tone",
+    "ToolCall", "TraceEntry", "acall", "areplay", "call", "load", "replay", "serve_rest",
 }  # fmt: skip
 
 
