@@ -31,34 +31,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench_turns import one_call  # the same recorded call as the turns benchmark (a script beside this one)
+
 import jambonz_lab as jl
-from jambonz_lab import sim
 from jambonz_lab.lab import queries
 from jambonz_lab.lab.events import EventLog
 from jambonz_lab.lab.parquet import ParquetSink, part_files
 from jambonz_lab.records import Row
-
-
-def one_call() -> list[Row]:
-    lab = jl.start()
-    svc = lab.service("/bench")
-
-    @svc.on("session:new")
-    def new(session: jl.Session) -> None:
-        @session.on("/heard")
-        def heard(msg: jl.Message) -> None:
-            if msg.data.get("reason") == "timeout":
-                session.say(text="Goodbye").hangup().reply()
-                return
-            session.gather(input=["speech"], actionHook="/heard", say={"text": f"You said {msg.transcript}"})
-            session.reply()
-
-        session.gather(input=["speech"], actionHook="/heard", say={"text": "Hello"}).send()
-
-    lab.call("/bench", sim.Caller.saying("one", "two", "three"))
-    rows = lab.log.select()
-    lab.stop()
-    return rows
 
 
 def synthesise(template: list[Row], events: int) -> list[Row]:
