@@ -33,7 +33,7 @@ from ..exceptions import ServerError
 from ..net import AppServer, ServerOptions, Service, Session
 from ..net.audio import AudioService
 from ..net.rest import RestClient
-from ..protocol.verbs import prewarm
+from ..protocol.verbs import load_models
 from ..records import Row
 from ..waiting import Waiter
 from .events import EventLog, parsed, repair_tail, truncate
@@ -180,12 +180,17 @@ class Lab:
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self) -> Lab:
-        """Start listening; returns once the socket listens. Idempotent."""
+        """Start listening; returns once the socket listens and the verb models are loaded.
+
+        The models load once per process (one to two seconds in a Jupyter environment, see
+        :func:`jambonz_lab.protocol.verbs.load_models`): the start pays it, so that the first
+        call is answered at once. Idempotent.
+        """
         if self.state is LabState.RUNNING:
             return self
         if self.state is LabState.STOPPED:
             raise ServerError("this lab was stopped; call jambonz_lab.start() for a new one")
-        prewarm()  # verb models load in the background; start() returns once listening
+        load_models()  # here, not in the first call's ack (issue 18 item 4)
         if self.log_path is not None:
             cut = repair_tail(self.log_path)
             if cut:

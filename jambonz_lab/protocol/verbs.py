@@ -117,7 +117,8 @@ def load_models() -> None:
 def prewarm() -> None:
     """Start loading the verb models on a background thread (once; :func:`load_models` waits for it).
 
-    ``jambonz_lab.start()`` calls it first thing, so that the load overlaps the lab's own start.
+    For a program that has other work to do before its first verb (``jambonz_lab.start()`` and
+    ``jambonz-lab serve`` call :func:`load_models` instead: they load before they listen).
     """
     global _loader
     with _loader_lock:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -162,3 +164,20 @@ def test_lab_call_passes_its_keywords_to_the_simulator(lab: jl.Lab) -> None:
     lab.service("/").on("session:new", lambda s: s.say(text="hi").hangup().send())
     result = lab.call("/", None, "virtual", options=sim.SimOptions(), timeout=30, call_sid="call-kw")
     assert result.call_sid == "call-kw" and result.final_status == "completed"
+
+
+def test_start_returns_with_the_verb_models_loaded() -> None:
+    """Issue 18 item 4: in a fresh process the models are not loaded at import, and are once
+    start() returns, so the first call's ack does not pay the SDK's slow import."""
+    code = (
+        "import jambonz_lab as jl\n"
+        "from jambonz_lab.protocol import verbs\n"
+        "print(verbs._loaded.is_set())\n"
+        "lab = jl.start()\n"
+        "print(verbs._loaded.is_set())\n"
+        "lab.stop()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.splitlines() == ["False", "True"]
