@@ -444,15 +444,22 @@ class Lab:
 
         return turns.transcript(self.log.events_of(call_sid), call_sid)
 
-    def timeline(self, call_sid: str | None = None) -> Figure:
-        """A picture of the messages of every call (or of ``call_sid``): swim-lanes over time.
+    def timeline(self, call_sid: str | None = None, *, last: int | None = 20) -> Figure:
+        """A picture of the messages of the newest calls (or of ``call_sid``): swim-lanes over time.
 
         Returns a ``matplotlib.figure.Figure`` that shows inline in a notebook
         (see :func:`jambonz_lab.lab.timeline.draw`). Needs matplotlib. Any thread but the loop's.
 
+        Args:
+            call_sid: draw only this call.
+            last: draw the ``last`` calls that started most recently (a lane per call, so a
+                500-call load would be a picture 90,000 pixels tall); the title says how many
+                were left out. ``None`` draws every call.
+
         Example::
 
-            lab.timeline()                       # every call
+            lab.timeline()                       # the newest 20 calls
+            lab.timeline(last=None)              # every call
             lab.timeline(sid).savefig("call.png")
         """
         from .timeline import draw
@@ -463,8 +470,16 @@ class Lab:
             if len(events) == 0:
                 raise KeyError(f"no events for call {call_sid!r}")
             return draw(events, title=None)
-        calls = events["call_sid"].dropna().nunique()
-        return draw(events, title=f"{calls} call(s)" if calls != 1 else None)
+        if last is not None and last < 1:
+            raise ValueError(f"last must be a positive number of calls or None, not {last!r}")
+        sids = events["call_sid"].dropna().unique()  # in the order the calls first appear
+        if last is not None and len(sids) > last:
+            kept = sids[-last:]
+            events = events[events["call_sid"].isin(kept) | events["call_sid"].isna()]
+            title: str | None = f"the newest {last} of {len(sids)} calls (timeline(last=None): all)"
+        else:
+            title = f"{len(sids)} call(s)" if len(sids) != 1 else None
+        return draw(events, title=title)
 
     # -- platform event sources ---------------------------------------------------------
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -237,3 +238,13 @@ class LoadResults(list[CallResult]):
     ) -> None:
         super().__init__(results)
         self.failures = list(failures)
+
+    def __repr__(self) -> str:
+        """One line, not one per call: ``<LoadResults 500 call(s): completed 498, failed 2>``.
+
+        The calls are the list's items (``results[0]``, ``[r.final_status for r in results]``).
+        """
+        statuses = Counter(result.final_status or "no status" for result in self)
+        counts = ", ".join(f"{status} {n}" for status, n in sorted(statuses.items()))
+        failed = f"; {len(self.failures)} shard(s) failed" if self.failures else ""
+        return f"<LoadResults {len(self)} call(s){': ' + counts if counts else ''}{failed}>"

@@ -122,6 +122,21 @@ def test_several_calls_get_their_own_lanes_and_lab_events_are_markers(lab: jl.La
     assert "handler-error" in labels and "ack (auto): answer" in labels
 
 
+def test_the_lab_timeline_draws_the_newest_calls_and_says_how_many_it_left_out(lab: jl.Lab) -> None:
+    """After a load a lane per call would be a picture tens of thousands of pixels tall (issue 18
+    item 5): the default draws the newest 20 calls, ``last=`` picks how many, ``None`` draws all."""
+    echo(lab)
+    sids = [lab.call("/echo", sim.Caller.saying(f"n{i}")).call_sid for i in range(4)]
+    fig = lab.timeline(last=2)
+    headers = [t.get_text() for t in texts(fig, "header")]
+    assert len(headers) == 2 and all(any(sid in h for h in headers) for sid in sids[2:])
+    assert fig.axes[0].get_title(loc="left") == "the newest 2 of 4 calls (timeline(last=None): all)"
+    assert len(texts(lab.timeline(last=None), "header")) == 4
+    assert len(texts(lab.timeline(), "header")) == 4  # fewer than 20: all of them
+    with pytest.raises(ValueError, match="last must be"):
+        lab.timeline(last=0)
+
+
 def test_session_timeline_draws_only_that_call(lab: jl.Lab) -> None:
     echo(lab)
     lab.call("/echo", sim.Caller.saying("one"))

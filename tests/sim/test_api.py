@@ -9,6 +9,9 @@ import pytest
 
 import jambonz_lab as jl
 from jambonz_lab import sim
+from jambonz_lab.sim.api import LoadResults
+from jambonz_lab.sim.result import CallResult
+from jambonz_lab.sim.shards import ShardFailure
 
 
 def echo_app(lab: jl.Lab, path: str = "/echo") -> None:
@@ -86,6 +89,7 @@ def test_load_runs_many_calls_with_distinct_sids(lab: jl.Lab) -> None:
     assert len(results) == 20 and all(r.ok for r in results)
     assert len({r.call_sid for r in results}) == 20
     assert len(lab.sessions) >= 20
+    assert repr(results) == "<LoadResults 20 call(s): completed 20>"  # one line, not 20
 
 
 def test_result_dataframe_and_jsonl(lab: jl.Lab) -> None:
@@ -129,3 +133,12 @@ def test_session_new_payload_is_realistic(lab: jl.Lab) -> None:
     assert s.data["sip"]["headers"]["X-Customer-Ref"] == "ORD-1"
     assert s.data["defaults"]["synthesizer"]["vendor"] == "google"
     assert s.data["call_status"] == "trying" and s.data["sip_status"] == 100
+
+
+def test_load_results_repr_counts_statuses_and_failed_shards() -> None:
+    failure = ShardFailure(shard=1, calls=(2, 3), what="process died")
+    results = LoadResults(
+        [CallResult(call_sid="a", final_status="failed"), CallResult(call_sid="b")], [failure]
+    )
+    assert repr(results) == "<LoadResults 2 call(s): failed 1, no status 1; 1 shard(s) failed>"
+    assert repr(LoadResults()) == "<LoadResults 0 call(s)>"
