@@ -23,8 +23,8 @@ TOP = {
 }  # fmt: skip
 SIM = {
     "Audio", "CallResult", "Caller", "Clock", "DialOutcome", "Digits", "Divergence", "Greeting", "Hold",
-    "Press", "Refer", "ReplayReport", "RestServer", "Silence", "SimCall", "SimOptions", "Speech", "Tone",
-    "ToolCall", "TraceEntry", "acall", "areplay", "call", "load", "replay", "serve_rest",
+    "LoadResults", "Press", "Refer", "ReplayReport", "RestServer", "Silence", "SimCall", "SimOptions",
+    "Speech", "Tone", "ToolCall", "TraceEntry", "acall", "areplay", "call", "load", "replay", "serve_rest",
 }  # fmt: skip
 
 

@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from .api import acall, call, load
+from .api import LoadResults, acall, call, load
 from .caller import (
     Audio,
     Caller,
@@ -49,6 +49,7 @@ __all__ = [
     "Divergence",
     "Greeting",
     "Hold",
+    "LoadResults",
     "Press",
     "Refer",
     "ReplayReport",
