@@ -54,6 +54,7 @@ from ..protocol import audio as wire
 from ..records import make_row
 from ..waiting import Waiter
 from .audio_buffer import AudioBuffer
+from .audio_levels import FLOOR_DBFS, WINDOW, Freshness, Levels, SentAudio, level_labels, rms_dbfs
 from .audio_views import player, spectrogram, waveform
 
 if TYPE_CHECKING:
@@ -247,6 +248,12 @@ class AudioStream:
         """A matplotlib Figure of the spectrogram (numpy FFT, Hann window of ``window`` samples)."""
         return spectrogram(self.driver.buffer.samples(), self.sample_rate, window=window, title=self._title())
 
+    def levels(self) -> Levels:
+        """The level meter: RMS in dBFS over the newest 0.1 s, per channel (``caller``; ``app`` too
+        for stereo, or once the app sent raw audio back), and whether audio flows (``flowing``,
+        ``idle``, ``ended``). What the session card shows. Any thread."""
+        return loop.run_sync(self.driver.levels)
+
     def _title(self) -> str:
         return f"{self.call_sid or 'audio'} ({self.mix_type}, {self.sample_rate} Hz)"
 
@@ -357,6 +364,10 @@ class AudioDriver:
         self._writer: asyncio.Task[None] | None = None
         #: binary frames that came before the metadata (dropped)
         self.early = 0
+        #: the newest raw audio the app sent back (bidirectional streaming), for the level meter
+        self.sent: SentAudio | None = None
+        self._fresh_in = Freshness()
+        self._fresh_out = Freshness()
 
     @property
     def call_sid(self) -> str | None:
@@ -519,7 +530,31 @@ class AudioDriver:
 
     def send_bytes(self, data: bytes) -> None:
         self._check_open()
+        if self.sent is None:
+            self.sent = SentAudio(self.buffer.sample_rate)
+        self.sent.add(data)
         self._send(data)
+
+    # -- the level meter ------------------------------------------------------------
+
+    def levels(self) -> Levels:
+        """One reading of the meter (loop thread): decoded from the newest frames held, no work per frame."""
+        stream = self.stream
+        labels = level_labels(stream.mix_type) if stream is not None else ["caller"]
+        if self.closed:
+            state = "ended"
+            dbfs = [FLOOR_DBFS] * len(labels)
+        else:
+            flowing = self._fresh_in.fresh(self.buffer.frames)
+            state = "flowing" if flowing else "idle"
+            dbfs = rms_dbfs(self.buffer.latest(WINDOW)) if flowing else [FLOOR_DBFS] * len(labels)
+        if self.sent is not None and len(labels) == 1:  # mono / mixed: the app's raw audio back
+            labels.append("app")
+            fresh = not self.closed and self._fresh_out.fresh(self.sent.sends)
+            dbfs += rms_dbfs(wire.decode_l16(self.sent.newest(), 1)) if fresh else [FLOOR_DBFS]
+            if fresh and state == "idle":
+                state = "flowing"
+        return Levels(tuple(labels), tuple(dbfs), state)
 
     def _check_open(self) -> None:
         if self.closed or self.ws.closed:

@@ -80,6 +80,10 @@ class SessionCard(anywidget.AnyWidget):
         queued: verbs composed but not sent yet (refreshed on each update).
         muted: the last mute button click succeeded with ``mute``.
         error: the last button action's failure (empty after a success).
+        audio_state: the call's listen/stream audio: ``""`` (none), ``flowing``, ``idle`` (open,
+            no frame lately) or ``ended``; read again at every flush while open.
+        audio_labels, audio_levels: the level meter, channel by channel (``caller``, ``app``,
+            ``mixed``): RMS in dBFS over the newest 0.1 s, numbers (-90 is silence).
     """
 
     _esm = asset("card.js")
@@ -103,6 +107,9 @@ class SessionCard(anywidget.AnyWidget):
     queued = traitlets.Int(0).tag(sync=True)
     muted = traitlets.Bool(False).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
+    audio_state = traitlets.Unicode("").tag(sync=True)
+    audio_labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    audio_levels = traitlets.List(traitlets.Float()).tag(sync=True)
 
     def __init__(self, session: Session | None, hub: Hub | None = None, **state: Any) -> None:
         """Built by the widget hub on the loop thread; use :func:`jambonz_lab.card`."""
@@ -200,8 +207,18 @@ class SessionCard(anywidget.AnyWidget):
             f'<div class="jl-static-card"><b>{e(self.status or "…")}</b> '
             f"{e(self.caller_name)} {e(self.from_)} → {e(self.to)} <code>{e(self.call_sid)}</code>"
             f"<br>verbs: {e(', '.join(self.verbs) or '-')} · hooks {self.hooks} · errors {self.errors}"
+            f"{self._static_audio()}"
             f"<ul>{rows}</ul></div>"
         )
+
+    def _static_audio(self) -> str:
+        if not self.audio_state:
+            return ""
+        levels = ", ".join(
+            f"{html.escape(label)} {float(db):.1f} dBFS"
+            for label, db in zip(self.audio_labels, self.audio_levels, strict=False)
+        )
+        return f"<br>audio {html.escape(self.audio_state)}: {levels}"
 
     def __repr__(self) -> str:
         return f"<SessionCard {self.call_sid} {self.status or '…'} {self.from_}→{self.to}>"

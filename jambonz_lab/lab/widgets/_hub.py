@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ._panel import LabPanel
     from ._sources import SourcesPanel
 
-__all__ = ["FLUSH_EVERY", "PANEL_SIZE", "Hub"]
+__all__ = ["FLUSH_EVERY", "LIVE_AUDIO", "PANEL_SIZE", "Hub", "audio_state"]
 
 log = logging.getLogger("jambonz_lab.widgets")
 
@@ -42,6 +42,8 @@ log = logging.getLogger("jambonz_lab.widgets")
 FLUSH_EVERY = 0.15
 #: calls listed in the panel, newest first
 PANEL_SIZE = 20
+#: a card's audio states that are read again at every flush (the level meter moves)
+LIVE_AUDIO = frozenset({"flowing", "idle"})
 
 _ATTR = "_jambonz_lab_widget_hub"
 
@@ -169,6 +171,7 @@ class Hub:
         self._timer = None
         self._last_flush = loop.get_loop().time()
         dirty, self._dirty = self._dirty, set()
+        metering: set[str] = set()  # cards whose call's audio is open: read again next flush
         try:
             for sid in dirty:
                 card = self.cards.get(sid)
@@ -178,7 +181,10 @@ class Hub:
                 if card.closed:
                     del self.cards[sid]
                     continue
-                card.apply(self._card_state(model, card))
+                state = self._card_state(model, card)
+                card.apply(state)
+                if state["audio_state"] in LIVE_AUDIO:
+                    metering.add(sid)
             if self._sources_dirty:
                 self._sources_dirty = False
                 # the lab panel shows them too, once there is a platform (not for a mere lab.stop())
@@ -203,6 +209,9 @@ class Hub:
             for card in closing:
                 if self.panel is None or card not in self.panel.cards:
                     card.close()
+            if metering:
+                self._dirty |= metering
+                self._schedule()
 
     def _card_state(self, model: CallModel, card: SessionCard | None = None) -> dict[str, Any]:
         state = model.state()
@@ -212,6 +221,7 @@ class Hub:
         state["live"] = self.lab.running and session is not None and not session.closed  # stopped: none
         state["state"] = session.state.value if session is not None else ""
         state["queued"] = len(session.queued) if session is not None else 0
+        state.update(audio_state(session))
         return state
 
     def _panel_state(self) -> dict[str, Any]:
@@ -270,8 +280,11 @@ class Hub:
         if card is None or card.closed:
             model = self.models.get(call_sid) or self._adopt(call_sid)
             session = self.lab.server.sessions.get(call_sid)
-            card = SessionCard(session, self, **self._card_state(model))
+            state = self._card_state(model)
+            card = SessionCard(session, self, **state)
             self.cards[call_sid] = card
+            if state["audio_state"] in LIVE_AUDIO:  # its meter moves from the next flush on
+                self.touch(call_sid)
         if pinned:
             card.pinned = True
         return card
@@ -307,3 +320,21 @@ class Hub:
     def session_card(self, session: Session) -> SessionCard:
         """The pinned card of ``session`` (loop thread)."""
         return self.card(session.call_sid, pinned=True)
+
+
+def audio_state(session: Session | None) -> dict[str, Any]:
+    """The card's level meter: the newest open audio stream of the call (else its newest one).
+
+    ``audio_state`` is ``""`` (no stream), ``flowing``, ``idle`` or ``ended``; ``audio_labels``
+    and ``audio_levels`` (dBFS numbers) go channel by channel.
+    """
+    streams = session.audio if session is not None else []
+    if not streams:
+        return {"audio_state": "", "audio_labels": [], "audio_levels": []}
+    stream = next((s for s in reversed(streams) if not s.closed), streams[-1])
+    levels = stream.levels()
+    return {
+        "audio_state": levels.state,
+        "audio_labels": list(levels.labels),
+        "audio_levels": list(levels.dbfs),
+    }

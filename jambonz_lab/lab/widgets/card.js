@@ -2,7 +2,8 @@
 //
 // DOM contract (browser tests rely on it): root `.jl-card[data-call-sid]`, status `.jl-status`,
 // caller name `.jl-caller`, buttons `button.jl-hangup` / `button.jl-mute` / `button.jl-send`,
-// latest events `.jl-events > li`. Every value from the call (names, numbers, transcripts) is
+// latest events `.jl-events > li`, the level meter `.jl-audio[data-state]` with one
+// `.jl-level[data-label]` per channel (a `<meter>` and its dBFS as text). Every value from the call (names, numbers, transcripts) is
 // set with textContent or setAttribute: caller-controlled strings are data, never markup.
 
 // make, redrawOn, clockText: common.js, imported once per model before any view renders (see _assets.py)
@@ -19,7 +20,11 @@ async function initialize({ model }) {
 const TRAITS = [
   "call_sid", "from_", "to", "caller_name", "direction", "status", "statuses", "verbs",
   "events", "clock", "hooks", "errors", "live", "state", "queued", "muted", "error",
+  "audio_state", "audio_labels", "audio_levels",
 ];
+
+// the meter's scale: -60 dBFS (and quieter) is empty, 0 dBFS full
+const METER_MIN = -60;
 
 function render({ model, el }) {
   const root = make("div", "jl-card");
@@ -44,8 +49,9 @@ function render({ model, el }) {
   buttons.append(hangup, mute, send);
 
   const error = make("div", "jl-error");
+  const audio = make("div", "jl-audio");
   const events = make("ol", "jl-events");
-  root.append(header, facts, buttons, error, events);
+  root.append(header, facts, buttons, error, audio, events);
   el.append(root);
 
   hangup.addEventListener("click", () => model.send({ action: "hangup" }));
@@ -79,6 +85,8 @@ function render({ model, el }) {
     error.textContent = model.get("error") || "";
     error.hidden = !model.get("error");
 
+    updateAudio();
+
     const onCall = model.get("clock") === "call";
     root.setAttribute("data-clock", onCall ? "call" : "wall");
     events.title = onCall
@@ -97,6 +105,37 @@ function render({ model, el }) {
       return li;
     });
     events.replaceChildren(...items);
+  }
+
+  function updateAudio() {
+    const state = model.get("audio_state") || "";
+    audio.hidden = !state;
+    audio.setAttribute("data-state", state);
+    audio.title = state === "flowing"
+      ? "listen/stream audio: RMS over the newest 0.1 s"
+      : `listen/stream audio ${state}`;
+    const labels = model.get("audio_labels") || [];
+    const levels = model.get("audio_levels") || [];
+    const rows = labels.map((label, i) => {
+      const db = Number(levels[i]);
+      const value = Number.isFinite(db) ? db : METER_MIN;
+      const row = make("span", "jl-level");
+      row.setAttribute("data-label", String(label));
+      const bar = document.createElement("meter");
+      bar.min = METER_MIN;
+      bar.max = 0;
+      bar.low = -30;
+      bar.high = -6;
+      bar.optimum = -20;
+      bar.value = Math.max(METER_MIN, Math.min(0, value));
+      row.append(
+        make("span", "jl-level-label", label),
+        bar,
+        make("span", "jl-level-db", state === "ended" ? "ended" : `${value.toFixed(1)} dBFS`),
+      );
+      return row;
+    });
+    audio.replaceChildren(...rows);
   }
 
   return redrawOn(model, TRAITS, update);
