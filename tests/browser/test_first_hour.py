@@ -81,6 +81,7 @@ def screenshot(nb: Notebook, stem: str) -> None:
     page = nb.page
     before = page.viewport_size
     scroller = nb.root.locator(".jp-WindowedPanel-outer").first  # JupyterLab 4's notebook scroller
+    scroller.evaluate("el => el.scrollTo(0, 0)")  # the last cell ran: the notebook is scrolled to it
     tall = scroller.evaluate("el => el.scrollHeight")
     page.set_viewport_size({"width": 1280, "height": min(int(tall) + 200, 16_000)})
     try:
@@ -148,3 +149,50 @@ def test_notebook_02_live_call_runs_and_shows_card_and_composer(
     for button in ("jl-validate", "jl-queue", "jl-send"):
         expect(composer.locator(f"button.{button}")).to_be_visible()
     screenshot(nb, "02-live-call-from-cells")
+
+
+def readme_walk_cells() -> list[str]:
+    """The README's first three Python blocks as a newcomer pastes them: the echo app, the
+    simulator, then "In JupyterLab" one line a cell. Its comment line "a call comes in" becomes a
+    call placed on a thread (as the comment says), on the real clock so that the cells after it
+    find the call still live."""
+    import re
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    app, simulator = blocks[0], blocks[1]
+    (in_lab,) = [b for b in blocks if "wait_for_session" in b]
+    assert '@svc.on("session:new")' in app and "sim.load(" in simulator
+    cells = [app, simulator]
+    for line in in_lab.splitlines():
+        if line.startswith("# ... a call comes in"):
+            line = (
+                "import threading\n"
+                "threading.Thread(target=lab.call, args=('/echo', caller), "
+                "kwargs={'clock': 'real'}, daemon=True).start()"
+            )
+        cells.append(line)
+    return cells
+
+
+def test_the_readme_walk_runs_in_jupyterlab(jupyter: JupyterServer, browser_page: BrowserPage) -> None:
+    """Issue 18's "done when": the README's code, pasted into JupyterLab cell by cell, runs without an
+    error; the panel lists the calls compactly (500 of them after the README's sim.load), the
+    awaited session shows its card and the composer renders."""
+    from playwright.sync_api import expect
+
+    name = "first-hour-readme.ipynb"
+    nb = Notebook(jupyter, browser_page, name, readme_walk_cells())
+    browser_page.cleanups.append(lambda: jupyter.shutdown_sessions(name))
+    nb.open()
+    run_without_errors(nb, timeout=180)
+    panel = nb.root.locator(".jl-panel")
+    expect(panel).to_have_count(1)
+    expect(panel.locator(".jl-url")).to_contain_text("ws://127.0.0.1:", timeout=30_000)
+    expect(panel.locator("tr.jl-call[data-call-sid]").first).to_be_visible(timeout=30_000)
+    assert panel.locator(".jl-card").count() == 0  # 502 calls, and still no card in the panel
+    card = nb.root.locator(".jl-card[data-call-sid]")
+    expect(card).to_have_count(1, timeout=30_000)
+    expect(card.locator(".jl-events li").first).to_be_visible()
+    expect(nb.root.locator(".jl-composer button.jl-send")).to_be_visible(timeout=30_000)
+    screenshot(nb, "readme")
