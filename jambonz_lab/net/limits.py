@@ -60,7 +60,10 @@ def raise_descriptor_limit() -> int | None:
 
 
 def connection_cap(requested: int | None, soft_limit: int | None) -> int | None:
-    """The WebSocket connections to accept at once: ``requested``, else what the descriptors allow."""
+    """The WebSocket connections to accept at once: ``requested``, else what the descriptors allow.
+
+    Call sockets and listen/stream audio sockets count alike (a call with a ``listen`` holds two).
+    """
     if requested is not None:
         return requested
     if soft_limit is None:

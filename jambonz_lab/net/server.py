@@ -102,9 +102,10 @@ class ServerOptions:
         ping_interval: seconds between WebSocket pings on each call's socket
             (jambonz answers them); no pong within half of it and the socket
             counts as dropped. ``None``: no pings.
-        max_connections: WebSocket connections served at once; more are
-            refused with 503. ``None``: the open-files limit (raised to its
-            hard limit at start) minus a headroom.
+        max_connections: WebSocket connections served at once (call sockets
+            and listen/stream audio sockets together); more are refused
+            with 503. ``None``: the open-files limit (raised to its hard
+            limit at start) minus a headroom.
         auth: ``(username, password)``: every WebSocket upgrade must carry
             them as HTTP Basic credentials (jambonz sends them when the
             application's WebSocket URL is configured with a username and
@@ -316,6 +317,8 @@ class AppServer:
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: set[Connection] = set()
+        #: listen/stream audio sockets being served (they count toward the connection cap too)
+        self.audio_sockets = 0
         #: calls served over HTTP webhooks and not ended (the sweeper ends the idle ones)
         self._webhook_calls: set[WebhookCall] = set()
         #: hooks waiting for their ack, oldest first (deadlines grow: one ack_warning for all)
@@ -450,7 +453,7 @@ class AppServer:
             return await serve_webhook(self, request)  # an HTTP webhook app's hook
         audio = self.route_audio(request.path) if upgrade else None
         if audio is not None:  # a listen/stream verb's audio socket
-            return self._refuse(request, audio) or await serve_audio(self, request, audio)
+            return self._refuse(request, audio) or await self._serve_audio(request, audio)
         if not upgrade and self.route(request.path) is None and self.route_audio(request.path):
             return web.Response(
                 status=426,
@@ -499,8 +502,22 @@ class AppServer:
             self.connection_lost(conn, ws.close_code)
         return ws
 
+    async def _serve_audio(self, request: web.Request, service: AudioService) -> web.StreamResponse:
+        """One audio socket, counted toward the connection cap from its upgrade to its close."""
+        self.audio_sockets += 1
+        try:
+            return await serve_audio(self, request, service)
+        finally:
+            self.audio_sockets -= 1
+
+    @property
+    def open_sockets(self) -> int:
+        """WebSockets served now: call sockets and listen/stream audio sockets (loop thread)."""
+        return len(self._connections) + self.audio_sockets
+
     def _refuse(self, request: web.Request, service: Service | AudioService) -> web.Response | None:
-        """401 without the configured credentials, 503 beyond the connection cap; else None."""
+        """401 without the configured credentials, 503 beyond the connection cap (call and audio
+        sockets together); else None."""
         auth = self.options.auth
         if auth is not None and not basic_auth_ok(request.headers.get("Authorization"), *auth):
             peer = request.remote or "?"
@@ -512,10 +529,9 @@ class AppServer:
                 text="credentials required\n",
             )
         cap = self._max_connections
-        if cap is not None and len(self._connections) >= cap:
+        if cap is not None and self.open_sockets >= cap:
             note = (
-                f"{len(self._connections)} sockets open, the cap is {cap}; "
-                f"upgrade to {service.path} refused (503)"
+                f"{self.open_sockets} sockets open, the cap is {cap}; upgrade to {service.path} refused (503)"
             )
             self.report("refused", note)
             return web.Response(status=503, headers={"Retry-After": "1"}, text="too many connections\n")

@@ -35,6 +35,7 @@ from jambonz_lab.net.limits import (
 )
 from jambonz_lab.sim import SimOptions
 from tests.fakejambonz import FakeJambonz, call_data, lab_rows, wait_until
+from tests.net.test_audio import AudioFork
 
 
 def start(**options: object) -> jl.Lab:
@@ -158,6 +159,45 @@ class TestConnectionCap:
         with FakeJambonz(lab.url, "d") as d:  # room again once the others closed
             d.session_new()
             assert d.recv()["type"] == "ack"
+
+    def test_audio_sockets_count_toward_the_cap_and_free_their_slot_when_closed(
+        self, labs: list[jl.Lab]
+    ) -> None:
+        """A listen/stream socket (mod_audio_fork's, as in tests/net/test_audio.py) takes a slot like a
+        call socket: beyond the cap either kind gets 503; once the audio socket closed, one fits again."""
+        lab = start(max_connections=2)
+        labs.append(lab)
+        lab.service("/").on("session:new", lambda s: s.answer().send())
+        service = lab.audio("/audio")
+        with FakeJambonz(lab.url, "call-a") as fj:
+            fj.session_new()
+            assert fj.recv()["type"] == "ack"
+            first = AudioFork(f"{lab.url}/audio")
+            try:
+                waiter = service.wait_for_stream(timeout=5)
+                first.metadata("call-a")
+                stream = waiter.result()
+                assert lab.server.open_sockets == 2
+                with pytest.raises(InvalidStatus) as audio_refused:
+                    AudioFork(f"{lab.url}/audio")
+                assert audio_refused.value.response.status_code == 503
+                with pytest.raises(InvalidStatus) as call_refused:
+                    FakeJambonz(lab.url, "call-b")
+                assert call_refused.value.response.status_code == 503
+                notes = [r["note"] for r in lab_rows(lab, "refused")]
+                assert len(notes) == 2 and "upgrade to /audio refused (503)" in notes[0]
+                assert notes[0].startswith("2 sockets open, the cap is 2")
+            finally:
+                first.close()
+            stream.wait_for("close", timeout=5).result()
+            wait_until(lambda: lab.server.open_sockets == 1)
+            second = AudioFork(f"{lab.url}/audio")  # the closed audio socket's slot is free again
+            try:
+                waiter = service.wait_for_stream(timeout=5)
+                second.metadata("call-a")
+                assert waiter.result().call_sid == "call-a"
+            finally:
+                second.close()
 
     def test_the_default_cap_leaves_headroom_under_the_descriptor_limit(self) -> None:
         soft = raise_descriptor_limit()
