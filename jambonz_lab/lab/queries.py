@@ -7,9 +7,11 @@ names are built (a word match on the query's text).
 Over a Parquet log directory (``start(parquet_dir=...)``) ``events`` is DuckDB's own scan of the
 parts (``read_parquet('DIR/**/*.parquet', hive_partitioning = true)``: the stored columns of
 docs/log-format.md, ``ts`` as a UTC timestamp, plus the ``date`` partition; nothing is loaded
-into pandas for it, so a query over millions of rows stays in DuckDB); the other tables are
-built from the directory's rows as the lab builds them, once per set of parts (a new part builds
-them again).
+into pandas for it, so a query over millions of rows stays in DuckDB). ``calls``, ``hooks`` and
+``statuses`` are reduced from the parts by DuckDB with the lab's rules
+(:mod:`jambonz_lab.lab.derived`: the same frames as ``read_log(DIR).calls`` and so on);
+``turns`` is built from the directory's rows as the lab builds it. Both are kept once per set
+of parts (a new part builds them again).
 
 duckdb is an optional extra (``pip install 'jambonz-lab[scale]'``), imported on first use.
 Any thread but the loop's.
@@ -43,8 +45,12 @@ TABLES = ("events", "calls", "hooks", "statuses", "turns")
 
 _NAMES = re.compile(r"\b(" + "|".join(TABLES) + r")\b", re.IGNORECASE)
 _cache_lock = threading.Lock()
-#: the last directory read for its derived tables: (directory, its parts, the log)
+#: the last directory read for its turns: (directory, its parts, the log)
 _cache: tuple[Path, tuple[Path, ...], EventLog] | None = None
+#: the tables DuckDB builds from a directory's parts (jambonz_lab.lab.derived)
+_BUILT = ("calls", "hooks", "statuses")
+#: the last directory's built tables: (directory, its parts, table name -> DataFrame)
+_built: tuple[Path, tuple[Path, ...], dict[str, pd.DataFrame]] | None = None
 
 
 def named(query: str) -> set[str]:
@@ -110,8 +116,12 @@ def over_directory(query: str, directory: str | Path) -> pd.DataFrame:
     # ts is stored as epoch seconds (exact); shown as a UTC timestamp, as in lab.events
     views = {"events": f"SELECT * REPLACE (to_timestamp(ts) AS ts) FROM {scan}"} if parts else {}
 
+    used = named(query) & set(_BUILT)
+
     def derived(name: str) -> Callable[[], Any]:
         def make() -> Any:
+            if name in _BUILT and parts:  # DuckDB reduces the parts; nothing parsed in Python
+                return _built_of(root, parts, used)[name]
             log = _log_of(root, parts)
             if name == "turns":
                 from .turns import turns
@@ -125,6 +135,23 @@ def over_directory(query: str, directory: str | Path) -> pd.DataFrame:
     if not parts:
         tables["events"] = lambda: schema().empty_table()
     return run(query, tables, views)
+
+
+def _built_of(root: Path, parts: tuple[Path, ...], names: set[str]) -> dict[str, pd.DataFrame]:
+    """The directory's ``calls`` / ``hooks`` / ``statuses`` from DuckDB, kept while its parts stay
+    the same (the tables a query needs and are not kept yet are built together, in one scan)."""
+    global _built
+    from .derived import build
+
+    key = root.resolve()
+    with _cache_lock:
+        kept = _built[2] if _built is not None and _built[:2] == (key, parts) else {}
+    missing = names - set(kept)
+    if missing:
+        kept = {**kept, **build(root, missing)}
+        with _cache_lock:
+            _built = (key, parts, kept)
+    return kept
 
 
 def _log_of(root: Path, parts: tuple[Path, ...]) -> EventLog:
