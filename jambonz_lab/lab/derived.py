@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["build"]
 
+#: the payload's ``data`` fields the three views read
+_FIELDS = ("call_status", "call_sid", "reason", "sip_status", "from", "to", "direction", "duration")
 _ENDED = ("completed", "failed", "no-answer", "busy")
 _ERRORS = ("handler-error", "bad-frame", "protocol-error", "refused-frame")
 _CALL_COLS = [
@@ -58,30 +60,39 @@ def _rows_sql(glob: str) -> str:
         f"read_parquet('{glob}', hive_partitioning = false, union_by_name = true, "
         "filename = true, file_row_number = true)"
     )
+    paths = ", ".join(f"'$.data.{name}'" for name in _FIELDS)
+    text = {name: f"_s[{i + 1}]" for i, name in enumerate(_FIELDS)}  # each field as text, or NULL
+    number = "IN ('UBIGINT', 'BIGINT', 'DOUBLE')"
+    opening = "_ok AND starts_with(type, 'session:')"
+    incoming = "direction = 'in' AND json_valid(payload)"
+    # payloads are parsed where they are read and dropped before the rows are numbered (a sort
+    # of narrow rows); each incoming payload is parsed for its fields' text and for their types
     return f"""
     WITH scanned AS (
-        SELECT *, parse_filename(filename) AS _name FROM {scan}
+        SELECT parse_filename(filename) AS _name, filename, file_row_number,
+            ts, call_sid, direction, type, msgid, hook, verbs, note, source, call_t,
+            CASE WHEN {incoming} THEN json_extract_string(payload, [{paths}]) END AS _s,
+            CASE WHEN {incoming}
+                 THEN json_type(payload, ['$.data', '$.data.sip_status', '$.data.duration']) END AS _t
+        FROM {scan}
     ),
-    ordered AS (
-        SELECT *, row_number() OVER (ORDER BY _name, ts, filename, file_row_number) AS _i,
-            CASE WHEN direction = 'in' AND json_valid(payload)
-                      AND json_type(payload) = 'OBJECT' AND json_type(payload, '$.data') = 'OBJECT'
-                 THEN json_extract(payload, '$.data') END AS _data
+    ordered AS (  -- fields only where the payload's data is an object, as the lab reads them
+        SELECT * EXCLUDE (_name, filename, file_row_number),
+            row_number() OVER (ORDER BY _name, ts, filename, file_row_number) AS _i,
+            coalesce(_t[1] = 'OBJECT', false) AS _ok
         FROM scanned
     )
     SELECT _i, ts, call_sid, direction, type, msgid, hook, verbs, note, source, call_t,
-        _data->>'$.call_status' AS call_status,
-        _data->>'$.call_sid' AS leg,
-        _data->>'$.reason' AS reason,
-        CASE WHEN json_type(_data, '$.sip_status') IN ('UBIGINT', 'BIGINT', 'DOUBLE')
-             THEN CAST(_data->>'$.sip_status' AS DOUBLE)
-             WHEN json_type(_data, '$.sip_status') = 'VARCHAR'
-             THEN TRY_CAST(_data->>'$.sip_status' AS DOUBLE) END AS sip_status,
-        CASE WHEN starts_with(type, 'session:') THEN _data->>'$.from' END AS _from,
-        CASE WHEN starts_with(type, 'session:') THEN _data->>'$.to' END AS _to,
-        CASE WHEN starts_with(type, 'session:') THEN _data->>'$.direction' END AS _cdir,
-        CASE WHEN type = 'call:status' AND json_type(_data, '$.duration') IN ('UBIGINT', 'BIGINT', 'DOUBLE')
-             THEN CAST(_data->>'$.duration' AS DOUBLE) END AS _duration
+        CASE WHEN _ok THEN {text["call_status"]} END AS call_status,
+        CASE WHEN _ok THEN {text["call_sid"]} END AS leg,
+        CASE WHEN _ok THEN {text["reason"]} END AS reason,
+        CASE WHEN _ok AND _t[2] {number} THEN CAST({text["sip_status"]} AS DOUBLE)
+             WHEN _ok AND _t[2] = 'VARCHAR' THEN TRY_CAST({text["sip_status"]} AS DOUBLE) END AS sip_status,
+        CASE WHEN {opening} THEN {text["from"]} END AS _from,
+        CASE WHEN {opening} THEN {text["to"]} END AS _to,
+        CASE WHEN {opening} THEN {text["direction"]} END AS _cdir,
+        CASE WHEN _ok AND type = 'call:status' AND _t[3] {number}
+             THEN CAST({text["duration"]} AS DOUBLE) END AS _duration
     FROM ordered
     """
 

@@ -116,12 +116,10 @@ def over_directory(query: str, directory: str | Path) -> pd.DataFrame:
     # ts is stored as epoch seconds (exact); shown as a UTC timestamp, as in lab.events
     views = {"events": f"SELECT * REPLACE (to_timestamp(ts) AS ts) FROM {scan}"} if parts else {}
 
-    used = named(query) & set(_BUILT)
-
     def derived(name: str) -> Callable[[], Any]:
         def make() -> Any:
             if name in _BUILT and parts:  # DuckDB reduces the parts; nothing parsed in Python
-                return _built_of(root, parts, used)[name]
+                return _built_of(root, parts)[name]
             log = _log_of(root, parts)
             if name == "turns":
                 from .turns import turns
@@ -137,21 +135,21 @@ def over_directory(query: str, directory: str | Path) -> pd.DataFrame:
     return run(query, tables, views)
 
 
-def _built_of(root: Path, parts: tuple[Path, ...], names: set[str]) -> dict[str, pd.DataFrame]:
-    """The directory's ``calls`` / ``hooks`` / ``statuses`` from DuckDB, kept while its parts stay
-    the same (the tables a query needs and are not kept yet are built together, in one scan)."""
+def _built_of(root: Path, parts: tuple[Path, ...]) -> dict[str, pd.DataFrame]:
+    """The directory's ``calls``, ``hooks`` and ``statuses`` from DuckDB, kept while its parts stay
+    the same. All three come from one scan of the parts (the scan is most of the time), so a
+    later query on another of them finds it ready."""
     global _built
     from .derived import build
 
     key = root.resolve()
     with _cache_lock:
-        kept = _built[2] if _built is not None and _built[:2] == (key, parts) else {}
-    missing = names - set(kept)
-    if missing:
-        kept = {**kept, **build(root, missing)}
-        with _cache_lock:
-            _built = (key, parts, kept)
-    return kept
+        if _built is not None and _built[:2] == (key, parts):
+            return _built[2]
+    tables = build(root, set(_BUILT))
+    with _cache_lock:
+        _built = (key, parts, tables)
+    return tables
 
 
 def _log_of(root: Path, parts: tuple[Path, ...]) -> EventLog:
