@@ -36,6 +36,8 @@ class Connection:
     metadata: dict[str, Any] | None = None
     frames: list[bytes] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: how many binary frames had come when each event came
+    event_frames: list[int] = field(default_factory=list)
 
 
 class AudioServer:
@@ -89,6 +91,7 @@ class AudioServer:
                     conn.metadata = json.loads(message)
                 else:
                     conn.events.append(json.loads(message))
+                    conn.event_frames.append(len(conn.frames))
                 while script and len(conn.frames) >= script[0][0]:
                     _, send = script.pop(0)
                     if send is None:

@@ -274,15 +274,19 @@ class AudioStream:
         _on_loop(lambda: self.driver.command(frame))
 
     def kill(self) -> None:
-        """Stop what plays (``killAudio``)."""
+        """Stop what plays (``killAudio``); in bidirectional streaming it also empties the buffer of
+        raw audio sent, and each pending mark comes back with ``event: "cleared"``."""
         _on_loop(lambda: self.driver.command(wire.kill_audio()))
 
     def mark(self, name: str) -> None:
-        """Put a mark in the outgoing audio; jambonz answers with a ``mark`` event."""
+        """Put a mark after the raw audio sent so far. With ``bidirectionalAudio.streaming`` jambonz
+        answers ``{name, event: "playout"}`` (a ``mark`` event) once that audio has played; in
+        ``playAudio`` mode mod_audio_fork never answers a mark. At most 30 may be pending."""
         frame = wire.mark(name)
         _on_loop(lambda: self.driver.command(frame))
 
     def clear_marks(self) -> None:
+        """Drop the pending marks: jambonz sends no event for them (``kill`` answers them ``cleared``)."""
         _on_loop(lambda: self.driver.command(wire.clear_marks()))
 
     def disconnect(self) -> None:

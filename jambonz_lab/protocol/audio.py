@@ -19,23 +19,32 @@ jambonz → app
   (``listen.js`` ~223–230; note ``event``, not ``type``);
   ``{"type":"playDone","data":{"id":…,…play results}}`` after a ``playAudio``
   finished (``listen.js`` ~266–281); ``{"type":"mark","data":{"name":…,
-  "event":…}}`` (the shape @jambonz/sdk's AudioStream reads).
+  "event":"playout"|"cleared"}}`` from mod_audio_fork itself (``jambonz/freeswitch-modules``
+  ``30f2189`` ``mod_audio_fork/lws_glue.cpp`` ``send_mark_event`` ~570–576): ``playout`` when
+  the audio before the mark has played (~993–1012, ~1030–1038), ``cleared`` for the marks
+  pending when a ``killAudio`` emptied the buffer (~936–960). Marks are answered only on a
+  ``bidirectionalAudio.streaming`` fork (``mod_audio_fork.c`` ~48–50, ~275–279).
 
 app → jambonz (text frames)
 
 * ``{"type":"playAudio","data":{"audioContent":<base64>,"audioContentType":
-  "raw"|"wav","sampleRate":N,"queuePlay"?:bool,"id"?:…}}``; without
-  ``queuePlay`` a play interrupts the queue (``listen.js`` ~284–305);
-* ``{"type":"killAudio"}`` (``uuid_break``, ``listen.js`` ~307–311),
-  ``{"type":"disconnect"}`` (ends the verb, ~313–317),
-  ``{"type":"mark","data":{"name":…}}``, ``{"type":"clearMarks"}``;
+  "raw"|"wav"|"wave","sampleRate":N,"queuePlay"?:bool,"id"?:…}}``
+  (``lws_glue.cpp`` ~212–290: raw at 8/16/24/32/48/64 kHz, any other rate played as
+  16 kHz); without ``queuePlay`` a play interrupts the queue (``listen.js`` ~284–305);
+* ``{"type":"killAudio"}`` (``uuid_break``, ``listen.js`` ~307–311; ``lws_glue.cpp``
+  ~291–299 also empties the streaming buffer), ``{"type":"disconnect"}`` (ends the verb,
+  ~313–317), ``{"type":"mark","data":{"name":…}}`` (``data.name`` a string; a flat
+  ``name`` is not read, ``lws_glue.cpp`` ~301–319; at most 30 pending, ``MAX_MARKS`` ~31),
+  ``{"type":"clearMarks"}`` (drops the pending marks; no event for them, ~321–332);
+  ``{"type":"error"}`` ends the verb too (~357–361, ``listen.js`` ``_onError``);
 * binary L16 frames back, in bidirectional streaming mode
   (``bidirectionalAudio: {enabled, streaming, sampleRate}``).
 
 SDK disagreements (the server wins): jambonz-python-sdk 's AudioStream waits
 for a ``{"type":"setup"}`` metadata frame and reads dtmf as ``type`` — the
-server sends neither; it sends ``mark`` as ``{"type":"mark","name":…}`` where
-@jambonz/sdk sends ``{"type":"mark","data":{"name":…}}`` (we follow the latter).
+server sends neither; it sends ``mark`` as ``{"type":"mark","name":…}``, which
+mod_audio_fork ignores (it reads ``data.name``, ``lws_glue.cpp`` ~302–304):
+@jambonz/sdk's ``{"type":"mark","data":{"name":…}}`` is the shape, and ours.
 
 The API (stable; the simulator imports it)::
 
@@ -293,7 +302,8 @@ def play_done_event(id: Any = None, **results: Any) -> str:
 
 
 def mark_event(name: str, event: str = "playout") -> str:
-    """A mark reached (``event`` ``playout``) or cleared (``cleared``)."""
+    """A mark reached (``event`` ``playout``) or cleared by a killAudio (``cleared``): what
+    mod_audio_fork's ``send_mark_event`` writes (``lws_glue.cpp`` ~570–576)."""
     return json.dumps({"type": "mark", "data": {"name": name, "event": event}})
 
 
@@ -346,14 +356,15 @@ def disconnect() -> str:
 
 
 def mark(name: str) -> str:
-    """A marker in the outgoing audio; jambonz reports it as a ``mark`` event."""
+    """A marker after the raw audio sent so far; jambonz reports it as a ``mark`` event once that
+    audio has played, only in bidirectional streaming (``lws_glue.cpp`` ~301–319, ~993–1038)."""
     if not isinstance(name, str) or not name:
         raise CommandError("a mark needs a non-empty name", command="mark")
     return json.dumps({"type": "mark", "data": {"name": name}})
 
 
 def clear_marks() -> str:
-    """Drop the marks not reached yet."""
+    """Drop the marks not reached yet; jambonz sends no event for them (``lws_glue.cpp`` ~321–332)."""
     return json.dumps({"type": "clearMarks"})
 
 
@@ -387,10 +398,10 @@ def decode_play_audio(data: Mapping[str, Any]) -> tuple[Samples, int]:
     except (binascii.Error, ValueError) as exc:
         raise InvalidFrame(f"playAudio audioContent is not base64: {exc}") from None
     kind = data.get("audioContentType", "raw")
-    if kind == "wav":
+    if kind in ("wav", "wave"):  # mod_audio_fork takes both (lws_glue.cpp ~248)
         return from_wav(blob)
     if kind != "raw":
-        raise InvalidFrame(f"playAudio audioContentType {kind!r} is not raw or wav")
+        raise InvalidFrame(f"playAudio audioContentType {kind!r} is not raw, wav or wave")
     rate = data.get("sampleRate", 8000)
     if not isinstance(rate, int) or rate <= 0:
         raise InvalidFrame(f"playAudio sampleRate {rate!r} is not a positive integer")

@@ -25,9 +25,22 @@ mod_audio_fork do with the app's audio server:
   playbackMilliseconds, playbackLastOffsetPos}`` follows when it ends (~266–281);
   ``killAudio`` cuts what plays (``uuid_break``, ~307–311). With
   ``bidirectionalAudio.streaming`` binary frames from the app play back to back instead,
-  at ``bidirectionalAudio.sampleRate``; ``mark`` answers ``{type: "mark", data: {name,
-  event: "playout"}}`` when the audio queued before it has played, ``clearMarks`` (and
-  ``killAudio``) ``event: "cleared"`` for the marks not reached.
+  at ``bidirectionalAudio.sampleRate``;
+* marks, as FreeSWITCH ``mod_audio_fork`` does them (``jambonz/freeswitch-modules``
+  ``30f2189``, ``mod_audio_fork/lws_glue.cpp``): ``{type: "mark", data: {name}}`` (a string
+  ``data.name``, ~301–319; at most 30 pending, more are dropped, ~31, ~43–49) goes before the
+  next binary audio from the app (~79–101) and is answered ``{type: "mark", data: {name,
+  event: "playout"}}`` (``send_mark_event`` ~570–576) when the audio before it has played
+  (``dub_speech_frame`` ~993–1012); a mark no audio followed is answered once the app's
+  audio ran out, one per 20 ms frame (~1030–1038). ``clearMarks`` (~321–332) drops the
+  pending marks without a word; ``killAudio`` (~291–299) answers each pending one with
+  ``event: "cleared"`` (~936–960). Only with ``bidirectionalAudio.streaming``:
+  ``dub_speech_frame`` is the write-replace callback (``mod_audio_fork.c`` ~48–50), added
+  only for a streaming fork (~275–279), so in ``playAudio`` mode marks are never answered;
+* ``{type: "error"}`` from the app ends the verb (``lws_glue.cpp`` ~357–361 raises
+  ``mod_audio_fork::error``, ``listen.js`` ``_onError`` ~318–322); ``transcription``,
+  ``transfer`` and ``json`` are forwarded by the module (~339–368) but listen has no
+  listener for them: no effect.
 
 Pacing: each frame is sent once the call's clock passed it: in real time on the real
 clock, 50 times faster on the virtual one (the clock moves 20 ms a frame,
@@ -88,6 +101,10 @@ FRAME_SECONDS = 0.02
 VIRTUAL_FRAME_REAL = 0.0004
 #: raw playAudio rates mod_audio_fork writes a file for; others become ``.r16``
 RAW_RATES = (8000, 16000, 24000, 32000, 48000, 64000)
+#: marks pending at once (``lws_glue.cpp`` ``MAX_MARKS``); more are dropped
+MAX_MARKS = 30
+#: app commands mod_audio_fork forwards that listen.js does nothing with
+IGNORED_COMMANDS = ("transcription", "transfer", "json")
 
 
 def stream_url(call: VerbContext, url: str) -> str:
@@ -105,6 +122,15 @@ class _Play:
     segment: Segment
     id: Any
     streamed: bool  # bidirectional raw PCM (no playDone)
+
+
+@dataclass
+class _Mark:
+    name: str
+    at: float  # the call time the audio before it has played
+    #: app audio came after it: it sits in the playout buffer (else in mod_audio_fork's inventory,
+    #: answered one per frame once the buffer ran dry)
+    in_buffer: bool = False
 
 
 class AudioSocket:
@@ -127,7 +153,7 @@ class AudioSocket:
         self.pass_dtmf = bool(verb.get("passDtmf"))
         self.max_length = float(verb.get("maxLength") or 0)
         self.plays: list[_Play] = []
-        self.marks: list[tuple[str, float]] = []  # (name, call time it is reached)
+        self.marks: list[_Mark] = []  # pending, in order
         self.keys: list[tuple[float, str]] = []  # (call time, key) pressed by the caller
         self.script_end = 0.0
         self.wake = asyncio.Event()
@@ -300,7 +326,7 @@ class AudioSocket:
     def _busy_until(self) -> float:
         keys = max((t for t, _ in self.keys), default=0.0)
         plays = max((p.segment.end for p in self.plays), default=0.0)
-        marks = max((t for _, t in self.marks), default=0.0)
+        marks = max((m.at for m in self.marks), default=0.0)
         return max(self.script_end, keys, plays, marks)
 
     async def _idle(self) -> bool:
@@ -389,9 +415,15 @@ class AudioSocket:
             self.plays.remove(play)
             if not play.streamed:
                 await self._play_done(play)
-        for mark in [m for m in self.marks if m[1] <= until]:
+        from_inventory = False
+        for mark in [m for m in self.marks if m.at <= until]:
+            if not mark.in_buffer:
+                if from_inventory:  # dub_speech_frame answers one of those per frame
+                    mark.at = until + FRAME_SECONDS
+                    continue
+                from_inventory = True
             self.marks.remove(mark)
-            await self._send_text(mark_event(mark[0], "playout"))
+            await self._send_text(mark_event(mark.name, "playout"))
 
     async def _play_done(self, play: _Play) -> None:
         seconds = play.segment.seconds
@@ -440,6 +472,8 @@ class AudioSocket:
                 return
             samples = decode_l16(message, 1)[0]
             self._queue(samples, self.bidi_rate, None, streamed=True, queued=True, label="app stream")
+            for mark in self.marks:  # the pending marks go into the buffer before this audio
+                mark.in_buffer = True
             return
         command = parse_command(message)
         call.note(
@@ -474,13 +508,30 @@ class AudioSocket:
         elif command.type == "disconnect":
             self.stop_reason = "disconnect"
         elif command.type == "mark":
-            name = command.data.get("name")
-            if isinstance(name, str) and name:
-                self.marks.append((name, max(self._now(), self._queue_end())))
+            self._mark(command.data.get("name"))
         elif command.type == "clearMarks":
-            await self._clear_marks()
+            self.marks = []  # dropped without a word (lws_glue.cpp ~321–332)
+        elif command.type == "error":
+            call.note("listen", "audio socket: the app sent an error; listen ends")
+            self.stop_reason = "error"
+        elif command.type in IGNORED_COMMANDS:
+            call.note("listen", f"audio socket: {command.type} has no effect on a listen; ignored")
         else:
             call.note("listen", f"audio socket: unknown command {command.type!r}; ignored")
+
+    def _mark(self, name: Any) -> None:
+        """A mark: kept (answered later) only in bidirectional streaming, as mod_audio_fork does."""
+        call = self.call
+        if not isinstance(name, str):
+            call.note("listen", "audio socket: a mark without a string data.name; ignored")
+        elif not (self.bidi_enabled and self.bidi_streaming):
+            call.note(
+                "listen", f"audio socket: mark {name!r} is never answered: marks need bidirectional streaming"
+            )
+        elif len(self.marks) >= MAX_MARKS:
+            call.note("listen", f"audio socket: {MAX_MARKS} marks pending; mark {name!r} dropped")
+        else:
+            self.marks.append(_Mark(name, max(self._now(), self._queue_end())))
 
     def _queue_end(self) -> float:
         return max((p.segment.end for p in self.plays), default=0.0)
@@ -512,5 +563,5 @@ class AudioSocket:
 
     async def _clear_marks(self) -> None:
         marks, self.marks = self.marks, []
-        for name, _ in marks:
-            await self._send_text(mark_event(name, "cleared"))
+        for mark in marks:
+            await self._send_text(mark_event(mark.name, "cleared"))

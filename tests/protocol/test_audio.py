@@ -103,3 +103,23 @@ def test_simple_commands() -> None:
     with pytest.raises(CommandError):
         audio.mark("")
     assert audio.parse_command(audio.mark("m1")) == audio.AudioCommand("mark", {"name": "m1"})
+
+
+def test_mark_events_as_mod_audio_fork_writes_them() -> None:
+    """``send_mark_event`` (freeswitch-modules 30f2189 ``mod_audio_fork/lws_glue.cpp`` ~570-576) writes
+    ``{"type": "mark", "data": {"name":"…", "event": "playout"|"cleared"}}`` by hand: these bytes."""
+    for event in ("playout", "cleared"):
+        raw = '{"type": "mark", "data": {"name":"m1", ' + f'"event": "{event}"' + "}}"
+        m = audio.parse_event(raw)
+        assert (m.kind, m.data) == ("mark", {"name": "m1", "event": event})
+        assert json.loads(audio.mark_event("m1", event)) == json.loads(raw)
+
+
+def test_wave_is_read_as_wav() -> None:
+    """mod_audio_fork takes ``audioContentType`` ``wave`` or ``wav`` as a WAV file (``lws_glue.cpp`` ~248)."""
+    clip = np.full(400, 1500, np.int16)
+    content = base64.b64encode(audio.to_wav(clip, 16000)).decode()
+    samples, rate = audio.decode_play_audio({"audioContent": content, "audioContentType": "wave"})
+    assert rate == 16000 and np.array_equal(samples[0], clip)
+    with pytest.raises(InvalidFrame, match="not raw, wav or wave"):
+        audio.decode_play_audio({"audioContent": content, "audioContentType": "mp3"})

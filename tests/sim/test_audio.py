@@ -4,6 +4,7 @@ two-channel recording (feature-server 0.9.8 ``lib/tasks/listen.js``, FreeSWITCH 
 from __future__ import annotations
 
 import base64
+import json
 import wave
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from jambonz_lab.protocol.audio import (
     kill_audio,
     mark,
     play_audio,
+    to_wav,
 )
 from jambonz_lab.sim.audio import render
 from jambonz_lab.sim.audio_socket import stream_url
@@ -147,13 +149,17 @@ class TestStream:
         assert got and "dial_call_duration" not in got[0]
         assert any("cannot connect" in n for n in notes(result, "listen"))
 
-    def test_a_mark_is_answered_when_the_audio_before_it_played(self, lab: jl.Lab) -> None:
+    def test_a_mark_is_not_answered_in_play_audio_mode(self, lab: jl.Lab) -> None:
+        """mod_audio_fork reports marks from its write-replace callback (``dub_speech_frame``,
+        freeswitch-modules 30f2189 ``lws_glue.cpp`` ~932-1050), which ``mod_audio_fork.c`` adds only
+        for a bidirectional *streaming* fork (~48-50, ~275-279): with playAudio a mark never comes back."""
         clip = np.full(1600, 300, np.int16)
         script: Script = [(5, play_audio(clip, sample_rate=8000, id="c")), (6, mark("m1"))]
-        _, server, _ = listen_call(lab, sim.Caller(hangup_after=30), script, maxLength=5)
+        result, server, _ = listen_call(lab, sim.Caller(hangup_after=30), script, maxLength=5)
         [conn] = server.connections
         kinds = [(e["type"], e["data"].get("name") or e["data"].get("id")) for e in conn.events]
-        assert kinds == [("playDone", "c"), ("mark", "m1")]
+        assert kinds == [("playDone", "c")]
+        assert any("marks need bidirectional streaming" in n for n in notes(result, "listen"))
 
 
 class TestAppAudio:
@@ -222,18 +228,68 @@ class TestAppAudio:
         right = decode_l16(b"".join(conn.frames), 2)[1]
         assert 0 < (right == 400).sum() < 8000
 
-    def test_clear_marks_answers_cleared(self, lab: jl.Lab) -> None:
-        script: Script = [
-            (5, play_audio(np.full(4000, 300, np.int16), sample_rate=8000)),
-            (5, mark("m")),
-            (6, clear_marks()),
-        ]
-        _, server, _ = listen_call(lab, sim.Caller(hangup_after=30), script, maxLength=1)
+    def test_clear_marks_drops_the_pending_marks_without_a_word(self, lab: jl.Lab) -> None:
+        """clearMarks (``lws_glue.cpp`` ~321-332) moves the pending marks to the "cleared" list: no
+        event for them, ever; a mark after it is answered (``send_mark_event`` ~570-576)."""
+        pcm = encode_l16(np.full(4000, 300, np.int16))  # 0.5 s
+        script: Script = [(5, pcm), (5, mark("m")), (6, clear_marks()), (7, pcm), (7, mark("n"))]
+        bidi = {"enabled": True, "streaming": True}
+        _, server, _ = listen_call(
+            lab, sim.Caller(hangup_after=30), script, maxLength=2, bidirectionalAudio=bidi
+        )
         [conn] = server.connections
-        assert [(e["type"], e["data"].get("event")) for e in conn.events] == [
-            ("mark", "cleared"),
-            ("playDone", None),
-        ]
+        assert [(e["type"], e["data"]) for e in conn.events] == [("mark", {"name": "n", "event": "playout"})]
+
+    def test_marks_with_no_audio_after_them_come_one_per_frame(self, lab: jl.Lab) -> None:
+        """Marks wait in mod_audio_fork's "inventory" until binary audio follows (``processIncomingBinary``
+        ~79-101 puts them before it); with none, once the buffer ran dry ``dub_speech_frame`` answers
+        one inventory mark per 20 ms frame (~1030-1038)."""
+        script: Script = [(5, encode_l16(np.full(800, 300, np.int16)))]  # 0.1 s, then three marks
+        script += [(5, mark("a")), (5, mark("b")), (5, mark("c"))]
+        bidi = {"enabled": True, "streaming": True}
+        result, server, _ = listen_call(
+            lab, sim.Caller(hangup_after=30), script, maxLength=1, mixType="stereo", bidirectionalAudio=bidi
+        )
+        [conn] = server.connections
+        assert [e["data"]["name"] for e in conn.events] == ["a", "b", "c"]
+        first = conn.event_frames[0]
+        assert conn.event_frames == [first, first + 1, first + 2]  # one a frame, in order
+        assert 10 <= first <= 12  # once the 0.1 s sent before them has played
+
+    def test_more_than_thirty_pending_marks_are_dropped(self, lab: jl.Lab) -> None:
+        """``MAX_MARKS`` 30 (``lws_glue.cpp`` ~31, ~43-49, ~306-308): the 31st pending mark is dropped."""
+        script: Script = [(5, encode_l16(np.full(8000, 300, np.int16)))]  # 1 s: the marks stay pending
+        script += [(5, mark(f"m{i}")) for i in range(31)]
+        bidi = {"enabled": True, "streaming": True}
+        result, server, _ = listen_call(
+            lab, sim.Caller(hangup_after=30), script, maxLength=2, bidirectionalAudio=bidi
+        )
+        [conn] = server.connections
+        assert [e["data"]["name"] for e in conn.events] == [f"m{i}" for i in range(30)]
+        assert any("30 marks pending; mark 'm30' dropped" in n for n in notes(result, "listen"))
+
+    def test_an_error_from_the_app_ends_the_verb(self, lab: jl.Lab) -> None:
+        """``{"type":"error"}``: mod_audio_fork raises ``mod_audio_fork::error`` (``lws_glue.cpp`` ~357-361)
+        and listen's ``_onError`` ends the task (``listen.js`` ~318-322); the actionHook follows."""
+        script: Script = [(10, '{"type": "error", "data": {"reason": "app gave up"}}')]
+        caller = sim.Caller(inputs=[Audio(TONE)], hangup_after=30)  # 1 s: 50 frames but for the error
+        result, server, got = listen_call(lab, caller, script)
+        [conn] = server.connections
+        assert got and 10 <= len(conn.frames) < 20
+        assert "stream ended (error)" in notes(result, "listen")
+
+    def test_wave_is_a_wav_content_type(self, lab: jl.Lab) -> None:
+        """playAudio's audioContentType ``wave`` is a WAV file as ``wav`` is (``lws_glue.cpp`` ~248)."""
+        clip = np.full(800, 1200, np.int16)
+        frame = json.loads(play_audio(to_wav(clip, 8000), id="w"))
+        frame["data"]["audioContentType"] = "wave"
+        result, server, _ = listen_call(
+            lab, sim.Caller(hangup_after=30), [(5, json.dumps(frame))], maxLength=1, mixType="stereo"
+        )
+        [conn] = server.connections
+        assert [(e["type"], e["data"]["id"]) for e in conn.events] == [("playDone", "w")]
+        right = decode_l16(b"".join(conn.frames), 2)[1]
+        assert (right == 1200).sum() == clip.size
 
 
 class TestRecording:
