@@ -261,6 +261,8 @@ def run_processes(
         finished = True
     finally:
         for proc in procs.values():
+            if proc.pid is None:  # never started (an earlier start raised): nothing to stop
+                continue
             proc.join(timeout=5 if finished else 0)  # interrupted (Ctrl-C): stop them now
             if proc.is_alive():
                 proc.terminate()

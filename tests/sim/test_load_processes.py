@@ -120,6 +120,16 @@ def test_a_failing_shard_is_reported_and_the_others_kept(
     assert lines == ["sim.load: " + str(results.failures[0])]
 
 
+def test_a_process_that_cannot_start_raises_its_own_error() -> None:
+    """A start that fails (here: a target the forkserver cannot pickle; in a script without the
+    ``__main__`` guard, multiprocessing's "bootstrapping phase" error) is what the caller sees, not
+    an error about joining the processes that never started."""
+    plan = shards.plan("ws://127.0.0.1:9/none", 2, 2, 2, range(2))
+    with pytest.raises(Exception, match="lambda") as caught:
+        shards.run_processes(plan, lambda k, n: None, target=lambda shard, out: None)
+    assert not isinstance(caught.value, AssertionError)
+
+
 def test_a_shard_process_that_dies_is_reported(lab: jl.Lab) -> None:
     url = turn_app(lab)
     plan = shards.plan(url, 6, 2, 2, range(6), caller=CALLER)
