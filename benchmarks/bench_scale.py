@@ -9,7 +9,8 @@ rows (as benchmarks/bench_turns.py does). Then, one run each:
 * ``read_log(dir)`` back into an EventLog (rows only, views not built);
 * DuckDB straight on the directory: events per type (a group-by over every row);
 * ``jl.sql`` over the directory: calls per final status and the p95 hook latency (the first query
-  builds ``calls`` / ``hooks`` from the parts as the lab does; the second finds them cached);
+  has DuckDB build ``calls``, ``hooks`` and ``statuses`` from the parts, jambonz_lab/lab/derived.py;
+  the later ones find them kept);
 * ``EventLog.sql``-equivalent in memory (``lab.sql`` over an EventLog): the same two queries, after
   its views are built, next to the same answer computed with pandas.
 
