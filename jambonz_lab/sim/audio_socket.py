@@ -65,7 +65,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import websockets
@@ -91,7 +91,7 @@ from .http_link import base_url
 if TYPE_CHECKING:
     from .context import VerbContext
 
-__all__ = ["AudioSocket", "FRAME_SECONDS", "stream_url"]
+__all__ = ["AudioSocket", "Beside", "FRAME_SECONDS", "stream_url"]
 
 log = logging.getLogger("jambonz_lab.sim.audio_socket")
 
@@ -117,6 +117,16 @@ def _camel(key: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+class Beside(Protocol):
+    """What runs on a stream's frame clock beside it (listen's nested ``transcribe``): started once
+    the stream took its inputs, asked after every frame what is due, stopped with the stream."""
+
+    def start(self) -> None: ...
+    def next_at(self) -> float | None: ...
+    async def due(self, until: float) -> None: ...
+    def stop(self) -> None: ...
+
+
 @dataclass
 class _Play:
     segment: Segment
@@ -136,10 +146,18 @@ class _Mark:
 class AudioSocket:
     """One listen's audio socket; :meth:`run` streams until it ends and returns listen's results."""
 
-    def __init__(self, call: VerbContext, verb: dict[str, Any], *, background: bool = False) -> None:
+    def __init__(
+        self,
+        call: VerbContext,
+        verb: dict[str, Any],
+        *,
+        background: bool = False,
+        beside: Beside | None = None,
+    ) -> None:
         self.call = call
         self.verb = verb
         self.background = background
+        self.beside = beside
         self.rate = int(verb.get("sampleRate") or 8000)
         self.mix_type = str(verb.get("mixType") or "mono")
         self.channels = channels_of(self.mix_type)
@@ -263,6 +281,8 @@ class AudioSocket:
         try:
             return await self._stream(url)
         finally:
+            if self.beside is not None:
+                self.beside.stop()
             if not self.background:
                 self.release()
             reader.cancel()
@@ -273,6 +293,8 @@ class AudioSocket:
         call = self.call
         begun = call.clock.now()
         self._take_inputs(begun)
+        if self.beside is not None:
+            self.beside.start()
         first = math.ceil(begun * self.rate - 1e-9)  # the stream's first sample (call-time grid)
         started = first / self.rate
         self._place_audio(first)
@@ -327,7 +349,8 @@ class AudioSocket:
         keys = max((t for t, _ in self.keys), default=0.0)
         plays = max((p.segment.end for p in self.plays), default=0.0)
         marks = max((m.at for m in self.marks), default=0.0)
-        return max(self.script_end, keys, plays, marks)
+        beside = self.beside.next_at() if self.beside is not None else None
+        return max(self.script_end, keys, plays, marks, beside or 0.0)
 
     async def _idle(self) -> bool:
         """Virtual clock, nothing left to play: wait for the app; False when the stream ended."""
@@ -358,7 +381,8 @@ class AudioSocket:
             self._audio.append(taken)
         if self.finish_key or self.pass_dtmf:
             upcoming = call.peek_input()
-            if isinstance(upcoming, Digits | Speech):
+            # a nested transcribe takes the Speech (``beside``); else it is said into the stream
+            if isinstance(upcoming, Digits) or (isinstance(upcoming, Speech) and self.beside is None):
                 taken = call.next_input()
                 if isinstance(taken, Digits):
                     self.keys = [
@@ -424,6 +448,8 @@ class AudioSocket:
                 from_inventory = True
             self.marks.remove(mark)
             await self._send_text(mark_event(mark.name, "playout"))
+        if self.beside is not None:
+            await self.beside.due(until)
 
     async def _play_done(self, play: _Play) -> None:
         seconds = play.segment.seconds

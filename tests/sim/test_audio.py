@@ -29,7 +29,7 @@ from jambonz_lab.sim.audio_socket import stream_url
 from jambonz_lab.sim.caller import Audio, Tone
 from jambonz_lab.sim.verbs.basic import speech_seconds
 from tests.audioserver import AudioServer, Script
-from tests.simtrace import notes
+from tests.simtrace import notes, sent_hooks
 
 TONE = Tone(440, 1.0)
 
@@ -290,6 +290,68 @@ class TestAppAudio:
         assert [(e["type"], e["data"]["id"]) for e in conn.events] == [("playDone", "w")]
         right = decode_l16(b"".join(conn.frames), 2)[1]
         assert (right == 1200).sum() == clip.size
+
+
+class TestNestedTranscribe:
+    def test_speech_during_the_stream_becomes_transcription_hooks_and_their_acks_are_ignored(
+        self, lab: jl.Lab
+    ) -> None:
+        """listen's ``transcribe`` is a nested transcribe task (``listen.js`` ~64, ~83-91): each Speech
+        after the stream's Audio is a transcriptionHook ``after`` s after the one before, as the
+        transcribe verb's; the ack's verbs are ignored (``transcribe.js`` ~708, ``!this.parentTask``);
+        it is killed with the stream (~98, ~121-124): speech not final by then is never transcribed."""
+        hooks: list[dict[str, Any]] = []
+        ended: list[dict[str, Any]] = []
+        with AudioServer() as server:
+
+            @lab.service("/a").on("session:new")
+            def new(session: jl.Session) -> None:
+                @session.on("/tx")
+                def tx(msg: jl.Message) -> None:
+                    hooks.append(msg.data)
+                    session.say(text="never said").reply()  # a nested transcribe's ack is ignored
+
+                @session.on("/end")
+                def end(msg: jl.Message) -> None:
+                    ended.append(msg.data)
+                    session.hangup().reply()
+
+                session.listen(
+                    url=server.url,
+                    actionHook="/end",
+                    maxLength=4,
+                    transcribe={"transcriptionHook": "/tx", "recognizer": {"vendor": "google"}},
+                ).send()
+
+            caller = sim.Caller(
+                inputs=[
+                    Audio(TONE),
+                    sim.Speech("hello there", after=1.5),
+                    sim.Speech("second thing", after=1.0),
+                    sim.Speech("too late", after=5.0),
+                ],
+                hangup_after=30,
+            )
+            result = sim.call(lab.url + "/a", caller)
+        [conn] = server.connections
+        start = stream_start(result) / 8000
+        sent = sent_hooks(result, "/tx")
+        assert [round(t - start, 2) for t, _ in sent] == [1.5, 2.5]  # on the stream's 20 ms frames
+        texts = [h["speech"]["alternatives"][0]["transcript"] for h in hooks]
+        assert texts == ["hello there", "second thing"]
+        assert hooks[0]["speech"]["is_final"] is True and hooks[0]["call_sid"] == result.call_sid
+        assert result.heard == [] and ended and ended[0]["dial_call_duration"] == 4
+        assert any("ack are ignored" in n for n in notes(result, "transcription"))
+        pcm = decode_l16(b"".join(conn.frames), 1)[0]
+        assert len(conn.frames) == 200
+
+        def heard(a: float, b: float) -> Any:  # the stream's caller audio from a to b s into it
+            return pcm[int(a * 8000) : int(b * 8000)]
+
+        # each utterance sounds (a placeholder) in the stream before its final; the third one would
+        # have ended at 7.5 s, so it is not in these 4 s and was never transcribed
+        assert heard(1.05, 1.45).any() and heard(1.55, 2.45).any()
+        assert not heard(2.55, 4.0).any()
 
 
 class TestRecording:

@@ -76,6 +76,8 @@ def start(call: VerbContext, verb: dict[str, Any]) -> None:
     if state.running:
         call.note("listen", "background listen is running; skipped")
         return
+    if verb.get("transcribe"):
+        call.note("not-simulated", "background listen: its nested transcribe is not simulated")
     socket = AudioSocket(call, verb, background=True)
     call.note("listen", f"background listen to {verb.get('url')} started")
     state.socket = socket

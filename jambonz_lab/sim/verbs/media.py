@@ -20,6 +20,15 @@ listen / stream
     the stream and is reported as ``digits``. The actionHook gets ``digits?`` and
     ``dial_call_duration`` (whole seconds streamed), none when the socket did not connect.
 
+    A ``transcribe`` property is a nested transcribe task (``listen.js`` ~64, started beside
+    the fork ~83–91, killed with it ~98, ~121–124): once the stream took its Audio (and
+    Digits), each following :class:`~jambonz_lab.sim.caller.Speech` sounds in the stream (its
+    placeholder on the caller's side) and becomes, ``after`` seconds after the one before,
+    a transcriptionHook with the raw CallInfo and ``speech``, as the transcribe verb's. It is
+    not awaited by the stream, and verbs in its ack are ignored: a nested transcribe never
+    replaces the application (``transcribe.js`` ~706–713, ``!this.parentTask``). Speech not
+    final when the stream ends is not transcribed; on the 20 ms frame grid.
+
 message
     The SMS is noted (an SMPP gateway is assumed); the actionHook is sent and
     not awaited — the next verb starts at once, the ack's verbs replace the
@@ -42,11 +51,13 @@ dub
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..audio_socket import AudioSocket
 from ..caller import Digits, Speech
+from ..context import spawn
 from ..engine import AckTimeout
 from . import runner
 from .basic import action_hook, hook_url, placeholder_sleep, speech_result, unawaited_action
@@ -55,7 +66,7 @@ from .rooms import wait_for_end
 if TYPE_CHECKING:
     from ..context import VerbContext
 
-__all__ = ["BEEP", "BEEP_SECONDS"]
+__all__ = ["BEEP", "BEEP_SECONDS", "NestedTranscribe"]
 
 BEEP = "tone_stream://L=1;%(500, 0, 1500)"
 BEEP_SECONDS = 0.5
@@ -87,15 +98,76 @@ async def transcribe(call: VerbContext, verb: dict[str, Any]) -> None:
     await wait_for_end(call)
 
 
+class NestedTranscribe:
+    """listen's ``transcribe`` on the stream's frame clock (see the module docstring); loop thread."""
+
+    def __init__(self, call: VerbContext, spec: dict[str, Any]) -> None:
+        self.call = call
+        self.hook = hook_url(spec.get("transcriptionHook"))
+        self.translation = bool(spec.get("translationHook"))
+        self.said: Speech | None = None
+        self.at: float | None = None  # when the final of ``said`` comes
+        self.stopped = False
+
+    def start(self) -> None:
+        if self.translation:
+            self.call.note("not-simulated", "listen transcribe: translationHook: no translation is simulated")
+        self._take()
+
+    def _take(self) -> None:
+        """The caller's next Speech, if that is what comes next (its sound goes into the call now)."""
+        if self.stopped or not isinstance(self.call.peek_input(), Speech):
+            self.said = self.at = None
+            return
+        said = self.call.next_input()
+        assert isinstance(said, Speech)
+        self.said, self.at = said, self.call.clock.now() + said.after
+
+    def next_at(self) -> float | None:
+        return self.at
+
+    async def due(self, until: float) -> None:
+        sent = False
+        while self.said is not None and self.at is not None and self.at <= until:
+            sent = self._final(self.said) or sent
+            self._take()
+        if sent:  # let the hooks go out at this call time, before the stream's clock moves on
+            await asyncio.sleep(0)
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.said = self.at = None
+
+    def _final(self, said: Speech) -> bool:
+        """The final transcript of ``said``: its hook started (True), or a note without a hook."""
+        call = self.call
+        if not self.hook:
+            call.note("transcription", f"transcribed {said.text!r}; no transcriptionHook")
+            return False
+        payload = {**call.raw_info(), "speech": speech_result(said, said.text)}
+        hook = self.hook
+
+        async def send() -> None:
+            try:
+                verbs = await call.hook(hook, payload)
+            except AckTimeout:
+                return
+            if verbs:
+                call.note("transcription", "nested transcribe: the verbs of its ack are ignored")
+
+        spawn(send())
+        return True
+
+
 @runner("listen")
 async def listen(call: VerbContext, verb: dict[str, Any]) -> None:
     """The audio socket (:mod:`~jambonz_lab.sim.audio_socket`), then the actionHook (``listen.js`` ~92–94)."""
-    if verb.get("transcribe"):
-        call.note("not-simulated", "listen: nested transcribe not simulated")
+    spec = verb.get("transcribe")
+    beside = NestedTranscribe(call, spec) if isinstance(spec, dict) and spec else None
     if verb.get("playBeep"):
         call.heard("play", BEEP)
         await placeholder_sleep(call, BEEP_SECONDS, "listen beep")
-    results = await AudioSocket(call, verb).run()
+    results = await AudioSocket(call, verb, beside=beside).run()
     await action_hook(call, verb, results)
 
 
