@@ -39,6 +39,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "VERSION_KEY",
     "ParquetSink",
+    "check_parts",
     "is_parquet",
     "part_files",
     "read_parts",
@@ -170,6 +171,14 @@ def _check_version(path: Path, metadata: dict[bytes, bytes] | None) -> None:
             f"{path}: schema version {version} is newer than this jambonz_lab reads ({SCHEMA_VERSION}); "
             "upgrade jambonz_lab"
         )
+
+
+def check_parts(files: Sequence[Path]) -> None:
+    """Refuse, in one line naming the file, a part of a newer schema or of no jambonz_lab log
+    (what :func:`read_parts` refuses), reading only each part's footer."""
+    pq = require("pyarrow.parquet", "Parquet logs")
+    for file in files:
+        _check_version(file, pq.read_schema(file).metadata)
 
 
 def read_rows(path: str | Path) -> list[Row]:

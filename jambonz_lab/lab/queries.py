@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import QueryError
-from .parquet import part_files, read_parts, require, schema
+from .parquet import check_parts, part_files, read_parts, require, schema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -146,6 +146,7 @@ def _built_of(root: Path, parts: tuple[Path, ...]) -> dict[str, pd.DataFrame]:
     with _cache_lock:
         if _built is not None and _built[:2] == (key, parts):
             return _built[2]
+    check_parts(parts)  # the versions read_parts would check
     tables = build(root, set(_BUILT))
     with _cache_lock:
         _built = (key, parts, tables)

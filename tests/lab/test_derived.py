@@ -16,12 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.lab import derived
-from jambonz_lab.lab.parquet import write_rows
+from jambonz_lab.lab.parquet import VERSION_KEY, write_rows
 from jambonz_lab.records import Row, make_row
 
 AGENT = "+15550100"
@@ -143,3 +144,11 @@ def test_payloads_are_read_as_the_lab_reads_them(tmp_path: Path) -> None:
     for name in ("calls", "hooks", "statuses"):
         pd.testing.assert_frame_equal(built[name], getattr(back, name))
     assert built["calls"]["final_status"].tolist() == ["busy"]
+
+
+def test_a_part_of_a_newer_schema_is_refused_as_read_log_refuses_it(lab: jl.Lab, tmp_path: Path) -> None:
+    (part,) = write_rows(lab.log.select(), tmp_path)
+    table = pq.read_table(part)
+    pq.write_table(table.replace_schema_metadata({VERSION_KEY: b"99"}), part)
+    with pytest.raises(ValueError, match=r"schema version 99 is newer than this jambonz_lab reads \(1\)"):
+        jl.sql("select count(*) from calls", tmp_path)
