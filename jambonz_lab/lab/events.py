@@ -6,7 +6,10 @@ are built off the loop, incrementally: each new chunk of rows is flattened once
 (:class:`~jambonz_lab.lab.views.Views`) by a keeper thread or by the reader that
 asks first. Memory is bounded: beyond ``memory_rows`` built rows the oldest
 chunks spill to files in a private directory (pickled frames, removed with the
-log), and the views read them back, so they still cover every call.
+log), and the views read them back, so they still cover every call. Spilled chunks
+are written, read and joined in bounded pieces (:mod:`~jambonz_lab.lab.slices`):
+a view read in a cell thread never holds the GIL long, so the loop's acks do not
+wait for it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import contextlib
 import gc
 import json
 import logging
-import pickle
 import shutil
 import sys
 import tempfile
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..records import RECORD_FIELDS, Row, as_row
-from . import views
+from . import slices, views
 from .views import Chunk, Views
 
 if TYPE_CHECKING:
@@ -43,8 +45,8 @@ COLUMNS = RECORD_FIELDS
 
 #: rows flattened at a time (the builder lets the loop run between chunks)
 CHUNK_ROWS = 5_000
-#: rows per spill file (consecutive chunks are merged into one; a file is pickled and read back
-#: in one C call that holds the GIL, about 5 ms at 10,000 rows)
+#: rows per spill file (consecutive chunks are merged into one; a file holds pickled slices of
+#: ``slices.SLICE_ROWS`` rows, each read back in one short step)
 SPILL_ROWS = 10_000
 #: in-memory chunks merged once there are more than this many
 _MAX_PARTS = 64
@@ -102,18 +104,23 @@ class _Part:
         if self.chunk is not None:
             return self.chunk
         assert self.path is not None  # noqa: S101 - a part is one or the other
+        return Chunk(self.events(), *self.views())
+
+    def events(self) -> pd.DataFrame:
+        """The flattened events (read back from its file if spilled)."""
+        if self.chunk is not None:
+            return self.chunk.events
+        assert self.path is not None  # noqa: S101
         with open(self.path.with_suffix(".events"), "rb") as f, _gc_paused():
-            events = pickle.load(f)  # noqa: S301 - our own file, written by _spill
-        return Chunk(events, *self.views())
+            return slices.load(f)
 
     def views(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """The hook messages, acks and statuses (without reading the events of a spilled part)."""
         if self.chunk is not None:
             return self.chunk.hook_ins, self.chunk.acks, self.chunk.statuses
         assert self.path is not None  # noqa: S101
-        with open(self.path.with_suffix(".views"), "rb") as f:
-            small: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] = pickle.load(f)  # noqa: S301
-        return small
+        with open(self.path.with_suffix(".views"), "rb") as f, _gc_paused():
+            return slices.load(f), slices.load(f), slices.load(f)
 
 
 class EventLog:
@@ -241,10 +248,10 @@ class EventLog:
             assert part.chunk is not None  # noqa: S101
             path = self._directory() / f"{part.start:012d}"
             with open(path.with_suffix(".events"), "wb") as f:
-                pickle.dump(part.chunk.events, f, protocol=5)
+                slices.dump(part.chunk.events, f)
             with open(path.with_suffix(".views"), "wb") as f:
-                small = (part.chunk.hook_ins, part.chunk.acks, part.chunk.statuses)
-                pickle.dump(small, f, protocol=5)
+                for small in (part.chunk.hook_ins, part.chunk.acks, part.chunk.statuses):
+                    slices.dump(small, f)
             self._parts[index : index + len(group)] = [_Part(part.start, part.n, part.sids, path=path)]
             with self._lock:
                 del self._rows[: part.n]
@@ -286,9 +293,10 @@ class EventLog:
         while not self._stop.wait(interval):
             now = len(self)
             quiet, seen = now == seen, now
-            if now == self._built:
-                continue
             try:
+                slices.sweep()  # the frames readers dropped, freed a step at a time
+                if now == self._built:
+                    continue
                 self.catch_up(yield_between=True, whole_chunks=not quiet)
             except Exception:  # the keeper must live on; a reader would raise the same
                 log.exception("building the event-log views failed")
@@ -305,19 +313,20 @@ class EventLog:
     def events(self) -> pd.DataFrame:
         """Every row, with the common payload fields as columns and ``ack_ms`` (``payload`` is the
         frame's JSON text: ``json.loads(row.payload)``)."""
-        import pandas as pd
 
         built, parts = self._snapshot()
         cached = self._cache
         if cached is not None and cached[0] == built:
             return cached[1]
-        frames = [p.load().events for p in parts]
+        frames = [p.events() for p in parts]
         if not frames:
             frames = [Views().add(_empty()).events]
+        slices.sweep()
         with _gc_paused():
             out = (
-                pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+                slices.concat(frames, hand_out=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
             )
+        _drop(frames)
         if built <= self.memory_rows:  # a small log keeps its frame; a big one is read again
             self._cache = (built, out)
         return out
@@ -340,23 +349,29 @@ class EventLog:
     @brisk()
     def hooks(self) -> pd.DataFrame:
         """One row per message that wanted an ack, with its ack latency."""
-        import pandas as pd
-
         _, parts = self._snapshot()
         small = [p.views() for p in parts] or [_small_empty()]
-        ins = pd.concat([s[0] for s in small], ignore_index=True)
-        acks = pd.concat([s[1] for s in small], ignore_index=True)
-        return views.hooks_table(ins, acks)
+        slices.sweep()
+        with _gc_paused():
+            ins = slices.concat([s[0] for s in small])
+            acks = slices.concat([s[1] for s in small])
+            table = views.hooks_table(ins, acks, hand_out=True)
+        for done in (ins, acks):
+            slices.release(done, keep=table)
+        _drop(small)
+        return table
 
     @property
     @brisk()
     def statuses(self) -> pd.DataFrame:
         """Every ``call:status``."""
-        import pandas as pd
-
         _, parts = self._snapshot()
         small = [p.views() for p in parts] or [_small_empty()]
-        return pd.concat([s[2] for s in small], ignore_index=True)
+        slices.sweep()
+        with _gc_paused():
+            table = slices.concat([s[2] for s in small], hand_out=True)
+        _drop(small)
+        return table
 
     @brisk()
     def events_of(self, call_sid: str) -> pd.DataFrame:
@@ -514,16 +529,21 @@ def parsed(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def _merge(parts: list[_Part]) -> _Part:
-    import pandas as pd
-
     if len(parts) == 1:
         return parts[0]
     chunks = [p.load() for p in parts]
     with _gc_paused():
         fields = ("events", "hook_ins", "acks", "statuses")
-        chunk = Chunk(*(pd.concat([getattr(c, f) for c in chunks], ignore_index=True) for f in fields))
+        chunk = Chunk(*(slices.concat([getattr(c, f) for c in chunks]) for f in fields))
     sids = frozenset().union(*(p.sids for p in parts))
     return _Part(parts[0].start, sum(p.n for p in parts), sids, chunk=chunk)
+
+
+def _drop(items: list[Any]) -> None:
+    """Drop the parts read back one at a time (freeing them all at once is one long C call)."""
+    while items:
+        items.pop()
+        slices.pause()
 
 
 def _tuples(events: pd.DataFrame, call_sid: str | None) -> list[Row]:

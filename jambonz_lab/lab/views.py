@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.messages import best_alternative
+from . import slices
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -281,26 +282,35 @@ class Views:
             self._blocks[block] = _reduce(pd.concat([old, mine], ignore_index=True) if len(old) else mine)
 
     def calls(self) -> pd.DataFrame:
-        """One row per call so far (see :func:`calls`)."""
+        """One row per call so far (see :func:`calls`); the blocks joined in bounded steps."""
         import pandas as pd
 
         blocks = [b for b in self._blocks if len(b)]
         if not blocks:
             return pd.DataFrame({c: [] for c in _CALL_COLS})
-        agg = pd.concat(blocks, ignore_index=True) if len(blocks) > 1 else blocks[0]
-        on_call = agg["_anchor"].notna()
-        # on the call's clock: its zero's wall time plus the call time (a row without one: wall)
-        answer, end = (
-            (agg["_anchor"] + pd.to_timedelta(agg[ct], unit="s")).where(agg[ct].notna(), agg[wall])
-            for wall, ct in (("answer", "_ct_answer"), ("end", "_ct_end"))
-        )
-        agg = agg.assign(answer=answer, end=end, clock=on_call.map({True: "call", False: "wall"}))
-        measured = (agg["end"] - agg["answer"]).dt.total_seconds()
-        table = agg.assign(duration_s=agg["_end_duration"].astype("float64").fillna(measured))
-        table["final_status"] = (
-            table["final_status"].astype(object).where(table["final_status"].notna(), None)
-        )
-        return table[_CALL_COLS].reset_index(drop=True)
+        return _calls_table(slices.concat(blocks) if len(blocks) > 1 else blocks[0])
+
+
+def _calls_table(agg: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :meth:`Views.calls` from the per-call aggregate."""
+    import pandas as pd
+
+    on_call = agg["_anchor"].notna()
+    # on the call's clock: its zero's wall time plus the call time (a row without one: wall)
+    answer, end = (
+        (agg["_anchor"] + pd.to_timedelta(agg[ct], unit="s")).where(agg[ct].notna(), agg[wall])
+        for wall, ct in (("answer", "_ct_answer"), ("end", "_ct_end"))
+    )
+    agg = agg.assign(answer=answer, end=end, clock=on_call.map({True: "call", False: "wall"}))
+    measured = (agg["end"] - agg["answer"]).dt.total_seconds()
+    table = agg.assign(duration_s=agg["_end_duration"].astype("float64").fillna(measured))
+    # text as objects: done a slice at a time (over every call at once, one long C call)
+    table["final_status"] = slices.by_steps(table["final_status"], _none_for_missing)
+    return table[_CALL_COLS].reset_index(drop=True)
+
+
+def _none_for_missing(series: pd.Series) -> pd.Series:
+    return series.astype(object).where(series.notna(), None)
 
 
 def _reduce(part: pd.DataFrame) -> pd.DataFrame:
@@ -356,12 +366,18 @@ def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(_key=keys)
 
 
-def hooks_table(ins: pd.DataFrame, acks: pd.DataFrame) -> pd.DataFrame:
+def hooks_table(ins: pd.DataFrame, acks: pd.DataFrame, *, hand_out: bool = False) -> pd.DataFrame:
     """:func:`hooks` from its inputs: the hook messages and the acks (each with ``_key`` or not).
 
     The left join of the hooks to their acks on (call_sid, msgid). When every ack's key is its
     own (one ack per message, as jambonz's protocol has it) it is a lookup of int64 keys, checked
     against the text keys; otherwise (a repeated msgid, a hash collision) the merge on the text.
+    ``hand_out`` as in :func:`~jambonz_lab.lab.slices.concat`.
+
+    The int64 lookups run without the GIL; every step on text (the check, the acks' columns taken
+    for the hooks, the table's columns) covers at most ``slices.STEP`` rows, so a cell thread
+    reading it leaves the loop thread the GIL between steps. The merge (the rare case) is one long
+    pandas call.
     """
     import pandas as pd
 
@@ -369,21 +385,34 @@ def hooks_table(ins: pd.DataFrame, acks: pd.DataFrame) -> pd.DataFrame:
     acks = acks if "_key" in acks.columns else _keyed(acks)
     index = pd.Index(acks["_key"].to_numpy())
     found = index.get_indexer(ins["_key"].to_numpy()) if index.is_unique else None
-    if found is not None:
-        hit = found >= 0
-        for col in ("call_sid", "msgid"):
-            mine = ins[col].to_numpy(dtype=object)[hit]
-            if (mine != acks[col].to_numpy(dtype=object)[found[hit]]).any():
-                found = None  # a collision: the keys are not the same message's
-                break
-    if found is None:
+    if found is None or not _same_messages(ins, acks, found):  # a collision: not the same messages
         return _hooks_of(
             ins.merge(acks.drop(columns="_key"), on=["call_sid", "msgid"], how="left", suffixes=("", "_ack"))
         )
-    right = acks[["ts", "note", "verbs", "ack_ms"]].reset_index(drop=True).reindex(found)
-    right.index = ins.index
-    merged = pd.concat([ins.drop(columns="_key"), right.rename(columns={"ts": "ts_ack"})], axis=1)
-    return _hooks_of(merged)
+    step = slices.STEP
+    theirs = acks[["ts", "note", "verbs", "ack_ms"]].reset_index(drop=True)
+    ins = ins.drop(columns="_key").reset_index(drop=True)
+    pieces = []
+    for start in range(0, max(len(ins), 1), step):
+        right = theirs.reindex(found[start : start + step]).rename(columns={"ts": "ts_ack"})
+        right.index = pd.RangeIndex(start, start + len(right))
+        pieces.append(_hooks_of(pd.concat([ins.iloc[start : start + step], right], axis=1)))
+        slices.pause()
+    return slices.concat(pieces, hand_out=hand_out) if len(pieces) > 1 else pieces[0]
+
+
+def _same_messages(ins: pd.DataFrame, acks: pd.DataFrame, found: Any) -> bool:
+    """Whether each hook found by its key has the ack of its own (call_sid, msgid)."""
+    step = slices.STEP
+    for col in ("call_sid", "msgid"):
+        mine, theirs = ins[col].to_numpy(dtype=object), acks[col].to_numpy(dtype=object)
+        for start in range(0, len(found), step):
+            at = found[start : start + step]
+            hit = at >= 0
+            if (mine[start : start + step][hit] != theirs[at[hit]]).any():
+                return False
+            slices.pause()
+    return True
 
 
 def _hooks_of(merged: pd.DataFrame) -> pd.DataFrame:
@@ -401,7 +430,9 @@ def _hooks_of(merged: pd.DataFrame) -> pd.DataFrame:
             "auto": merged["note"].eq("auto"),
             "verbs": merged["verbs"],
             "reason": merged["reason"],
-        }
+        },
+        copy=False,  # a block per column, not one copy of every text column (copy on write keeps
+        # ``merged`` safe)
     )
     return table.reset_index(drop=True)
 

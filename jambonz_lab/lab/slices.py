@@ -1,0 +1,225 @@
+"""Frames joined, stored and read back in bounded pieces, so that no one C call holds the GIL long.
+
+The lab's loop thread shares the GIL with a thread that builds a view. A pandas or pickle call on a
+whole frame of Python objects (text columns) is one C call that holds the GIL throughout: 5–30 ms at
+100 k calls, a wait added to every ack the loop owes meanwhile. Numbers copy in microseconds; Python
+objects do not (each copy touches the object's reference count). So here:
+
+- :func:`concat` joins frames column by column, copying at most :data:`STEP` objects per C call and
+  letting other threads run between copies; the result is :func:`pandas.concat` ``(ignore_index=True)``
+  of the same frames, one block per column (never consolidated into one 2-D block, which is a copy of
+  every object at once);
+- :func:`dump` writes a frame as pickles of :data:`SLICE_ROWS` rows each, and :func:`load` reads it
+  back slice by slice (one unpickling step per slice, not per file);
+- a frame handed out (``concat(..., hand_out=True)``) has its text arrays kept here too: once its
+  reader drops it (no reference left but ours), :func:`sweep` frees its values a step at a time.
+  Dropping a frame of many Python objects frees them all in one uninterrupted cascade (13 ms for
+  ``lab.hooks`` at 100 k calls), in whichever thread drops it.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "SLICE_ROWS",
+    "STEP",
+    "by_steps",
+    "concat",
+    "dump",
+    "frame",
+    "load",
+    "pause",
+    "release",
+    "sweep",
+    "values",
+]
+
+#: rows per bounded step: the slowest per-object steps (a missing-value check, comparing text) take
+#: 50–80 ns a value here, so about 0.5 ms; a copy of references about 0.03 ms
+STEP = 8_192
+#: objects handled between two voluntary hand-overs of the GIL (see :func:`pause`)
+_HAND_OVER = 4 * STEP
+#: rows per pickle in a spilled file (a slice of soak events unpickles in about 0.5 ms)
+SLICE_ROWS = 1_000
+
+
+class _Work(threading.local):
+    done = 0
+
+
+_work = _Work()
+
+
+def pause(objects: int = STEP) -> None:
+    """Count ``objects`` handled; past a few steps' worth since the last time, let another thread
+    take the GIL (the loop, if it waits for it). A ``time.sleep(0)`` costs a system call and, on a busy
+    machine, a turn of the scheduler: once per step, not once per piece."""
+    _work.done += objects
+    if _work.done >= _HAND_OVER:
+        _work.done = 0
+        time.sleep(0)
+
+
+def values(series: pd.Series) -> Any:
+    """The column's array: a NumPy array for NumPy dtypes, else its extension array (datetimes
+    with a time zone stay datetimes)."""
+    import pandas as pd
+
+    array = series.array
+    return array.to_numpy() if isinstance(array, pd.arrays.NumpyExtensionArray) else array
+
+
+def frame(columns: Sequence[Any], arrays: Sequence[Any], n: int) -> pd.DataFrame:
+    """A frame of ``arrays`` (each ``n`` long, not copied) with a RangeIndex, one block per column."""
+    import pandas as pd
+
+    index = pd.RangeIndex(n)
+    data = {
+        c: pd.Series(a, index=index, dtype=a.dtype, copy=False) for c, a in zip(columns, arrays, strict=True)
+    }
+    return pd.DataFrame(data, index=index, columns=pd.Index(list(columns)), copy=False)
+
+
+def _join(pieces: Sequence[Any]) -> Any:
+    """One array of the pieces, copied in steps of at most :data:`STEP` objects."""
+    import numpy as np
+    import pandas as pd
+
+    first = pieces[0]
+    alike = all(isinstance(p, np.ndarray) and p.dtype == first.dtype for p in pieces)
+    if alike and first.dtype != object:  # numbers: one copy of bytes
+        return np.concatenate(pieces)
+    if not alike:  # extension arrays (datetimes, Arrow text: buffers, not objects) or mixed dtypes
+        joined = pd.concat([pd.Series(p, dtype=p.dtype, copy=False) for p in pieces], ignore_index=True)
+        return values(joined)
+    out = np.empty(sum(len(p) for p in pieces), dtype=object)
+    at = 0
+    for piece in pieces:
+        for start in range(0, len(piece), STEP):
+            part = piece[start : start + STEP]
+            out[at : at + len(part)] = part
+            at += len(part)
+            pause(len(part))
+    return out
+
+
+def by_steps(series: pd.Series, step: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """``step(series)`` for a row-wise ``step``, applied to :data:`STEP` rows at a time."""
+    import pandas as pd
+
+    if len(series) <= STEP:
+        return step(series)
+    pieces = []
+    for start in range(0, len(series), STEP):
+        pieces.append(values(step(series.iloc[start : start + STEP])))
+        pause()
+    joined = _join(pieces)
+    out: pd.Series = pd.Series(joined, index=series.index, dtype=joined.dtype, name=series.name, copy=False)
+    return out
+
+
+def concat(frames: Sequence[pd.DataFrame], *, hand_out: bool = False) -> pd.DataFrame:
+    """``pd.concat(frames, ignore_index=True)`` in bounded steps (frames with the same columns in
+    the same order; others go to pandas as they are). ``hand_out``: the result goes to a reader,
+    its text arrays are freed by :func:`sweep` once the reader drops it."""
+    import numpy as np
+    import pandas as pd
+
+    columns = list(frames[0].columns)
+    if any(list(f.columns) != columns for f in frames) or len(set(columns)) != len(columns):
+        return pd.concat(frames, ignore_index=True)
+    arrays = []
+    for col in columns:
+        arrays.append(_join([values(f[col]) for f in frames]))
+    if hand_out:
+        with _handed.lock:
+            _handed.arrays.extend(a for a in arrays if isinstance(a, np.ndarray) and a.dtype.hasobject)
+    return frame(columns, arrays, sum(len(f) for f in frames))
+
+
+class _Handed:
+    """The text arrays of frames handed out, until their readers drop them."""
+
+    lock = threading.Lock()
+    arrays: list[Any] = []
+
+
+_handed = _Handed()
+
+
+def sweep() -> int:
+    """Free, a step at a time, the values of the handed-out arrays no frame uses any more; returns
+    how many arrays. Any thread but the loop's (a view read, the event log's keeper).
+
+    An array still in a frame (or in a view of one) has references beyond ours, and is kept.
+    """
+    with _handed.lock:
+        held, _handed.arrays = _handed.arrays, []
+    kept, freed = [], 0
+    while held:
+        array = held.pop()
+        # ``array`` and getrefcount's argument: any more, and a frame (or a view of it) holds it
+        if sys.getrefcount(array) > 2:
+            kept.append(array)
+            continue
+        for start in range(0, len(array), STEP):
+            array[start : start + STEP] = None
+            pause(STEP)
+        del array
+        freed += 1
+    with _handed.lock:
+        _handed.arrays.extend(kept)
+    return freed
+
+
+def dump(data: pd.DataFrame, file: IO[bytes]) -> None:
+    """Write ``data`` (its columns and values; not its index) to ``file`` as pickled slices."""
+    columns = list(data.columns)
+    arrays = [values(data[c]) for c in columns]
+    pickle.dump((columns, len(data)), file, protocol=5)
+    for start in range(0, max(len(data), 1), SLICE_ROWS):  # an empty frame: one empty slice (its dtypes)
+        pickle.dump([a[start : start + SLICE_ROWS] for a in arrays], file, protocol=5)
+        pause(SLICE_ROWS * len(arrays))
+
+
+def load(file: IO[bytes]) -> pd.DataFrame:
+    """Read back a frame written by :func:`dump` (with a RangeIndex)."""
+    columns, n = pickle.load(file)  # noqa: S301 - our own file, written by dump
+    pieces: list[list[Any]] = [[] for _ in columns]
+    for _ in range(0, max(n, 1), SLICE_ROWS):
+        for column, piece in zip(pieces, pickle.load(file), strict=True):  # noqa: S301
+            column.append(piece)
+        pause(SLICE_ROWS * len(columns))
+    return frame(columns, [_join(p) if len(p) > 1 else p[0] for p in pieces], n)
+
+
+def release(data: pd.DataFrame, *, keep: pd.DataFrame | None = None) -> None:
+    """Empty the text columns of ``data``, a frame made here, a step at a time.
+
+    Dropping a frame frees its Python objects in one C call (a cascade of deallocations the
+    interpreter never interrupts: 10–25 ms for the inputs of ``lab.hooks`` at 100 k calls).
+    Setting its values to ``None`` slice by slice frees the same objects in bounded steps; the
+    frame itself is dropped afterwards. A column that may share memory with a column of ``keep``
+    (the result made from ``data``) is left alone. Only for frames no one else holds.
+    """
+    import numpy as np
+
+    kept = [] if keep is None else [values(keep[c]) for c in keep.columns]
+    for col in data.columns:
+        array = values(data[col])
+        if not isinstance(array, np.ndarray) or array.dtype != object or not array.flags.writeable:
+            continue
+        if any(isinstance(k, np.ndarray) and np.may_share_memory(array, k) for k in kept):
+            continue
+        for start in range(0, len(array), STEP):
+            array[start : start + STEP] = None
+            pause()
