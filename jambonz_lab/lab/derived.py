@@ -19,6 +19,7 @@ message with its call sid and msgid.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,10 +55,11 @@ def _quoted(values: tuple[str, ...]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
-def _rows_sql(glob: str) -> str:
-    """Every row of the parts in read order (``_i``), with the payload fields of incoming rows."""
+def _rows_sql(files: str) -> str:
+    """Every row of the parts (``files``: a SQL list of their paths) in read order (``_i``), with
+    the payload fields of incoming rows."""
     scan = (
-        f"read_parquet('{glob}', hive_partitioning = false, union_by_name = true, "
+        f"read_parquet({files}, hive_partitioning = false, union_by_name = true, "
         "filename = true, file_row_number = true)"
     )
     paths = ", ".join(f"'$.data.{name}'" for name in _FIELDS)
@@ -239,13 +241,17 @@ def _statuses(frame: pd.DataFrame) -> pd.DataFrame:
     return table[["ts", "call_sid", "leg", "call_status", "sip_status"]].reset_index(drop=True)
 
 
-def build(directory: Path, names: set[str]) -> dict[str, pd.DataFrame]:
-    """The tables of ``names`` (``calls``, ``hooks``, ``statuses``) of the parts under ``directory``."""
+def build(parts: Sequence[Path], names: set[str]) -> dict[str, pd.DataFrame]:
+    """The tables of ``names`` (``calls``, ``hooks``, ``statuses``) of these parts (at least one;
+    in :func:`~jambonz_lab.lab.parquet.part_files` order): exactly these files, not a glob, so
+    the tables are those of the parts listed, whatever lands meanwhile."""
     duckdb = require("duckdb", "lab.sql")
-    glob = str(directory / "**" / "*.parquet").replace("'", "''")
+    if not parts:
+        raise ValueError("no parts to build the tables of")
+    files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts) + "]"
     con = duckdb.connect()
     try:
-        con.execute(f"CREATE TEMP TABLE rows_all AS {_rows_sql(glob)}")
+        con.execute(f"CREATE TEMP TABLE rows_all AS {_rows_sql(files)}")
         con.execute("CREATE TEMP VIEW r AS SELECT * FROM rows_all WHERE source = 'jambonz'")
         out: dict[str, pd.DataFrame] = {}
         if "calls" in names:

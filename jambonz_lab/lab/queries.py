@@ -147,7 +147,7 @@ def _built_of(root: Path, parts: tuple[Path, ...]) -> dict[str, pd.DataFrame]:
         if _built is not None and _built[:2] == (key, parts):
             return _built[2]
     check_parts(parts)  # the versions read_parts would check
-    tables = build(root, set(_BUILT))
+    tables = build(parts, set(_BUILT))
     with _cache_lock:
         _built = (key, parts, tables)
     return tables

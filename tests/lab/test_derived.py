@@ -22,7 +22,7 @@ import pytest
 import jambonz_lab as jl
 from jambonz_lab import sim
 from jambonz_lab.lab import derived
-from jambonz_lab.lab.parquet import VERSION_KEY, write_rows
+from jambonz_lab.lab.parquet import VERSION_KEY, part_files, write_rows
 from jambonz_lab.records import Row, make_row
 
 AGENT = "+15550100"
@@ -92,7 +92,8 @@ def odd_rows(log_rows: list[Row]) -> list[Row]:
 
 
 def built_and_read(directory: Path) -> tuple[dict[str, pd.DataFrame], jl.EventLog]:
-    return derived.build(directory, {"calls", "hooks", "statuses"}), jl.read_log(directory)
+    parts = part_files(directory)
+    return derived.build(parts, {"calls", "hooks", "statuses"}), jl.read_log(directory)
 
 
 def test_the_tables_built_by_duckdb_are_the_labs(lab: jl.Lab, tmp_path: Path) -> None:
