@@ -294,7 +294,8 @@ class AudioStream:
         _on_loop(lambda: self.driver.command(wire.disconnect()))
 
     def send_raw(self, pcm: Any) -> None:
-        """Send L16 audio back (``bidirectionalAudio.streaming``): bytes, or int16 samples."""
+        """Send L16 audio back (``bidirectionalAudio`` with ``streaming`` and a ``sampleRate``; without
+        the rate jambonz starts a plain fork and never plays it): bytes, or int16 samples."""
         data = bytes(pcm) if isinstance(pcm, (bytes, bytearray, memoryview)) else wire.encode_l16(pcm)
         if len(data) % 2:
             raise CommandError(f"raw audio of {len(data)} bytes is not whole 16-bit samples", command="audio")

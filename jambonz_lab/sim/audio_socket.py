@@ -25,7 +25,14 @@ mod_audio_fork do with the app's audio server:
   playbackMilliseconds, playbackLastOffsetPos}`` follows when it ends (~266–281);
   ``killAudio`` cuts what plays (``uuid_break``, ~307–311). With
   ``bidirectionalAudio.streaming`` binary frames from the app play back to back instead,
-  at ``bidirectionalAudio.sampleRate``;
+  at ``bidirectionalAudio.sampleRate`` — which it takes: drachtio-fsmrf 4.1.2
+  ``forkAudioStart`` (``lib/endpoint.js`` ~1067–1071) passes ``enabled || 'true'`` (so
+  ``enabled: false`` still reaches the module as true), ``streaming || 'false'`` and
+  ``sampleRate || ''`` as the last ``|``-separated field; FreeSWITCH's
+  ``separate_string_char_delim`` (``src/switch_utils.c`` ~2771–2803) does not count a
+  trailing empty field, so without a sampleRate ``mod_audio_fork.c`` (~263–287) sees 9
+  arguments and keeps its defaults (enabled, not streaming): a plain fork, where
+  playAudio plays and the app's binary audio is buffered and never played;
 * marks, as FreeSWITCH ``mod_audio_fork`` does them (``jambonz/freeswitch-modules``
   ``30f2189``, ``mod_audio_fork/lws_glue.cpp``): ``{type: "mark", data: {name}}`` (a string
   ``data.name``, ~301–319; at most 30 pending, more are dropped, ~31, ~43–49) goes before the
@@ -164,9 +171,17 @@ class AudioSocket:
         self.samples_per_frame = int(round(self.rate * FRAME_SECONDS))
         given = verb.get("bidirectionalAudio")
         bidi: dict[str, Any] = given if isinstance(given, dict) else {}
-        self.bidi_enabled = verb.get("disableBidirectionalAudio") is not True and bidi.get("enabled", True)
-        self.bidi_streaming = bool(bidi.get("streaming"))
+        #: listen.js listens to playAudio (``{enabled: !disableBidirectionalAudio, ...bidirectionalAudio}``)
+        self.bidi_enabled = bool(bidi.get("enabled", verb.get("disableBidirectionalAudio") is not True))
+        #: a streaming fork: the app's binary audio plays, marks are answered, playAudio is not
+        self.bidi_streaming = bool(bidi.get("streaming")) and bool(bidi.get("sampleRate"))
         self.bidi_rate = int(bidi.get("sampleRate") or self.rate)
+        if bidi.get("streaming") and not bidi.get("sampleRate"):
+            call.note(
+                "listen",
+                "bidirectionalAudio.streaming without sampleRate: jambonz starts a plain fork (the app's "
+                "binary audio is never played, marks never answered; playAudio plays)",
+            )
         self.finish_key = verb.get("finishOnKey")
         self.pass_dtmf = bool(verb.get("passDtmf"))
         self.max_length = float(verb.get("maxLength") or 0)
@@ -490,7 +505,7 @@ class AudioSocket:
     async def _on_message(self, message: str | bytes) -> None:
         call = self.call
         if isinstance(message, bytes):
-            if not (self.bidi_enabled and self.bidi_streaming):
+            if not self.bidi_streaming:
                 call.note(
                     "listen",
                     "audio socket: binary audio from the app without bidirectional streaming; ignored",
@@ -550,7 +565,7 @@ class AudioSocket:
         call = self.call
         if not isinstance(name, str):
             call.note("listen", "audio socket: a mark without a string data.name; ignored")
-        elif not (self.bidi_enabled and self.bidi_streaming):
+        elif not self.bidi_streaming:
             call.note(
                 "listen", f"audio socket: mark {name!r} is never answered: marks need bidirectional streaming"
             )

@@ -219,7 +219,7 @@ class TestAppAudio:
         """Streaming: killAudio drops the queued PCM and clears the marks not reached (event "cleared")."""
         pcm = encode_l16(np.full(8000, 400, np.int16))  # 1 s at 8 kHz in one binary message
         script: Script = [(5, pcm), (5, mark("m")), (10, kill_audio())]
-        bidi = {"enabled": True, "streaming": True}
+        bidi = {"enabled": True, "streaming": True, "sampleRate": 8000}
         _, server, _ = listen_call(
             lab, sim.Caller(hangup_after=30), script, maxLength=2, mixType="stereo", bidirectionalAudio=bidi
         )
@@ -233,7 +233,7 @@ class TestAppAudio:
         event for them, ever; a mark after it is answered (``send_mark_event`` ~570-576)."""
         pcm = encode_l16(np.full(4000, 300, np.int16))  # 0.5 s
         script: Script = [(5, pcm), (5, mark("m")), (6, clear_marks()), (7, pcm), (7, mark("n"))]
-        bidi = {"enabled": True, "streaming": True}
+        bidi = {"enabled": True, "streaming": True, "sampleRate": 8000}
         _, server, _ = listen_call(
             lab, sim.Caller(hangup_after=30), script, maxLength=2, bidirectionalAudio=bidi
         )
@@ -246,7 +246,7 @@ class TestAppAudio:
         one inventory mark per 20 ms frame (~1030-1038)."""
         script: Script = [(5, encode_l16(np.full(800, 300, np.int16)))]  # 0.1 s, then three marks
         script += [(5, mark("a")), (5, mark("b")), (5, mark("c"))]
-        bidi = {"enabled": True, "streaming": True}
+        bidi = {"enabled": True, "streaming": True, "sampleRate": 8000}
         result, server, _ = listen_call(
             lab, sim.Caller(hangup_after=30), script, maxLength=1, mixType="stereo", bidirectionalAudio=bidi
         )
@@ -260,7 +260,7 @@ class TestAppAudio:
         """``MAX_MARKS`` 30 (``lws_glue.cpp`` ~31, ~43-49, ~306-308): the 31st pending mark is dropped."""
         script: Script = [(5, encode_l16(np.full(8000, 300, np.int16)))]  # 1 s: the marks stay pending
         script += [(5, mark(f"m{i}")) for i in range(31)]
-        bidi = {"enabled": True, "streaming": True}
+        bidi = {"enabled": True, "streaming": True, "sampleRate": 8000}
         result, server, _ = listen_call(
             lab, sim.Caller(hangup_after=30), script, maxLength=2, bidirectionalAudio=bidi
         )
@@ -290,6 +290,44 @@ class TestAppAudio:
         assert [(e["type"], e["data"]["id"]) for e in conn.events] == [("playDone", "w")]
         right = decode_l16(b"".join(conn.frames), 2)[1]
         assert (right == 1200).sum() == clip.size
+
+    def test_streaming_needs_a_sample_rate_and_not_enabled(self, lab: jl.Lab) -> None:
+        """drachtio-fsmrf 4.1.2 ``forkAudioStart`` (``lib/endpoint.js`` ~1067-1071) sends ``enabled ||
+        'true'``, ``streaming || 'false'``, ``sampleRate || ''`` as the last fields; FreeSWITCH drops a
+        trailing empty field (``src/switch_utils.c`` ~2771-2803), so without a sampleRate
+        ``mod_audio_fork.c`` (~263-287) keeps its defaults: a plain fork, playAudio plays, binary audio
+        is never played. With one, ``enabled: false`` still streams (it reaches the module as true)."""
+        pcm = encode_l16(np.full(1600, 400, np.int16))
+        clip = np.full(800, 900, np.int16)
+        script: Script = [(5, pcm), (5, play_audio(clip, sample_rate=8000, id="p"))]
+        no_rate = {"enabled": True, "streaming": True}
+        result, server, _ = listen_call(
+            lab,
+            sim.Caller(hangup_after=30),
+            script,
+            maxLength=1,
+            mixType="stereo",
+            bidirectionalAudio=no_rate,
+        )
+        [conn] = server.connections
+        right = decode_l16(b"".join(conn.frames), 2)[1]
+        assert set(np.unique(right)) == {0, 900}  # the playAudio, not the binary audio
+        assert [(e["type"], e["data"]["id"]) for e in conn.events] == [("playDone", "p")]
+        assert any("streaming without sampleRate" in n for n in notes(result, "listen"))
+
+        disabled = {"enabled": False, "streaming": True, "sampleRate": 8000}
+        _, server, _ = listen_call(
+            lab,
+            sim.Caller(hangup_after=30),
+            script,
+            maxLength=1,
+            mixType="stereo",
+            bidirectionalAudio=disabled,
+        )
+        [conn] = server.connections
+        right = decode_l16(b"".join(conn.frames), 2)[1]
+        assert set(np.unique(right)) == {0, 400}  # the binary audio plays; playAudio is ignored
+        assert conn.events == []
 
 
 class TestNestedTranscribe:
