@@ -21,7 +21,7 @@ jambonz → app
   finished (``listen.js`` ~266–281); ``{"type":"mark","data":{"name":…,
   "event":"playout"|"cleared"}}`` from mod_audio_fork itself (``jambonz/freeswitch-modules``
   ``30f2189`` ``mod_audio_fork/lws_glue.cpp`` ``send_mark_event`` ~570–576): ``playout`` when
-  the audio before the mark has played (~993–1012, ~1030–1038), ``cleared`` for the marks
+  the audio before the mark has played (~993–1012, ~1035–1043), ``cleared`` for the marks
   pending when a ``killAudio`` emptied the buffer (~936–960). Marks are answered only on a
   ``bidirectionalAudio.streaming`` fork (``mod_audio_fork.c`` ~48–50, ~275–279).
 
@@ -36,7 +36,7 @@ app → jambonz (text frames)
   ~313–317), ``{"type":"mark","data":{"name":…}}`` (``data.name`` a string; a flat
   ``name`` is not read, ``lws_glue.cpp`` ~301–319; at most 30 pending, ``MAX_MARKS`` ~31),
   ``{"type":"clearMarks"}`` (drops the pending marks; no event for them, ~321–332);
-  ``{"type":"error"}`` ends the verb too (~357–361, ``listen.js`` ``_onError``);
+  ``{"type":"error"}`` ends the verb too (~348–352, ``listen.js`` ``_onError``);
 * binary L16 frames back, in bidirectional streaming mode
   (``bidirectionalAudio: {enabled, streaming, sampleRate}``).
 
@@ -357,7 +357,7 @@ def disconnect() -> str:
 
 def mark(name: str) -> str:
     """A marker after the raw audio sent so far; jambonz reports it as a ``mark`` event once that
-    audio has played, only in bidirectional streaming (``lws_glue.cpp`` ~301–319, ~993–1038)."""
+    audio has played, only in bidirectional streaming (``lws_glue.cpp`` ~301–319, ~993–1043)."""
     if not isinstance(name, str) or not name:
         raise CommandError("a mark needs a non-empty name", command="mark")
     return json.dumps({"type": "mark", "data": {"name": name}})
@@ -398,7 +398,7 @@ def decode_play_audio(data: Mapping[str, Any]) -> tuple[Samples, int]:
     except (binascii.Error, ValueError) as exc:
         raise InvalidFrame(f"playAudio audioContent is not base64: {exc}") from None
     kind = data.get("audioContentType", "raw")
-    if kind in ("wav", "wave"):  # mod_audio_fork takes both (lws_glue.cpp ~248)
+    if kind in ("wav", "wave"):  # mod_audio_fork takes both (lws_glue.cpp ~253)
         return from_wav(blob)
     if kind != "raw":
         raise InvalidFrame(f"playAudio audioContentType {kind!r} is not raw, wav or wave")

@@ -39,14 +39,14 @@ mod_audio_fork do with the app's audio server:
   next binary audio from the app (~79–101) and is answered ``{type: "mark", data: {name,
   event: "playout"}}`` (``send_mark_event`` ~570–576) when the audio before it has played
   (``dub_speech_frame`` ~993–1012); a mark no audio followed is answered once the app's
-  audio ran out, one per 20 ms frame (~1030–1038). ``clearMarks`` (~321–332) drops the
+  audio ran out, one per 20 ms frame (~1035–1043). ``clearMarks`` (~321–332) drops the
   pending marks without a word; ``killAudio`` (~291–299) answers each pending one with
   ``event: "cleared"`` (~936–960). Only with ``bidirectionalAudio.streaming``:
   ``dub_speech_frame`` is the write-replace callback (``mod_audio_fork.c`` ~48–50), added
   only for a streaming fork (~275–279), so in ``playAudio`` mode marks are never answered;
-* ``{type: "error"}`` from the app ends the verb (``lws_glue.cpp`` ~357–361 raises
+* ``{type: "error"}`` from the app ends the verb (``lws_glue.cpp`` ~348–352 raises
   ``mod_audio_fork::error``, ``listen.js`` ``_onError`` ~318–322); ``transcription``,
-  ``transfer`` and ``json`` are forwarded by the module (~339–368) but listen has no
+  ``transfer`` and ``json`` are forwarded by the module (~333–382) but listen has no
   listener for them: no effect.
 
 Pacing: each frame is sent once the call's clock passed it: in real time on the real

@@ -116,7 +116,7 @@ def test_mark_events_as_mod_audio_fork_writes_them() -> None:
 
 
 def test_wave_is_read_as_wav() -> None:
-    """mod_audio_fork takes ``audioContentType`` ``wave`` or ``wav`` as a WAV file (``lws_glue.cpp`` ~248)."""
+    """mod_audio_fork takes ``audioContentType`` ``wave`` or ``wav`` as a WAV file (``lws_glue.cpp`` ~253)."""
     clip = np.full(400, 1500, np.int16)
     content = base64.b64encode(audio.to_wav(clip, 16000)).decode()
     samples, rate = audio.decode_play_audio({"audioContent": content, "audioContentType": "wave"})

@@ -243,7 +243,7 @@ class TestAppAudio:
     def test_marks_with_no_audio_after_them_come_one_per_frame(self, lab: jl.Lab) -> None:
         """Marks wait in mod_audio_fork's "inventory" until binary audio follows (``processIncomingBinary``
         ~79-101 puts them before it); with none, once the buffer ran dry ``dub_speech_frame`` answers
-        one inventory mark per 20 ms frame (~1030-1038)."""
+        one inventory mark per 20 ms frame (~1035-1043)."""
         script: Script = [(5, encode_l16(np.full(800, 300, np.int16)))]  # 0.1 s, then three marks
         script += [(5, mark("a")), (5, mark("b")), (5, mark("c"))]
         bidi = {"enabled": True, "streaming": True, "sampleRate": 8000}
@@ -269,7 +269,7 @@ class TestAppAudio:
         assert any("30 marks pending; mark 'm30' dropped" in n for n in notes(result, "listen"))
 
     def test_an_error_from_the_app_ends_the_verb(self, lab: jl.Lab) -> None:
-        """``{"type":"error"}``: mod_audio_fork raises ``mod_audio_fork::error`` (``lws_glue.cpp`` ~357-361)
+        """``{"type":"error"}``: mod_audio_fork raises ``mod_audio_fork::error`` (``lws_glue.cpp`` ~348-352)
         and listen's ``_onError`` ends the task (``listen.js`` ~318-322); the actionHook follows."""
         script: Script = [(10, '{"type": "error", "data": {"reason": "app gave up"}}')]
         caller = sim.Caller(inputs=[Audio(TONE)], hangup_after=30)  # 1 s: 50 frames but for the error
@@ -279,7 +279,7 @@ class TestAppAudio:
         assert "stream ended (error)" in notes(result, "listen")
 
     def test_wave_is_a_wav_content_type(self, lab: jl.Lab) -> None:
-        """playAudio's audioContentType ``wave`` is a WAV file as ``wav`` is (``lws_glue.cpp`` ~248)."""
+        """playAudio's audioContentType ``wave`` is a WAV file as ``wav`` is (``lws_glue.cpp`` ~253)."""
         clip = np.full(800, 1200, np.int16)
         frame = json.loads(play_audio(to_wav(clip, 8000), id="w"))
         frame["data"]["audioContentType"] = "wave"
