@@ -6,6 +6,11 @@ recent call, marks what changed, and at most every :data:`FLUSH_EVERY` seconds w
 changes into the widgets inside ``hold_sync()`` — so several traits leave in one message,
 and the loop thread is the only writer of every widget trait (notebook-design A.5, B.2).
 
+A card whose call has an open listen/stream socket is marked again at each flush, so its level
+meter (:func:`audio_state`, from ``AudioStream.levels()``) moves at the flush rate while audio
+flows; the stream's ``audio:close`` row brings the last, ``ended``, reading. Audio frames themselves
+make no rows and no work here.
+
 Bounded everywhere: models and panel rows for the newest :data:`PANEL_SIZE` calls (plus
 the calls whose card you asked for with ``card()`` or opened in the panel), one card in the
 panel (opened from its list), event tails of 20.
