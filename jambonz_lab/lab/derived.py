@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..protocol.messages import FINAL_STATUSES
 from .parquet import require
 from .views import HOOK_TYPES
 
@@ -33,7 +34,7 @@ __all__ = ["build"]
 
 #: the payload's ``data`` fields the three views read
 _FIELDS = ("call_status", "call_sid", "reason", "sip_status", "from", "to", "direction", "duration")
-_ENDED = ("completed", "failed", "no-answer", "busy")
+_ENDED = tuple(sorted(FINAL_STATUSES))
 _ERRORS = ("handler-error", "bad-frame", "protocol-error", "refused-frame")
 _CALL_COLS = [
     "call_sid",

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ..exceptions import SignatureError
+from ..protocol.messages import FINAL_STATUSES
 from ..protocol.signature import HEADER, verify
 from .limits import basic_auth_ok
 
@@ -48,12 +49,10 @@ if TYPE_CHECKING:
     from .server import AppServer
     from .session import Service, Session
 
-__all__ = ["FINAL_STATUSES", "WebhookCall", "is_webhook", "serve_webhook"]
+__all__ = ["WebhookCall", "is_webhook", "serve_webhook"]
 
 log = logging.getLogger("jambonz_lab.server")
 
-#: call statuses after which jambonz sends nothing more for the call
-FINAL_STATUSES = frozenset({"completed", "failed", "busy", "no-answer"})
 
 #: how long a hook's response waits for the app's answer (jambonz's HTTP_TIMEOUT: 10 s)
 ANSWER_TIMEOUT = 10.0

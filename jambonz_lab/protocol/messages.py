@@ -26,6 +26,7 @@ from typing import Any
 from ..exceptions import FrameTooLarge, InvalidFrame
 
 __all__ = [
+    "FINAL_STATUSES",
     "MAX_APP_FRAME",
     "SUBPROTOCOL",
     "Message",
@@ -37,6 +38,9 @@ __all__ = [
 
 SUBPROTOCOL = "ws.jambonz.org"
 MAX_APP_FRAME = 24 * 1024  # JAMBONES_WS_MAX_PAYLOAD default, bytes
+#: call statuses after which jambonz sends nothing more for the call (the final ones of
+#: feature-server's CallStatus, lib/utils/constants.json)
+FINAL_STATUSES = frozenset({"completed", "failed", "busy", "no-answer"})
 
 
 class MessageType(enum.StrEnum):
