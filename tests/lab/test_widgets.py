@@ -526,3 +526,17 @@ def test_composer_queue_refuses_an_ended_call(lab: jl.Lab) -> None:
     assert session.queued == [] and comp.queued.value == "0 queued"
     comp.send_button.click()
     until(lambda: comp.message == f"send: {ended}")
+
+
+def test_a_call_whose_socket_closed_before_a_final_status_is_listed_as_closed(lab: jl.Lab) -> None:
+    """Issue 18 item 1, seen in the README walk: a replayed call ends its socket after the
+    recording's last frame, with no final call:status; its row said "in-progress" for ever."""
+    lab.service("/").on("session:new", lambda s: s.say(text="hi").send())
+    panel = jl.panel(lab)
+    with FakeJambonz(lab.url + "/", call_sid="closed-early") as fj:
+        fj.session_new(call_status="in-progress")
+        fj.recv()
+        until(lambda: panel.sessions and panel.sessions[0]["status"] == "in-progress")
+        assert panel.sessions[0]["live"] is True
+    until(lambda: panel.sessions[0]["status"] == "closed")
+    assert panel.sessions[0]["live"] is False

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from ... import loop
+from ...protocol.messages import FINAL_STATUSES
 from ...records import Row
 from ..runtime import LabState
 from ._model import CallModel, is_error
@@ -238,6 +239,8 @@ class Hub:
             row = model.summary()
             session = sessions.get(model.call_sid)
             row["live"] = running and session is not None and not session.closed
+            if session is not None and session.closed and row["status"] not in FINAL_STATUSES:
+                row["status"] = "closed"  # the socket closed before a final status: not in progress
             listed.append(row)
         url = self.lab.url
         return {
