@@ -54,19 +54,51 @@ SLICE_ROWS = 1_000
 
 class _Work(threading.local):
     done = 0
+    wall = 0.0  # perf_counter at the last hand-over
+    cpu = 0.0  # this thread's CPU time then
 
 
 _work = _Work()
+#: a thread that was kept from running longer than this (s) since its last hand-over shares the GIL
+#: with a busy thread (the loop, serving calls)
+CONTENDED = 0.0003
+#: how long it then stays away (s): the loop runs that long without waiting for the GIL
+BACK_OFF = 0.002
+#: the longest stretch (s) between two hand-overs, however few objects were counted
+_EVERY = 0.001
+
+
+def _on_a_loop() -> bool:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def pause(objects: int = STEP) -> None:
-    """Count ``objects`` handled; past a few steps' worth since the last time, let another thread
-    take the GIL (the loop, if it waits for it). A ``time.sleep(0)`` costs a system call and, on a busy
-    machine, a turn of the scheduler: once per step, not once per piece."""
+    """Count ``objects`` handled; past a few steps' worth or a millisecond since the last time,
+    hand the GIL over.
+
+    If this thread was kept waiting since the last hand-over (its wall time ran ahead of its CPU
+    time by more than :data:`CONTENDED`: the loop took the GIL, or the machine is busy), it sleeps
+    :data:`BACK_OFF`, else ``time.sleep(0)``. So a builder takes the GIL when the loop does not
+    want it and yields it when the loop does: forced switches alone share it half and half, and
+    halve the loop's pace while a view is built.
+    """
     _work.done += objects
-    if _work.done >= _HAND_OVER:
-        _work.done = 0
-        time.sleep(0)
+    wall = time.perf_counter()
+    if _work.done < _HAND_OVER and wall - _work.wall < _EVERY:
+        return
+    _work.done = 0
+    if _on_a_loop():  # never sleeps on an event loop's thread
+        return
+    cpu = time.thread_time()
+    kept = (wall - _work.wall) - (cpu - _work.cpu)
+    time.sleep(BACK_OFF if kept > CONTENDED else 0)
+    _work.wall, _work.cpu = time.perf_counter(), time.thread_time()
 
 
 def values(series: pd.Series) -> Any:

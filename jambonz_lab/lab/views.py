@@ -41,6 +41,8 @@ _ERRORS = ("handler-error", "bad-frame", "protocol-error", "refused-frame")
 _BLOCK_CALLS = 4_000
 #: hooks still waiting for their ack carried from one chunk to the next (oldest dropped beyond)
 _PENDING_MAX = 50_000
+#: payloads parsed between two hand-overs of the GIL (see :func:`slices.pause`)
+_PARSE_STEP = 500
 
 _HOOK_COLS = ["call_sid", "type", "hook", "msgid", "ts", "reason"]
 _ACK_COLS = ["call_sid", "msgid", "ts", "note", "verbs", "ack_ms"]
@@ -159,16 +161,20 @@ class Views:
         directions = frame["direction"].to_numpy(dtype=object)
         kinds = frame["type"].to_numpy(dtype=object)
         payloads = frame["payload"].to_numpy(dtype=object)
-        facts = pd.DataFrame.from_records(
-            [
+        records: list[tuple[Any, ...]] = []
+        for start in range(0, len(payloads), _PARSE_STEP):  # a builder hands the GIL over between
+            end = start + _PARSE_STEP
+            records += [
                 _fields(d, k, _parse(p)) if d == "in" else _NO_FIELDS
-                for d, k, p in zip(directions, kinds, payloads, strict=True)
-            ],
-            columns=[*FLAT, *_FACTS],
-            index=frame.index,
-        )
+                for d, k, p in zip(directions[start:end], kinds[start:end], payloads[start:end], strict=True)
+            ]
+            slices.pause(_PARSE_STEP)
+        facts = pd.DataFrame.from_records(records, columns=[*FLAT, *_FACTS], index=frame.index)
+        slices.pause(len(frame))
         out = _typed(pd.concat([frame, facts[list(FLAT)]], axis=1))
+        slices.pause(len(frame))
         out["ack_ms"] = self._ack_ms(out)
+        slices.pause(len(frame))
         jambonz = out["source"].eq("jambonz").to_numpy()
         mine, own_facts = out[jambonz], facts[jambonz]
         incoming = mine["direction"] == "in"
@@ -178,7 +184,9 @@ class Views:
             acks=_keyed(mine.loc[mine["direction"].eq("out") & mine["type"].eq("ack"), _ACK_COLS]),
             statuses=mine.loc[incoming & mine["type"].eq("call:status"), _STATUS_COLS],
         )
+        slices.pause(len(frame))
         self._fold(mine, own_facts)
+        slices.pause(len(frame))
         return chunk
 
     def _ack_ms(self, out: pd.DataFrame) -> pd.Series:
