@@ -6,6 +6,7 @@ the lab's RSS is its own. Each call: session:new → ack (say + gather), trying,
 verb:hook → ack (hangup), completed, close 1000. Ack latency is measured by the generator.
 
 Run: python benchmarks/bench_soak.py [--calls 10000 100000] [--concurrency 50]
+     [--ack-calls 2000] [--rounds 1]
 
 Prints a table; nothing is asserted (timings live here, not in tests).
 """
@@ -143,6 +144,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--concurrency", type=int, default=50)
+    ap.add_argument("--ack-calls", type=int, default=2000, help="calls per ack phase")
+    ap.add_argument("--rounds", type=int, default=1, help="rounds of a phase without and one with a reader")
     args = ap.parse_args()
     lab = jl.start(port=0, grace=1.0)
     _app(lab)
@@ -178,28 +181,44 @@ def main() -> None:
     if len(marks) > 1:
         (c0, r0), (c1, r1) = marks[0], marks[-1]
         print(f"steady state: {(r1 - r0) / ((c1 - c0) / 1000):.2f} MiB per 1,000 calls between {c0} and {c1}")
-    # acks with and without a reader rebuilding the views in another thread
-    n = 2000
-    _, quiet = _run(lab.url + "/", done, n, args.concurrency)
-    done += n
-    stop = threading.Event()
-    builds = []
+    # acks with and without a reader rebuilding the views in another thread: a warm-up load (the
+    # generator's first calls are slow to start), then rounds of a quiet and a busy load, pooled
+    n = args.ack_calls
+    _run(lab.url + "/", done, 200, args.concurrency)
+    done += 200
+    quiet: list[float] = []
+    busy: list[float] = []
+    builds: list[float] = []
+    for _ in range(args.rounds):
+        _, lat = _run(lab.url + "/", done, n, args.concurrency)
+        quiet += lat
+        done += n
+        stop = threading.Event()
 
-    def reader() -> None:
-        while not stop.is_set():
-            t = time.perf_counter()
-            _ = lab.calls, lab.hooks
-            builds.append(time.perf_counter() - t)
+        def reader(stop: threading.Event = stop) -> None:
+            while not stop.is_set():
+                t = time.perf_counter()
+                _ = lab.calls, lab.hooks
+                builds.append(time.perf_counter() - t)
 
-    th = threading.Thread(target=reader)
-    th.start()
-    _, busy = _run(lab.url + "/", done, n, args.concurrency)
-    stop.set()
-    th.join()
-    print(f"\nack latency over {n} calls each, concurrency {args.concurrency} (ms, generator side):")
-    print(f"{'':>22} {'median':>7} {'p99':>7} {'max':>7}")
-    for name, xs in (("no reader", quiet), (f"reader ({len(builds)} builds)", busy)):
-        print(f"{name:>22} {statistics.median(xs):7.2f} {_pct(xs, 0.99):7.2f} {max(xs):7.2f}")
+        th = threading.Thread(target=reader)
+        th.start()
+        _, lat = _run(lab.url + "/", done, n, args.concurrency)
+        busy += lat
+        done += n
+        stop.set()
+        th.join()
+    print(
+        f"\nack latency, {args.rounds} round(s) of {n} calls without and {n} with a reader, "
+        f"concurrency {args.concurrency} (ms, generator side):"
+    )
+    print(f"{'':>24} {'median':>7} {'p99':>7} {'p99.9':>7} {'max':>7}")
+    reads = f"reader ({len(builds)} builds)"
+    for name, xs in (("no reader", quiet), (reads, busy)):
+        tail = f"{_pct(xs, 0.99):7.2f} {_pct(xs, 0.999):7.2f} {max(xs):7.2f}"
+        print(f"{name:>24} {statistics.median(xs):7.2f} {tail}")
+    if builds:
+        print(f"a build of lab.calls + lab.hooks: median {statistics.median(builds):.3f} s")
     lab.stop()
 
 
