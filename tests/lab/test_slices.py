@@ -157,3 +157,22 @@ def test_a_spilled_log_read_in_tiny_steps_gives_the_same_views(monkeypatch: pyte
         pd.testing.assert_frame_equal(frame, getattr(once, view), check_dtype=False)
     hooks = pieces.hooks
     assert hooks["acked"].isna().sum() == 1 and hooks["reason"].iloc[-1] == "timeout"
+
+
+def test_a_kept_builder_backs_off_but_never_on_an_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pause`` sleeps ``BACK_OFF`` when its thread was kept waiting (here: always, the bound set
+    below zero), and never sleeps on a thread that runs an asyncio loop (the lab's loop)."""
+    import asyncio
+    import time
+
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    monkeypatch.setattr(slices, "CONTENDED", -1.0)
+    slices.pause(10 * slices.STEP)
+    assert slept == [slices.BACK_OFF]
+
+    async def on_the_loop() -> None:
+        slices.pause(10 * slices.STEP)
+
+    asyncio.run(on_the_loop())
+    assert slept == [slices.BACK_OFF]
