@@ -12,17 +12,20 @@ objects do not (each copy touches the object's reference count). So here:
 - :func:`dump` writes a frame as pickles of :data:`SLICE_ROWS` rows each, and :func:`load` reads it
   back slice by slice (one unpickling step per slice, not per file);
 - a frame handed out (``concat(..., hand_out=True)``) has its text arrays kept here too: once its
-  reader drops it (no reference left but ours), :func:`sweep` frees its values a step at a time.
+  reader drops it (no reference left but ours), :func:`sweep` frees its values a step at a time
+  (a thread woken when the frame goes; the keeper and the next read sweep too).
   Dropping a frame of many Python objects frees them all in one uninterrupted cascade (13 ms for
   ``lab.hooks`` at 100 k calls), in whichever thread drops it.
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -172,10 +175,40 @@ def concat(frames: Sequence[pd.DataFrame], *, hand_out: bool = False) -> pd.Data
     arrays = []
     for col in columns:
         arrays.append(_join([values(f[col]) for f in frames]))
+    out = frame(columns, arrays, sum(len(f) for f in frames))
     if hand_out:
         with _handed.lock:
             _handed.arrays.extend(a for a in arrays if isinstance(a, np.ndarray) and a.dtype.hasobject)
-    return frame(columns, arrays, sum(len(f) for f in frames))
+        weakref.finalize(out, _Sweeper.wake).atexit = False  # dropped: freed soon, in steps
+    return out
+
+
+class _Sweeper:
+    """A daemon thread that sweeps shortly after a handed-out frame is dropped (a finalizer runs
+    while the frame still holds its arrays, so it only wakes the thread)."""
+
+    lock = threading.Lock()
+    woken = threading.Event()
+    thread: threading.Thread | None = None
+
+    @classmethod
+    def wake(cls) -> None:
+        with cls.lock:
+            if cls.thread is None:
+                cls.thread = threading.Thread(target=cls.run, name="jambonz-lab-sweep", daemon=True)
+                cls.thread.start()
+        cls.woken.set()
+
+    @classmethod
+    def run(cls) -> None:
+        while True:
+            cls.woken.wait()
+            time.sleep(0.05)  # the dropped frame's deallocation is over by then
+            cls.woken.clear()
+            try:
+                sweep()
+            except Exception:  # the sweeper must live on; a view read sweeps too
+                logging.getLogger("jambonz_lab.lab").exception("freeing a dropped view failed")
 
 
 class _Handed:
