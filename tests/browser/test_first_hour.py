@@ -152,10 +152,10 @@ def test_notebook_02_live_call_runs_and_shows_card_and_composer(
 
 
 def readme_walk_cells() -> list[str]:
-    """The README's first three Python blocks as a newcomer pastes them: the echo app, the
-    simulator, then "In JupyterLab" one line a cell. Its comment line "a call comes in" becomes a
-    call placed on a thread (as the comment says), on the real clock so that the cells after it
-    find the call still live."""
+    """The README's Python blocks that run on their own, as a newcomer pastes them: the echo app,
+    the simulator, "In JupyterLab" one line a cell, then "Other platforms" whole. The comment line
+    "a call comes in" becomes a call placed on a thread (as the comment says), on the real clock so
+    that the cells after it find the call still live."""
     import re
 
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
@@ -163,6 +163,7 @@ def readme_walk_cells() -> list[str]:
     app, simulator = blocks[0], blocks[1]
     (in_lab,) = [b for b in blocks if "wait_for_session" in b]
     assert '@svc.on("session:new")' in app and "sim.load(" in simulator
+    (platforms,) = [b for b in blocks if "KazooSimulator().start()" in b]
     cells = [app, simulator]
     for line in in_lab.splitlines():
         if line.startswith("# ... a call comes in"):
@@ -172,13 +173,14 @@ def readme_walk_cells() -> list[str]:
                 "kwargs={'clock': 'real'}, daemon=True).start()"
             )
         cells.append(line)
-    return cells
+    return [*cells, platforms]  # self-contained: a new lab (the previous one is stopped) and three sources
 
 
 def test_the_readme_walk_runs_in_jupyterlab(jupyter: JupyterServer, browser_page: BrowserPage) -> None:
     """Issue 18's "done when": the README's code, pasted into JupyterLab cell by cell, runs without an
     error; the panel lists the calls compactly (500 of them after the README's sim.load), the
-    awaited session shows its card and the composer renders."""
+    awaited session shows its card, the composer renders, and the sources widget shows the three
+    simulated platforms."""
     from playwright.sync_api import expect
 
     name = "first-hour-readme.ipynb"
@@ -195,4 +197,8 @@ def test_the_readme_walk_runs_in_jupyterlab(jupyter: JupyterServer, browser_page
     expect(card).to_have_count(1, timeout=30_000)
     expect(card.locator(".jl-events li").first).to_be_visible()
     expect(nb.root.locator(".jl-composer button.jl-send")).to_be_visible(timeout=30_000)
+    sources = nb.root.locator(".jl-sources")
+    expect(sources).to_have_count(1, timeout=30_000)
+    for platform in ("kazoo", "basix", "wazo"):
+        expect(sources).to_contain_text(platform, timeout=30_000)
     screenshot(nb, "readme")
