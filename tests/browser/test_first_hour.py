@@ -153,7 +153,7 @@ def test_notebook_02_live_call_runs_and_shows_card_and_composer(
 
 def readme_walk_cells() -> list[str]:
     """The README's Python blocks that run on their own, as a newcomer pastes them: the echo app,
-    the simulator, "In JupyterLab" one line a cell, then "Other platforms" whole. The comment line
+    the simulator, "In JupyterLab" one line a cell, then "Audio" and "Other platforms" whole. The comment line
     "a call comes in" becomes a call placed on a thread (as the comment says), on the real clock so
     that the cells after it find the call still live."""
     import re
@@ -163,6 +163,7 @@ def readme_walk_cells() -> list[str]:
     app, simulator = blocks[0], blocks[1]
     (in_lab,) = [b for b in blocks if "wait_for_session" in b]
     assert '@svc.on("session:new")' in app and "sim.load(" in simulator
+    (audio,) = [b for b in blocks if 'lab.audio("/audio")' in b]
     (platforms,) = [b for b in blocks if "KazooSimulator().start()" in b]
     cells = [app, simulator]
     for line in in_lab.splitlines():
@@ -173,7 +174,8 @@ def readme_walk_cells() -> list[str]:
                 "kwargs={'clock': 'real'}, daemon=True).start()"
             )
         cells.append(line)
-    return [*cells, platforms]  # self-contained: a new lab (the previous one is stopped) and three sources
+    # then the audio block (on the same lab) and the platforms block (a new lab, three sources)
+    return [*cells, audio, platforms]
 
 
 def test_the_readme_walk_runs_in_jupyterlab(jupyter: JupyterServer, browser_page: BrowserPage) -> None:
