@@ -153,7 +153,8 @@ def test_notebook_02_live_call_runs_and_shows_card_and_composer(
 
 def readme_walk_cells() -> list[str]:
     """The README's Python blocks that run on their own, as a newcomer pastes them: the echo app,
-    the simulator, "In JupyterLab" one line a cell, then "Audio" and "Other platforms" whole. The comment line
+    the simulator, "In JupyterLab" one line a cell, then "Webhook apps and the REST API",
+    "Audio" and "Other platforms" whole. The comment line
     "a call comes in" becomes a call placed on a thread (as the comment says), on the real clock so
     that the cells after it find the call still live."""
     import re
@@ -161,8 +162,9 @@ def readme_walk_cells() -> list[str]:
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
     app, simulator = blocks[0], blocks[1]
-    (in_lab,) = [b for b in blocks if "wait_for_session" in b]
+    (in_lab,) = [b for b in blocks if "next_call = lab.wait_for_session" in b]
     assert '@svc.on("session:new")' in app and "sim.load(" in simulator
+    (webhooks,) = [b for b in blocks if 'lab.service("/outbound")' in b]
     (audio,) = [b for b in blocks if 'lab.audio("/audio")' in b]
     (platforms,) = [b for b in blocks if "KazooSimulator().start()" in b]
     cells = [app, simulator]
@@ -174,8 +176,8 @@ def readme_walk_cells() -> list[str]:
                 "kwargs={'clock': 'real'}, daemon=True).start()"
             )
         cells.append(line)
-    # then the audio block (on the same lab) and the platforms block (a new lab, three sources)
-    return [*cells, audio, platforms]
+    # then the REST and audio blocks (on the same lab) and the platforms block (a new lab)
+    return [*cells, webhooks, audio, platforms]
 
 
 def test_the_readme_walk_runs_in_jupyterlab(jupyter: JupyterServer, browser_page: BrowserPage) -> None:
