@@ -154,7 +154,7 @@ def test_notebook_02_live_call_runs_and_shows_card_and_composer(
 def readme_walk_cells() -> list[str]:
     """The README's Python blocks that run on their own, as a newcomer pastes them: the echo app,
     the simulator, "In JupyterLab" one line a cell, then "Webhook apps and the REST API",
-    "Audio" and "Other platforms" whole. The comment line
+    "Audio", "Voice as data" and "Other platforms" whole. The comment line
     "a call comes in" becomes a call placed on a thread (as the comment says), on the real clock so
     that the cells after it find the call still live."""
     import re
@@ -166,6 +166,7 @@ def readme_walk_cells() -> list[str]:
     assert '@svc.on("session:new")' in app and "sim.load(" in simulator
     (webhooks,) = [b for b in blocks if 'lab.service("/outbound")' in b]
     (audio,) = [b for b in blocks if 'lab.audio("/audio")' in b]
+    (turns,) = [b for b in blocks if "lab.turn_summary()" in b]
     (platforms,) = [b for b in blocks if "KazooSimulator().start()" in b]
     cells = [app, simulator]
     for line in in_lab.splitlines():
@@ -176,8 +177,8 @@ def readme_walk_cells() -> list[str]:
                 "kwargs={'clock': 'real'}, daemon=True).start()"
             )
         cells.append(line)
-    # then the REST and audio blocks (on the same lab) and the platforms block (a new lab)
-    return [*cells, webhooks, audio, platforms]
+    # then the REST, audio and turns blocks (on the same lab) and the platforms block (a new lab)
+    return [*cells, webhooks, audio, turns, platforms]
 
 
 def test_the_readme_walk_runs_in_jupyterlab(jupyter: JupyterServer, browser_page: BrowserPage) -> None:
