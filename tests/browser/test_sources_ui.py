@@ -147,6 +147,13 @@ def test_sources_widget_shows_three_platforms_live(notebook: MakeNotebook, brows
     assert all(s.startswith("CHANNEL_DESTROY") for s in kazoo_status.all_text_contents())
     types = set(nb.root.locator(".jl-sources .jl-pevents tr.jl-ev .jl-type").all_text_contents())
     assert {"CHANNEL_DESTROY", "channel.removed", "call_ended"} <= types, types
+    # the widget stays small (notebook 09 showed 30 calls and 30 events, ~1,000 px): the lists scroll
+    for table in ("jl-pcalls", "jl-pevents"):
+        box = nb.root.locator(f".jl-sources .jl-scroll:has(> .{table})")
+        expect(box).to_have_count(1)
+        assert box.evaluate("el => el.clientHeight") <= 200, table
+    events_box = nb.root.locator(".jl-sources .jl-scroll:has(> .jl-pevents)")
+    assert events_box.evaluate("el => el.scrollHeight > el.clientHeight"), "30 events fit in 200 px?"
 
     ARTIFACTS.mkdir(exist_ok=True)
     nb.root.locator(SOURCES).screenshot(path=str(ARTIFACTS / "sources_widget.png"))

@@ -27,7 +27,13 @@ function render({ model, el }) {
   const conns = make("table", "jl-connections");
   const calls = make("table", "jl-pcalls");
   const events = make("table", "jl-pevents");
-  root.append(title, conns, make("div", "jl-sub", "calls"), calls, make("div", "jl-sub", "events"), events);
+  // the calls and the events in boxes of about ten rows that scroll: the widget stays small
+  const box = (table) => {
+    const div = make("div", "jl-scroll");
+    div.append(table);
+    return div;
+  };
+  root.append(title, conns, make("div", "jl-sub", "calls"), box(calls), make("div", "jl-sub", "events"), box(events));
   el.append(root);
 
   function update() {
