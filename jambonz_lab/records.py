@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["RECORD_FIELDS", "SOURCES", "Record", "Row", "as_row", "make_row"]
+__all__ = ["ERROR_KINDS", "RECORD_FIELDS", "SOURCES", "Record", "Row", "as_row", "make_row"]
 
 
 class Row(NamedTuple):
@@ -57,6 +57,10 @@ RECORD_FIELDS: tuple[str, ...] = Row._fields
 
 #: the sources jambonz_lab knows; ``source`` column values
 SOURCES = ("jambonz", "kazoo", "basix", "wazo")
+#: the lab rows (``direction == "lab"``) that count as errors, in ``lab.calls``' ``errors``
+#: column and on the cards: a handler raised, a frame was bad or broke the protocol, a send
+#: was refused (too large, or on an ended call)
+ERROR_KINDS = frozenset({"handler-error", "bad-frame", "protocol-error", "refused-frame"})
 
 #: the callback a row is handed to (the lab's event log); called on the loop thread
 Record = Callable[[Row], None]

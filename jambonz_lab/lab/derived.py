@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.messages import FINAL_STATUSES
+from ..records import ERROR_KINDS
 from .parquet import require
 from .views import HOOK_TYPES
 
@@ -35,7 +36,7 @@ __all__ = ["build"]
 #: the payload's ``data`` fields the three views read
 _FIELDS = ("call_status", "call_sid", "reason", "sip_status", "from", "to", "direction", "duration")
 _ENDED = tuple(sorted(FINAL_STATUSES))
-_ERRORS = ("handler-error", "bad-frame", "protocol-error", "refused-frame")
+_ERRORS = tuple(sorted(ERROR_KINDS))
 _CALL_COLS = [
     "call_sid",
     "from",

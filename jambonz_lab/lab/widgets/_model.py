@@ -23,10 +23,9 @@ from collections import deque
 from typing import Any
 
 from ...protocol.messages import FINAL_STATUSES
-from ...records import Row
+from ...records import ERROR_KINDS, Row
 
 __all__ = [
-    "ERROR_KINDS",
     "MAX_EVENTS",
     "MAX_STATUSES",
     "MAX_VERBS",
@@ -45,8 +44,6 @@ MAX_STATUSES = 20
 #: longest one-line event detail
 MAX_DETAIL = 160
 
-#: lab rows that count as errors (the same set as ``lab.calls``' ``errors`` column)
-ERROR_KINDS = frozenset({"handler-error", "bad-frame", "protocol-error", "refused-frame"})
 _OPENINGS = frozenset({"session:new", "session:adulting", "session:redirect", "session:reconnect"})
 
 
