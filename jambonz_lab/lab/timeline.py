@@ -62,7 +62,7 @@ _OTHER_MARKER = ("|", "0.45")
 _COLORS = {"in": "tab:blue", "out": "tab:green"}
 
 FONT = 8.0  # points, labels
-WIDTH = 12.0  # inches
+WIDTH = 9.5  # inches: a 950-pixel PNG, shown unscaled in most notebook columns
 _LEFT, _RIGHT, _TOP, _BOTTOM = 0.9, 0.25, 0.45, 0.65  # inches around the axes
 _ROW = 0.21  # inches per label track
 _HEADER = 1.0  # tracks above the jambonz lane for the call's header line
@@ -70,6 +70,7 @@ _GAP = 0.6  # tracks between two calls
 _MAX_TRACKS = 14  # past this, labels share tracks (and may overlap)
 _MAX_LABEL = 72  # characters
 _CHAR = 0.6  # average glyph width, in font sizes (DejaVu Sans)
+_LABEL_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85}  # over the arrows
 
 
 #: the timelines' Figure: shows itself inline in any kernel (see :mod:`jambonz_lab.figure`)
@@ -242,7 +243,7 @@ def draw(events: pd.DataFrame, *, title: str | None = None) -> TimelineFigure:
                 color=color,
                 gid="label",
                 zorder=4,
-                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+                bbox=_LABEL_BOX,
                 **plain,
             )
             if it.latency is not None:
@@ -260,6 +261,7 @@ def draw(events: pd.DataFrame, *, title: str | None = None) -> TimelineFigure:
                     gid="latency",
                     zorder=4,
                     annotation_clip=False,
+                    bbox=_LABEL_BOX,  # a later arrow may cross it: the label stays readable
                     **plain,
                 )
         top = y_app - _GAP

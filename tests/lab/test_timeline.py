@@ -188,3 +188,25 @@ def test_a_notebook_cell_shows_the_timeline_inline(tmp_path: Path) -> None:
     (output,) = [o for o in nb.cells[0].outputs if o["output_type"] == "execute_result"]
     assert "image/png" in output["data"]
     assert "pyplot" not in source
+
+
+def test_the_picture_fits_a_notebook_column_and_its_labels_sit_over_the_arrows(lab: jl.Lab) -> None:
+    """Notebook 03 in JupyterLab (a 1280-pixel window, the file browser open: a column of ~830 px)
+    showed the 1,200-pixel PNG at ~70 %, its 8-point labels at ~7 px, and a later arrow struck
+    through an ack's latency ("0.68 ms"), which had no box of its own. The PNG is 950 px wide now;
+    every label and latency is drawn over the arrows on a white box."""
+    import struct
+
+    echo(lab)
+    result = lab.call("/echo", sim.Caller.saying("hello"))
+    fig = lab.timeline(result.call_sid)
+    assert isinstance(fig, timeline.TimelineFigure)
+    width, _height = struct.unpack(">II", fig._repr_png_()[16:24])  # the PNG's IHDR chunk
+    assert width <= 960
+    arrows = max(arrow.get_zorder() for arrow in fig.axes[0].patches)
+    drawn = texts(fig, "label") + texts(fig, "latency")
+    assert texts(fig, "latency") and drawn
+    for text in drawn:
+        box = text.get_bbox_patch()
+        assert box is not None and tuple(box.get_facecolor()[:3]) == (1.0, 1.0, 1.0), text.get_text()
+        assert text.get_zorder() > arrows
