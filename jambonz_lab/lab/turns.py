@@ -334,7 +334,10 @@ def compare(table: pd.DataFrame, groups: Mapping[str, Iterable[Any]]) -> pd.Data
 
 
 def plot_response_times(table: pd.DataFrame, groups: Mapping[str, Iterable[Any]] | None = None) -> Figure:
-    """Response-time distributions per group (or for all turns): a box and the points per group."""
+    """Response-time distributions per group (or for all turns): a box and the points per group.
+
+    Each group's name on the x axis says how many turns it drew (``(no turns)`` for a group whose
+    calls had none, e.g. callers who hung up during the greeting: an empty slot, explained)."""
     from ..figure import InlineFigure
 
     owner = _groups(groups) if groups is not None else None
@@ -346,7 +349,11 @@ def plot_response_times(table: pd.DataFrame, groups: Mapping[str, Iterable[Any]]
     fig = InlineFigure(figsize=(max(4.0, 1.6 * len(names) + 2), 3.2))
     ax = fig.subplots()
     ax.boxplot(series, showfliers=False)
-    ax.set_xticks(range(1, len(names) + 1), names)
+    counts = [
+        f"{len(values)} turn{'' if len(values) == 1 else 's'}" if len(values) else "(no turns)"
+        for values in series
+    ]
+    ax.set_xticks(range(1, len(names) + 1), [f"{name}\n{n}" for name, n in zip(names, counts, strict=True)])
     for i, values in enumerate(series, start=1):
         ax.scatter([i] * len(values), values, s=8, alpha=0.4)
     ax.set_ylabel("response time (ms)")

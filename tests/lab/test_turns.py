@@ -147,8 +147,11 @@ def test_summary_compare_and_the_picture(lab: jl.Lab) -> None:
     table = lab.compare_turns({"fast": fast, "slow": slow})
     assert list(table.index) == ["fast", "slow"] and list(table["calls"]) == [2, 2]
     assert table["max_ms"].loc["slow"] >= 100
-    fig = lab.plot_response_times({"fast": fast, "slow": [r.call_sid for r in slow]})
+    fig = lab.plot_response_times({"fast": fast, "slow": [r.call_sid for r in slow], "hung up": []})
     assert isinstance(fig, Figure) and fig.axes[0].get_ylabel() == "response time (ms)"
+    # notebook 06's "hangs up" group drew an empty slot, unexplained: each name says what it holds
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == ["fast\n4 turns", "slow\n4 turns", "hung up\n(no turns)"]
 
 
 def test_transcript_is_both_sides_in_order_and_escapes_caller_text(lab: jl.Lab) -> None:
