@@ -353,7 +353,8 @@ def plot_response_times(table: pd.DataFrame, groups: Mapping[str, Iterable[Any]]
         f"{len(values)} turn{'' if len(values) == 1 else 's'}" if len(values) else "(no turns)"
         for values in series
     ]
-    ax.set_xticks(range(1, len(names) + 1), [f"{name}\n{n}" for name, n in zip(names, counts, strict=True)])
+    labels = [f"{name}\n{n}" for name, n in zip(names, counts, strict=True)]
+    ax.set_xticks(range(1, len(names) + 1), labels, parse_math=False)  # "$5 plan" stays text
     for i, values in enumerate(series, start=1):
         ax.scatter([i] * len(values), values, s=8, alpha=0.4)
     ax.set_ylabel("response time (ms)")

@@ -147,11 +147,13 @@ def test_summary_compare_and_the_picture(lab: jl.Lab) -> None:
     table = lab.compare_turns({"fast": fast, "slow": slow})
     assert list(table.index) == ["fast", "slow"] and list(table["calls"]) == [2, 2]
     assert table["max_ms"].loc["slow"] >= 100
-    fig = lab.plot_response_times({"fast": fast, "slow": [r.call_sid for r in slow], "hung up": []})
+    groups: dict[str, list[Any]] = {"fast": fast, "$5 plan": [r.call_sid for r in slow], "hung up": []}
+    fig = lab.plot_response_times(groups)
     assert isinstance(fig, Figure) and fig.axes[0].get_ylabel() == "response time (ms)"
     # notebook 06's "hangs up" group drew an empty slot, unexplained: each name says what it holds
-    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
-    assert ticks == ["fast\n4 turns", "slow\n4 turns", "hung up\n(no turns)"]
+    ticks = fig.axes[0].get_xticklabels()
+    assert [t.get_text() for t in ticks] == ["fast\n4 turns", "$5 plan\n4 turns", "hung up\n(no turns)"]
+    assert not any(t.get_parse_math() for t in ticks)  # a name is text, never mathtext
 
 
 def test_transcript_is_both_sides_in_order_and_escapes_caller_text(lab: jl.Lab) -> None:
