@@ -42,6 +42,7 @@ __all__ = ["COLUMNS", "EventLog", "parsed", "repair_tail", "truncate"]
 log = logging.getLogger("jambonz_lab.lab")
 
 COLUMNS = RECORD_FIELDS
+_TS, _SID = COLUMNS.index("ts"), COLUMNS.index("call_sid")
 
 #: rows flattened at a time (the builder lets the loop run between chunks)
 CHUNK_ROWS = 5_000
@@ -140,7 +141,10 @@ class EventLog:
         if memory_rows < 1:
             raise ValueError(f"memory_rows must be at least 1, not {memory_rows}")
         self.memory_rows = memory_rows
-        self._rows: list[Row] = []  # rows [_base, _base + len)
+        # rows [_base, _base + len), kept as plain tuples in COLUMNS order: a plain tuple of text,
+        # numbers and None leaves the garbage collector's lists at its first collection (a Row, a
+        # tuple subclass, never does: each full collection walked every kept row)
+        self._rows: list[tuple[Any, ...]] = []
         self._base = 0
         self._lock = threading.Lock()  # _rows and _base together
         self._build = threading.RLock()  # the views state, the parts
@@ -156,11 +160,11 @@ class EventLog:
     def record(self, row: Row | tuple[Any, ...]) -> None:
         """Append one row (loop thread): a :class:`~jambonz_lab.records.Row`, or a plain tuple in
         :data:`COLUMNS` order (made a Row here); payload as JSON text."""
-        self._rows.append(as_row(row))  # list.append is atomic; readers copy under the lock
+        self._rows.append(tuple(as_row(row)))  # list.append is atomic; readers copy under the lock
 
     def extend(self, rows: Iterable[Row]) -> None:
         """Append many rows at once (a log read back from a file; not for the loop thread)."""
-        self._rows.extend(as_row(r) for r in rows)
+        self._rows.extend(tuple(as_row(r)) for r in rows)
 
     def __len__(self) -> int:
         return self._base + len(self._rows)
@@ -175,9 +179,9 @@ class EventLog:
         if base + len(rows) == 0:
             return f"<EventLog empty; tables: {tables}>"
         sids: set[Any] = set().union(*(p.sids for p in parts))
-        sids.update(r.call_sid for r in rows[built - base :] if r.call_sid is not None)
-        first = rows[0].ts if base == 0 else parts[0].load().events["ts"].iloc[0].timestamp()
-        last = rows[-1].ts if rows else parts[-1].load().events["ts"].iloc[-1].timestamp()
+        sids.update(r[_SID] for r in rows[built - base :] if r[_SID] is not None)
+        first = rows[0][_TS] if base == 0 else parts[0].load().events["ts"].iloc[0].timestamp()
+        last = rows[-1][_TS] if rows else parts[-1].load().events["ts"].iloc[-1].timestamp()
         seconds = float(last) - float(first)
         span = f"{_utc(first, '%Y-%m-%d %H:%M:%S')} → {_utc(last, '%H:%M:%S')} UTC ({seconds:.1f} s)"
         return f"<EventLog {base + len(rows):,} rows, {len(sids)} call(s), {span}; tables: {tables}>"
@@ -412,7 +416,7 @@ class EventLog:
         for part in spilled:
             if call_sid is None or call_sid in part.sids:
                 out.extend(_tuples(part.load().events, call_sid))
-        out.extend(rows if call_sid is None else [r for r in rows if r.call_sid == call_sid])
+        out.extend(Row._make(r) for r in rows if call_sid is None or r[_SID] == call_sid)
         return out
 
     def to_dataframe(self, call_sid: str | None = None) -> pd.DataFrame:
@@ -476,7 +480,7 @@ class EventLog:
                     break
                 raise ValueError(f"{path}:{n}: not a JSON line; is this a jambonz_lab log?") from None
             item.setdefault("source", "jambonz")  # logs written before platform sources existed
-            log._rows.append(Row._make(item.get(c) for c in COLUMNS))
+            log._rows.append(tuple(item.get(c) for c in COLUMNS))
         return log
 
 

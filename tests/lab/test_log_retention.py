@@ -285,3 +285,19 @@ def test_builds_lower_the_switch_interval_and_put_it_back() -> None:
         assert sys.getswitchinterval() == 0.002
     finally:
         sys.setswitchinterval(before)
+
+
+def test_kept_rows_leave_the_garbage_collectors_lists() -> None:
+    """A full collection walked every kept row (a Row is a tuple subclass, which CPython never
+    untracks): the log keeps plain tuples, untracked at their first collection, and hands Rows out."""
+    import gc
+
+    log = EventLog()
+    row = Row(1.0, "sid-1", "in", "verb:hook", "m1", "/h", 0, '{"type":"verb:hook"}', None, "/", "jambonz")
+    log.record(row)
+    log.extend([row, row])
+    gc.collect()
+    assert not any(gc.is_tracked(r) for r in log._rows)
+    assert gc.is_tracked(row)  # the same fields as a Row: tracked for good
+    assert log.select() == [row, row, row] and all(type(r) is Row for r in log.select())
+    assert log.select("sid-1")[0].call_sid == "sid-1" and log.select("other") == []
