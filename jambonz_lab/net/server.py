@@ -201,6 +201,21 @@ class Channel(Protocol):
     async def flush(self) -> None: ...
 
 
+class _ClosedSocket:
+    """What a :class:`Connection` holds once its socket is gone: closed, so writers stop."""
+
+    closed = True
+
+    async def send_str(self, data: str) -> None:
+        raise ConnectionResetError("the socket is closed")
+
+    async def close(self, *, code: int = 1000, message: bytes = b"") -> bool:
+        return False
+
+
+_CLOSED = _ClosedSocket()
+
+
 class Connection:
     """One WebSocket from jambonz (loop thread only).
 
@@ -214,7 +229,7 @@ class Connection:
 
     def __init__(self, server: AppServer, ws: web.WebSocketResponse, service: Service, path: str) -> None:
         self.server = server
-        self.ws = ws
+        self.ws: web.WebSocketResponse | _ClosedSocket = ws
         self.service = service
         self.path = path
         self.session: Session | None = None
@@ -242,8 +257,11 @@ class Connection:
         self._kick()
 
     def finish(self) -> None:
-        """The socket is gone: drop what was not written."""
+        """The socket is gone: drop what was not written, and let go of aiohttp's request,
+        response and handler (a kept session would keep them alive for hours, and the garbage
+        collector would walk them in every full collection)."""
         self._out.clear()
+        self.ws = _CLOSED
 
     def _kick(self) -> None:
         if not self._flushing:  # else the running flush writes it; a flush only waits on a full buffer

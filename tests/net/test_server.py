@@ -429,3 +429,21 @@ class TestRedirectOnTheSameSocket:
             fj.recv()
             msgid = fj.send("session:redirect", call_data("r-3"), hook="ws://elsewhere.example/x")
             assert fj.recv() == {"type": "ack", "msgid": msgid}
+
+
+def test_a_closed_socket_lets_go_of_aiohttps_objects(lab: jl.Lab) -> None:
+    """A kept session (up to keep_sessions of them, for an hour) held its socket's aiohttp request,
+    response and handler alive; once the socket is gone its connection holds a closed stand-in."""
+    from aiohttp import web
+
+    lab.service("/").on("session:new", lambda s: s.say(text="hi").send())
+    with FakeJambonz(lab.url + "/", call_sid="let-go") as fj:
+        fj.session_new()
+        fj.recv()
+        session = lab.session("let-go")
+        assert isinstance(session._conn.ws, web.WebSocketResponse)  # type: ignore[attr-defined]
+    wait_until(lambda: session.closed)
+    wait_until(lambda: not isinstance(session._conn.ws, web.WebSocketResponse))  # type: ignore[attr-defined]
+    assert session._conn.ws.closed  # type: ignore[attr-defined]
+    with pytest.raises(jl.SessionClosed):
+        session.say(text="too late").send()
