@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..protocol.messages import FINAL_STATUSES
 from ..records import ERROR_KINDS
 from .parquet import require
-from .views import HOOK_TYPES
+from .views import CALL_COLUMNS, HOOK_TYPES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,20 +37,6 @@ __all__ = ["build"]
 _FIELDS = ("call_status", "call_sid", "reason", "sip_status", "from", "to", "direction", "duration")
 _ENDED = tuple(sorted(FINAL_STATUSES))
 _ERRORS = tuple(sorted(ERROR_KINDS))
-_CALL_COLS = [
-    "call_sid",
-    "from",
-    "to",
-    "direction",
-    "start",
-    "answer",
-    "end",
-    "duration_s",
-    "final_status",
-    "hooks",
-    "errors",
-    "clock",
-]
 
 
 def _quoted(values: tuple[str, ...]) -> str:
@@ -210,7 +196,7 @@ def _calls(agg: pd.DataFrame) -> pd.DataFrame:
     _text(table, ["call_sid", "from", "to", "direction", "final_status"])
     for col in ("call_sid", "from", "to", "direction"):  # as pandas infers them from a group-by
         table[col] = table[col].infer_objects()
-    return table[_CALL_COLS].reset_index(drop=True)
+    return table[CALL_COLUMNS].reset_index(drop=True)
 
 
 def _hooks(joined: pd.DataFrame) -> pd.DataFrame:

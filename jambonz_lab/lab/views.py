@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..protocol.messages import best_alternative
+from ..protocol.messages import FINAL_STATUSES, best_alternative
+from ..records import ERROR_KINDS
 from . import slices
 
 if TYPE_CHECKING:
@@ -35,8 +36,8 @@ HOOK_TYPES = (
     "verb:hook",
     "dial:confirm",
 )
-_ENDED = ("completed", "failed", "no-answer", "busy")
-_ERRORS = ("handler-error", "bad-frame", "protocol-error", "refused-frame")
+_ENDED = tuple(sorted(FINAL_STATUSES))
+_ERRORS = tuple(sorted(ERROR_KINDS))
 #: calls per block of the per-call aggregate (a chunk re-reduces only the blocks it touches)
 _BLOCK_CALLS = 4_000
 #: hooks still waiting for their ack carried from one chunk to the next (oldest dropped beyond)
@@ -47,7 +48,8 @@ _PARSE_STEP = 500
 _HOOK_COLS = ["call_sid", "type", "hook", "msgid", "ts", "reason"]
 _ACK_COLS = ["call_sid", "msgid", "ts", "note", "verbs", "ack_ms"]
 _STATUS_COLS = ["ts", "call_sid", "leg", "call_status", "sip_status"]
-_CALL_COLS = [
+#: the columns of ``lab.calls``, in order
+CALL_COLUMNS = [
     "call_sid",
     "from",
     "to",
@@ -295,7 +297,7 @@ class Views:
 
         blocks = [b for b in self._blocks if len(b)]
         if not blocks:
-            return pd.DataFrame({c: [] for c in _CALL_COLS})
+            return pd.DataFrame({c: [] for c in CALL_COLUMNS})
         return _calls_table(slices.concat(blocks) if len(blocks) > 1 else blocks[0])
 
 
@@ -314,7 +316,7 @@ def _calls_table(agg: pd.DataFrame) -> pd.DataFrame:
     table = agg.assign(duration_s=agg["_end_duration"].astype("float64").fillna(measured))
     # text as objects: done a slice at a time (over every call at once, one long C call)
     table["final_status"] = slices.by_steps(table["final_status"], _none_for_missing)
-    return table[_CALL_COLS].reset_index(drop=True)
+    return table[CALL_COLUMNS].reset_index(drop=True)
 
 
 def _none_for_missing(series: pd.Series) -> pd.Series:
