@@ -22,17 +22,8 @@ from jambonz_lab.lab.events import BUILD_SWITCH_INTERVAL, EventLog, brisk
 from jambonz_lab.lab.views import Chunk
 from jambonz_lab.records import Row
 from tests.fakejambonz import FakeJambonz, wait_until
+from tests.lab.apps import heard_app
 from tests.lab.test_cli import ROOT, free_port, stop
-
-
-def _app(lab: jl.Lab) -> None:
-    @lab.service("/").on("session:new")
-    def new(session: jl.Session) -> None:
-        @session.on("/g")
-        def heard(msg: jl.Message) -> None:
-            session.say(text=f"heard {msg.transcript}").hangup().reply()
-
-        session.gather(input=["speech"], actionHook="/g").send()
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -43,7 +34,7 @@ def test_a_spilling_log_gives_the_views_of_the_whole_log(tmp_path: Path) -> None
     path = tmp_path / "calls.jsonl"
     lab = jl.start(grace=0.3, log_path=path, memory_rows=25, spill_dir=tmp_path)
     try:
-        _app(lab)
+        heard_app(lab)
         sids = []
         for n in range(12):
             sids.append(lab.call("/", sim.Caller.saying(f"word {n}")).call_sid)
@@ -94,7 +85,7 @@ def test_views_built_in_pieces_equal_one_build() -> None:
 def _recorded_rows(calls: int) -> list[Row]:
     lab = jl.start(grace=0.3)
     try:
-        _app(lab)
+        heard_app(lab)
         for n in range(calls):
             lab.call("/", sim.Caller.saying(f"w{n}"))
         return lab.log.select(None)
@@ -150,7 +141,7 @@ def test_start_cuts_a_torn_tail_before_appending(tmp_path: Path) -> None:
     good = json.dumps({"ts": 1.0, "call_sid": "c", "direction": "lab", "type": "close", "payload": None})
     path.write_text(good + "\n" + '{"ts": 2.0, "call_s')  # killed mid-line
     lab = jl.start(grace=0.2, log_path=path)
-    _app(lab)
+    heard_app(lab)
     try:
         lab.call("/", sim.Caller.saying("hi"))
     finally:

@@ -24,17 +24,8 @@ from jambonz_lab import sim
 from jambonz_lab.lab.parquet import SCHEMA_VERSION, VERSION_KEY, ParquetSink, part_files, write_rows
 from jambonz_lab.records import RECORD_FIELDS, Row, make_row
 from tests.fakejambonz import FakeJambonz, wait_until
+from tests.lab.apps import heard_app
 from tests.lab.test_cli import ROOT, free_port, stop
-
-
-def _app(lab: jl.Lab) -> None:
-    @lab.service("/").on("session:new")
-    def new(session: jl.Session) -> None:
-        @session.on("/g")
-        def heard(msg: jl.Message) -> None:
-            session.say(text=f"heard {msg.transcript}").hangup().reply()
-
-        session.gather(input=["speech"], actionHook="/g").send()
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -48,7 +39,7 @@ def _day(ts: float) -> str:
 def test_to_parquet_then_read_log_gives_the_same_log(tmp_path: Path) -> None:
     lab = jl.start(grace=0.3)
     try:
-        _app(lab)
+        heard_app(lab)
         sids = [lab.call("/", sim.Caller.saying(f"word {n}")).call_sid for n in range(4)]
         parts = lab.log.to_parquet(tmp_path / "log")
         back = jl.read_log(tmp_path / "log")
@@ -136,7 +127,7 @@ def test_the_live_sink_writes_while_a_reader_reads(tmp_path: Path) -> None:
 
     thread = threading.Thread(target=reader)
     try:
-        _app(lab)
+        heard_app(lab)
         thread.start()
         for n in range(6):
             lab.call("/", sim.Caller.saying(f"word {n}"))
@@ -156,7 +147,7 @@ def test_the_live_sink_writes_while_a_reader_reads(tmp_path: Path) -> None:
 def test_stop_writes_the_rows_still_waiting(tmp_path: Path) -> None:
     lab = jl.start(grace=0.3, parquet_dir=tmp_path)
     try:
-        _app(lab)
+        heard_app(lab)
         lab.call("/", sim.Caller.saying("hello"))
         rows = lab.log.select()
     finally:

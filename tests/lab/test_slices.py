@@ -21,6 +21,7 @@ from jambonz_lab.lab import slices
 from jambonz_lab.lab.events import EventLog
 from jambonz_lab.records import Row
 from tests.fakejambonz import wait_until
+from tests.lab.apps import heard_app
 
 
 @pytest.fixture
@@ -112,15 +113,7 @@ def test_a_handed_out_frame_is_freed_once_its_reader_drops_it() -> None:
 def _lab_rows(calls: int) -> list[Row]:
     lab = jl.start(grace=0.3)
     try:
-
-        @lab.service("/").on("session:new")
-        def new(session: jl.Session) -> None:
-            @session.on("/g")
-            def heard(msg: jl.Message) -> None:
-                session.say(text=f"heard {msg.transcript}").hangup().reply()
-
-            session.gather(input=["speech"], actionHook="/g").send()
-
+        heard_app(lab)
         for n in range(calls):
             lab.call("/", sim.Caller.saying(f"w{n}"))
         return lab.log.select(None)
