@@ -75,7 +75,9 @@ def test_input_times_are_the_calls_own_clock_for_simulated_calls(lab: jl.Lab) ->
 
 
 def test_a_reply_sent_later_as_a_redirect_is_the_turns_reply(lab: jl.Lab) -> None:
-    """The hook is acked empty and the app speaks with a redirect command from a cell."""
+    """The hook is acked empty and the app speaks with a redirect command from a cell. The call runs
+    on the real clock, as a call driven from cells does: on the virtual clock its 30 s could pass
+    (and the call end) before this thread, on a busy machine, starts waiting for the hook."""
 
     @lab.service("/late").on("session:new")
     def new(session: jl.Session) -> None:
@@ -86,7 +88,7 @@ def test_a_reply_sent_later_as_a_redirect_is_the_turns_reply(lab: jl.Lab) -> Non
     import threading
 
     done: list[Any] = []
-    threading.Thread(target=lambda: done.append(lab.call("/late", caller)), daemon=True).start()
+    threading.Thread(target=lambda: done.append(lab.call("/late", caller, clock="real")), daemon=True).start()
     session = sessions.result(timeout=10)
     session.wait_for("/later").result(timeout=10)
     session.say(text="Thanks for waiting").hangup().send()
