@@ -158,7 +158,7 @@ def test_the_sdk_audio_stream_gets_the_callers_audio_and_its_reply_is_in_the_rec
         inputs=[sim.Audio(TONE, after=0.5), sim.Digits("1#", after=2.0, interval=1.5)], hangup_after=60
     )
     result = sim.call(f"ws://127.0.0.1:{audio_app.port}/call", caller, options=OPTIONS)
-    wait_until(lambda: bool(audio_app.events("audio:close")) and bool(audio_app.events("close")), timeout=10)
+    wait_until(lambda: bool(audio_app.events("audio:close")) and bool(audio_app.events("close")), timeout=30)
 
     # the sdk saw jambonz's metadata (listen.js ~168–171) and the caller's keys (~223–231)
     [connect] = audio_app.events("audio:connect")
