@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..protocol.messages import FINAL_STATUSES
 from ..records import ERROR_KINDS
 from .parquet import require
-from .views import CALL_COLUMNS, HOOK_TYPES
+from .views import CALL_COLUMNS, HOOK_TYPES, whole_numbers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -224,7 +224,7 @@ def _hooks(joined: pd.DataFrame) -> pd.DataFrame:
 
 
 def _statuses(frame: pd.DataFrame) -> pd.DataFrame:
-    table = frame.assign(ts=_utc(frame["ts"]), sip_status=frame["sip_status"].astype("float64"))
+    table = frame.assign(ts=_utc(frame["ts"]), sip_status=whole_numbers(frame["sip_status"]))
     _text(table, ["call_sid", "leg", "call_status"])
     return table[["ts", "call_sid", "leg", "call_status", "sip_status"]].reset_index(drop=True)
 

@@ -98,16 +98,27 @@ _TEXT_FLAT = ("reason", "call_status", "digits", "transcript", "leg")
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """One dtype per column whatever a chunk holds: text as objects, numbers as floats."""
+    """One dtype per column whatever a chunk holds: text as objects, numbers as floats, SIP
+    status codes as whole numbers (``Int64``: 486, not 486.0; missing or not a whole number: NA)."""
     import pandas as pd
 
     for col in (*_TEXT, *_TEXT_FLAT):
         if col in frame.columns:
             values = frame[col].astype(object)
             frame[col] = values.where(values.notna(), None)
-    for col in ("sip_status", "confidence", "call_t"):
+    for col in ("confidence", "call_t"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    frame["sip_status"] = whole_numbers(frame["sip_status"])
     return frame
+
+
+def whole_numbers(column: pd.Series) -> pd.Series:
+    """``column`` as nullable integers (``Int64``): numbers and numeric text that are whole; NA for
+    the rest (missing, fractional, not a number)."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(column, errors="coerce").astype("float64")
+    return numbers.where(numbers.round() == numbers).astype("Int64")
 
 
 def _parse(text: Any) -> Any:

@@ -51,6 +51,16 @@ def test_views_after_simulated_calls(lab: jl.Lab) -> None:
 
     statuses = lab.statuses
     assert statuses["call_status"].tolist() == ["trying", "in-progress", "completed"] * 2
+    # SIP codes as whole numbers (200, not 200.0), in lab.events too
+    assert statuses["sip_status"].dtype == "Int64" and statuses["sip_status"].tolist() == [100, 200, 200] * 2
+    assert ev["sip_status"].dtype == "Int64"
+
+
+def test_whole_numbers_are_sip_codes_and_the_rest_is_na() -> None:
+    from jambonz_lab.lab.views import whole_numbers
+
+    got = whole_numbers(pd.Series([486, "200", 180.0, 1.5, "busy", None], dtype=object))
+    assert got.dtype == "Int64" and got.tolist() == [486, 200, 180, pd.NA, pd.NA, pd.NA]
 
 
 def test_session_events_are_that_calls_rows(lab: jl.Lab) -> None:
