@@ -4,11 +4,14 @@ Example::
 
     heard_app(lab)          # "/": gather speech, say what was heard, hang up
     lab.call("/", sim.Caller.saying("hello"))
+    rows = recorded_rows(5)  # the rows of 5 such calls, from a lab of their own
 """
 
 from __future__ import annotations
 
 import jambonz_lab as jl
+from jambonz_lab import sim
+from jambonz_lab.records import Row
 
 
 def heard_app(lab: jl.Lab) -> None:
@@ -21,3 +24,16 @@ def heard_app(lab: jl.Lab) -> None:
             session.say(text=f"heard {msg.transcript}").hangup().reply()
 
         session.gather(input=["speech"], actionHook="/g").send()
+
+
+def recorded_rows(calls: int) -> list[Row]:
+    """The event-log rows of ``calls`` calls to :func:`heard_app`, made by a lab started and
+    stopped for them."""
+    lab = jl.start(grace=0.3)
+    try:
+        heard_app(lab)
+        for n in range(calls):
+            lab.call("/", sim.Caller.saying(f"w{n}"))
+        return lab.log.select(None)
+    finally:
+        lab.stop()

@@ -22,7 +22,7 @@ from jambonz_lab.lab.events import BUILD_SWITCH_INTERVAL, EventLog, brisk
 from jambonz_lab.lab.views import Chunk
 from jambonz_lab.records import Row
 from tests.fakejambonz import FakeJambonz, wait_until
-from tests.lab.apps import heard_app
+from tests.lab.apps import heard_app, recorded_rows
 from tests.lab.test_cli import ROOT, free_port, stop
 
 
@@ -68,7 +68,7 @@ def test_a_spilling_log_gives_the_views_of_the_whole_log(tmp_path: Path) -> None
 
 
 def test_views_built_in_pieces_equal_one_build() -> None:
-    rows = [r for r in _recorded_rows(6)]
+    rows = [r for r in recorded_rows(6)]
     pieces = EventLog(memory_rows=7)
     for n, row in enumerate(rows):
         pieces.record(row)
@@ -80,17 +80,6 @@ def test_views_built_in_pieces_equal_one_build() -> None:
     for view in ("events", "calls", "hooks", "statuses"):
         _same(getattr(pieces, view), getattr(once, view))
     assert pieces.spilled_rows > 0
-
-
-def _recorded_rows(calls: int) -> list[Row]:
-    lab = jl.start(grace=0.3)
-    try:
-        heard_app(lab)
-        for n in range(calls):
-            lab.call("/", sim.Caller.saying(f"w{n}"))
-        return lab.log.select(None)
-    finally:
-        lab.stop()
 
 
 def test_a_new_session_for_an_ended_call_sid_is_a_new_call_across_chunks() -> None:

@@ -15,13 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import jambonz_lab as jl
-from jambonz_lab import sim
 from jambonz_lab.lab import slices
 from jambonz_lab.lab.events import EventLog
 from jambonz_lab.records import Row
 from tests.fakejambonz import wait_until
-from tests.lab.apps import heard_app
+from tests.lab.apps import recorded_rows
 
 
 @pytest.fixture
@@ -110,17 +108,6 @@ def test_a_handed_out_frame_is_freed_once_its_reader_drops_it() -> None:
     wait_until(lambda: watch() is None)
 
 
-def _lab_rows(calls: int) -> list[Row]:
-    lab = jl.start(grace=0.3)
-    try:
-        heard_app(lab)
-        for n in range(calls):
-            lab.call("/", sim.Caller.saying(f"w{n}"))
-        return lab.log.select(None)
-    finally:
-        lab.stop()
-
-
 def _unacked_hook(sid: str, ts: float) -> Row:
     """A verb:hook that never got its ack (the app died): a hooks row without ``acked``."""
     payload = json.dumps({"type": "verb:hook", "msgid": f"{sid}-late", "data": {"reason": "timeout"}})
@@ -142,7 +129,7 @@ def test_a_spilled_log_read_in_tiny_steps_gives_the_same_views(monkeypatch: pyte
     in slices of 2): the same frames, dtypes and all; and the views of one build (dtypes aside: a
     chunk whose calls have no ``from`` keeps it as objects, as before)."""
     views = ("events", "calls", "hooks", "statuses")
-    rows = _lab_rows(5)
+    rows = recorded_rows(5)
     rows.append(_unacked_hook(rows[0].call_sid or "", rows[-1].ts + 1))
     whole = _built_in_pieces(rows)
     expected = {view: getattr(whole, view) for view in views}
