@@ -23,7 +23,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(example: str, port: int) -> subprocess.Popen[str]:
+def serve(example: str, port: int, *options: str) -> subprocess.Popen[str]:
+    """``jambonz-lab serve examples/<example> --port <port> <options…>``, once it says it serves."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -33,6 +34,7 @@ def serve(example: str, port: int) -> subprocess.Popen[str]:
             str(ROOT / "examples" / example),
             "--port",
             str(port),
+            *options,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -23,7 +23,7 @@ from jambonz_lab.lab.views import Chunk
 from jambonz_lab.records import Row
 from tests.fakejambonz import FakeJambonz, wait_until
 from tests.lab.apps import heard_app, recorded_rows
-from tests.lab.test_cli import ROOT, free_port, stop
+from tests.lab.test_cli import ROOT, free_port, serve, stop
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -145,15 +145,8 @@ def test_start_cuts_a_torn_tail_before_appending(tmp_path: Path) -> None:
 def test_serve_log_writes_the_json_lines(tmp_path: Path) -> None:
     path = tmp_path / "serve.jsonl"
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jambonz_lab.lab.cli", "serve", str(ROOT / "examples" / "hello.py")]
-        + ["--port", str(port), "--log", str(path), "--memory-rows", "1000", "--keep-sessions", "10"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = serve("hello.py", port, "--log", str(path), "--memory-rows", "1000", "--keep-sessions", "10")
     try:
-        assert proc.stdout is not None and proc.stdout.readline().startswith("serving")
         with FakeJambonz(f"ws://127.0.0.1:{port}/hello", "logged") as fj:
             fj.session_new()
             fj.recv()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import sys
 import threading
 import time
@@ -25,7 +24,7 @@ from jambonz_lab.lab.parquet import SCHEMA_VERSION, VERSION_KEY, ParquetSink, pa
 from jambonz_lab.records import RECORD_FIELDS, Row, make_row
 from tests.fakejambonz import FakeJambonz, wait_until
 from tests.lab.apps import heard_app
-from tests.lab.test_cli import ROOT, free_port, stop
+from tests.lab.test_cli import free_port, serve, stop
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -188,25 +187,7 @@ def test_without_pyarrow_the_sink_names_the_extra(tmp_path: Path, monkeypatch: p
 def test_serve_parquet_writes_the_served_calls(tmp_path: Path) -> None:
     port = free_port()
     folder = tmp_path / "served"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jambonz_lab.lab.cli",
-            "serve",
-            str(ROOT / "examples" / "hello.py"),
-            "--port",
-            str(port),
-            "--parquet",
-            str(folder),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    line = proc.stdout.readline()
-    assert line.startswith("serving"), line + proc.stderr.read()
+    proc = serve("hello.py", port, "--parquet", str(folder))
     try:
         with FakeJambonz(f"ws://127.0.0.1:{port}/hello", "cli-parquet") as fj:
             msgid = fj.session_new()
