@@ -15,6 +15,7 @@ from jambonz_lab.lab.timeline import TimelineFigure
 from jambonz_lab.platforms import CallScenario
 from jambonz_lab.platforms.kazoo_sim import DEFAULT_AUTH_TOKEN, KazooSimulator
 from jambonz_lab.platforms.kazoo_webhooks import WebhookSender
+from tests.lab.apps import three_platforms_played
 
 NAME = "<img src=x onerror=alert(1)>"
 
@@ -141,24 +142,7 @@ def test_platform_timeline_has_a_lane_per_leg(lab: jl.Lab, kazoo: KazooSimulator
 
 def test_one_lab_watches_all_three_platforms(lab: jl.Lab) -> None:
     """Kazoo, Basix and Wazo simulators play the same calls; one log, one table per platform."""
-    from jambonz_lab.platforms import BasixSimulator, WazoSimulator
-
-    with KazooSimulator() as kazoo, BasixSimulator() as basix, WazoSimulator() as wazo:
-        kz = lab.kazoo(
-            kazoo.ws_url, auth_token=kazoo.auth_token, account_id=kazoo.account_id, bindings=["call.*.*"]
-        )
-        cti = lab.basix(basix.ws_url, app_name="lab", domain="example", token="secret", full_events=True)
-        wz = lab.wazo(wazo.http_url, username="admin", password="admin-pw")
-        calls = [CallScenario(seed=n, ring=1, talk=2, answered=n != 2) for n in range(3)]
-        ends = [
-            kz.wait_for(lambda e: e.type == "CHANNEL_DESTROY" and e.data.get("hangup_cause") == "NO_ANSWER"),
-            cti.wait_for("channel.removed"),
-            wz.wait_for("call_ended"),
-        ]
-        for sim in (kazoo, basix, wazo):
-            sim.play(calls, time_scale=0).result()
-        for end in ends:
-            end.result(timeout=10)
+    with three_platforms_played(lab) as (_, cti, _):
         sources = set(lab.events["source"])
         assert sources == {"kazoo", "basix", "wazo"}
         kazoo_table = lab.platform_events("kazoo")

@@ -18,8 +18,7 @@ from matplotlib.transforms import Bbox, BboxBase
 
 import jambonz_lab as jl
 from jambonz_lab.lab.platform_timeline import MAX_LABEL, draw_sources
-from jambonz_lab.platforms import BasixSimulator, CallScenario, WazoSimulator
-from jambonz_lab.platforms.kazoo_sim import KazooSimulator
+from tests.lab.apps import three_platforms_played
 
 
 @pytest.fixture(scope="module")
@@ -27,24 +26,7 @@ def three_platforms() -> Iterator[pd.DataFrame]:
     """``lab.events`` after three calls played by each of the Kazoo, Basix and Wazo simulators."""
     lab = jl.start(replace=False)
     try:
-        with KazooSimulator() as kazoo, BasixSimulator() as basix, WazoSimulator() as wazo:
-            kz = lab.kazoo(
-                kazoo.ws_url, auth_token=kazoo.auth_token, account_id=kazoo.account_id, bindings=["call.*.*"]
-            )
-            cti = lab.basix(basix.ws_url, app_name="lab", domain="example", token="secret", full_events=True)
-            wz = lab.wazo(wazo.http_url, username="admin", password="admin-pw")
-            calls = [CallScenario(seed=n, ring=1, talk=2, answered=n != 2) for n in range(3)]
-            ends = [
-                kz.wait_for(
-                    lambda e: e.type == "CHANNEL_DESTROY" and e.data.get("hangup_cause") == "NO_ANSWER"
-                ),
-                cti.wait_for("channel.removed", count=6),
-                wz.wait_for("call_ended", count=6),
-            ]
-            for sim in (kazoo, basix, wazo):
-                sim.play(calls, time_scale=0).result()
-            for end in ends:
-                end.result(timeout=10)
+        with three_platforms_played(lab):
             yield lab.events
     finally:
         lab.stop()
