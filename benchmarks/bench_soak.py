@@ -59,6 +59,17 @@ def _data(sid: str, n: int) -> dict[str, Any]:
     }
 
 
+def _status(sid: str, status: str, k: int) -> str:
+    """The soak call's ``k``-th ``call:status`` frame."""
+    data = {
+        "call_sid": sid,
+        "call_status": status,
+        "sip_status": 200,
+        "duration": 3 if status == "completed" else None,
+    }
+    return json.dumps({"type": "call:status", "msgid": f"{sid}-s{k}", "call_sid": sid, "data": data})
+
+
 async def _call(url: str, n: int, lat: list[float]) -> None:
     import websockets
 
@@ -72,22 +83,13 @@ async def _call(url: str, n: int, lat: list[float]) -> None:
                 pass
             lat.append((time.perf_counter() - t) * 1000)
 
-        def status(s: str, k: int) -> str:
-            data = {
-                "call_sid": sid,
-                "call_status": s,
-                "sip_status": 200,
-                "duration": 3 if s == "completed" else None,
-            }
-            return json.dumps({"type": "call:status", "msgid": f"{sid}-s{k}", "call_sid": sid, "data": data})
-
         await ask({"type": "session:new", "msgid": f"{sid}-n", "call_sid": sid, "data": _data(sid, n)})
-        await ws.send(status("trying", 0))
-        await ws.send(status("in-progress", 1))
+        await ws.send(_status(sid, "trying", 0))
+        await ws.send(_status(sid, "in-progress", 1))
         speech = {"alternatives": [{"transcript": "a coffee please", "confidence": 0.9}]}
         hook = {"call_sid": sid, "reason": "speechDetected", "speech": speech}
         await ask({"type": "verb:hook", "msgid": f"{sid}-h", "call_sid": sid, "hook": "/g", "data": hook})
-        await ws.send(status("completed", 2))
+        await ws.send(_status(sid, "completed", 2))
         await ws.close(1000)
 
 

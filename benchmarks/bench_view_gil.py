@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from types import TracebackType
 
-from bench_soak import _data
+from bench_soak import _data, _status
 
 from jambonz_lab.lab.events import EventLog
 
@@ -35,15 +35,6 @@ def rows_of(n: int, t0: float) -> Rows:
     """The rows of soak call ``n``: session:new and its ack, three statuses, a verb:hook and its ack."""
     sid = f"soak-{n:07d}"
     t = t0 + n * 0.01
-
-    def status(s: str, k: int) -> str:
-        data = {
-            "call_sid": sid,
-            "call_status": s,
-            "sip_status": 200,
-            "duration": 3 if s == "completed" else None,
-        }
-        return json.dumps({"type": "call:status", "msgid": f"{sid}-s{k}", "call_sid": sid, "data": data})
 
     speech = {"alternatives": [{"transcript": "a coffee please", "confidence": 0.9}]}
     hook = {"call_sid": sid, "reason": "speechDetected", "speech": speech}
@@ -65,7 +56,7 @@ def rows_of(n: int, t0: float) -> Rows:
             f"{sid}-s0",
             None,
             0,
-            status("trying", 0),
+            _status(sid, "trying", 0),
             None,
             "/",
             "jambonz",
@@ -78,7 +69,7 @@ def rows_of(n: int, t0: float) -> Rows:
             f"{sid}-s1",
             None,
             0,
-            status("in-progress", 1),
+            _status(sid, "in-progress", 1),
             None,
             "/",
             "jambonz",
@@ -93,7 +84,7 @@ def rows_of(n: int, t0: float) -> Rows:
             f"{sid}-s2",
             None,
             0,
-            status("completed", 2),
+            _status(sid, "completed", 2),
             None,
             "/",
             "jambonz",
