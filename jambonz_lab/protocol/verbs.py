@@ -34,7 +34,6 @@ from ..exceptions import VerbError
 __all__ = [
     "build_verb",
     "load_models",
-    "prewarm",
     "schema_dir",
     "normalize_verb",
     "normalize_verbs",
@@ -82,50 +81,26 @@ def _sdk_model(json_verb: str) -> Any:
 
 
 _loaded = threading.Event()  # set once the SDK's package and a first model are imported
-_loader_lock = threading.Lock()
-_loader: threading.Thread | None = None
-_told = False  # "loading verb models…" is logged once per process
-
-
-def _load() -> None:
-    _sdk_registry()
-    _sdk_model("say")
-    _loaded.set()
+_load_lock = threading.Lock()
 
 
 def load_models() -> None:
-    """Have the SDK's verb models loaded: at once when they are, else wait for what is left of
-    :func:`prewarm`'s load (or load them here), logging ``loading verb models…`` once at INFO.
+    """Have the SDK's verb models loaded: at once when they are, else load them here (one thread
+    loads, others calling meanwhile wait for it), logging ``loading verb models…`` at INFO.
 
     The first load takes one to two seconds in a Jupyter environment (importing the SDK imports
     jsonschema, whose IRI format checker builds a grammar at import); later calls are free.
+    ``jambonz_lab.start()`` and ``jambonz-lab serve`` call it before they listen.
     """
-    global _told
     if _loaded.is_set():
         return
-    if not _told:
-        _told = True
-        log.info("loading verb models… (once per process)")
-    with _loader_lock:
-        loader = _loader
-    if loader is not None:
-        loader.join()
-    if not _loaded.is_set():  # no prewarm, or it failed: load here (and raise what it raises)
-        _load()
-
-
-def prewarm() -> None:
-    """Start loading the verb models on a background thread (once; :func:`load_models` waits for it).
-
-    For a program that has other work to do before its first verb (``jambonz_lab.start()`` and
-    ``jambonz-lab serve`` call :func:`load_models` instead: they load before they listen).
-    """
-    global _loader
-    with _loader_lock:
-        if _loaded.is_set() or _loader is not None:
+    with _load_lock:
+        if _loaded.is_set():
             return
-        _loader = threading.Thread(target=_load, name="jambonz-lab-prewarm", daemon=True)
-        _loader.start()
+        log.info("loading verb models… (once per process)")
+        _sdk_registry()
+        _sdk_model("say")
+        _loaded.set()
 
 
 def verb_names() -> list[str]:
