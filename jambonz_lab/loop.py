@@ -20,13 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["call_soon", "get_loop", "in_loop_thread", "require_loop_thread", "run_sync", "submit"]
+__all__ = [
+    "call_later",
+    "call_soon",
+    "get_loop",
+    "in_loop_thread",
+    "require_loop_thread",
+    "run_sync",
+    "submit",
+]
 
 T = TypeVar("T")
 
@@ -101,6 +110,21 @@ def run_sync(fn: Callable[..., T], *args: Any, timeout: float | None = STEP_TIME
     except BaseException as exc:
         # the error is the caller's: drop the loop thread's and concurrent.futures' frames
         raise exc.with_traceback(None) from None
+
+
+def call_later(delay: float, fn: Callable[..., object], *args: Any) -> asyncio.TimerHandle:
+    """Run ``fn(*args)`` on the loop after ``delay`` seconds, in an empty context. Loop thread only.
+
+    ``call_later`` itself copies the caller's context into the timer. A handler's context holds
+    its run, and the run holds its call. asyncio keeps a cancelled timer in its heap until the
+    timer's time. So a 30 s ``wait_for`` timer would keep its call in memory for 30 s after the
+    call left. None of our timers reads the caller's context.
+
+    Example::
+
+        timer = loop.call_later(5.0, self._expire)   # on the loop thread
+    """
+    return asyncio.get_running_loop().call_later(delay, fn, *args, context=contextvars.Context())
 
 
 _posted: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()

@@ -48,7 +48,7 @@ class Waiter(Generic[T]):
 
     def arm(self) -> None:
         """Start the timeout (loop thread)."""
-        self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expire)
+        self._timer = loop.call_later(self.timeout, self._expire)
 
     def resolve(self, value: T) -> bool:
         """Deliver the awaited thing (loop thread); False if the wait already ended."""

@@ -199,5 +199,6 @@ class Workers:
             except BaseException:  # noqa: BLE001 - a job reports its own errors; never lose the thread
                 log.exception("handler job failed")
             finally:
+                job = None  # an idle thread must not keep the last call it ran
                 with self._lock:
                     self._idle += 1

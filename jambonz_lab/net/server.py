@@ -625,9 +625,7 @@ class AppServer:
             )
             return
         if call.opening_ack_owed:
-            asyncio.get_running_loop().call_later(
-                self.options.grace, self._grace_expired, session, call.initial_msgid
-            )
+            loop.call_later(self.options.grace, self._grace_expired, session, call.initial_msgid)
         event = "session:new"
         if msg.type is MessageType.SESSION_REDIRECT and service.handlers("session:redirect"):
             event = "session:redirect"
@@ -654,7 +652,7 @@ class AppServer:
         )
         session.driver.write(outs)
         if session.driver.call.opening_ack_owed:
-            asyncio.get_running_loop().call_later(self.options.grace, self._grace_expired, session, msg.msgid)
+            loop.call_later(self.options.grace, self._grace_expired, session, msg.msgid)
         self.run_handlers(
             session, conn.service.handlers("session:reconnect"), session, auto_ack=False, what=msg.type.value
         )
@@ -667,8 +665,7 @@ class AppServer:
             if awaited and not handlers and not session.driver.call.socket:
                 # a webhook call: the hook's answer is its HTTP response, so the code awaiting the hook
                 # (wait_for) gets `grace` seconds to send() it before the empty auto-ack
-                later = asyncio.get_running_loop().call_later
-                later(self.options.grace, self._ack_if_owed, session, msg.msgid)
+                loop.call_later(self.options.grace, self._ack_if_owed, session, msg.msgid)
                 return
         arg: Any = msg
         redirect = msg.type is MessageType.SESSION_REDIRECT
@@ -748,6 +745,7 @@ class AppServer:
             _, sid, old = ended.popleft()
             if self.sessions.get(sid) is old and old.closed:
                 del self.sessions[sid]
+                old.driver.release()
 
     def wait_for_session(self, path: str | None, waiter: Waiter[Session]) -> None:
         """Resolve ``waiter`` with the next session opened under ``path`` (loop thread)."""
@@ -796,12 +794,18 @@ class AppServer:
             if self._webhook_calls and now >= idle_check:
                 idle_check = now + min(5.0, self.options.webhook_idle / 4)
                 self._end_idle_webhooks()
-            watch = self._watch
-            while watch and watch[0][0] <= now:
-                _, session, msg = watch.popleft()
-                self._ack_late(session, msg)  # a no-op when the hook was acked meanwhile
+            if self._watch and self._watch[0][0] <= now:
+                self._check_acks(now)
             if self._ended:
                 self._drop_retired()  # the age bound holds when no other session ends
+
+    def _check_acks(self, now: float) -> None:
+        """Report the watched hooks due by ``now`` (a method of its own: the sweeper's frame,
+        suspended between rounds, must not keep the last call it looked at)."""
+        watch = self._watch
+        while watch and watch[0][0] <= now:
+            _, session, msg = watch.popleft()
+            self._ack_late(session, msg)  # a no-op when the hook was acked meanwhile
 
     def _end_idle_webhooks(self) -> None:
         """End the webhook calls with no request for ``webhook_idle`` seconds."""

@@ -21,6 +21,7 @@ import inspect
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import FunctionType
@@ -617,11 +618,39 @@ class SessionDriver:
     """
 
     def __init__(self, session: Session, conn: Channel, call: CallProtocol) -> None:
-        self.session = session
+        # weak: the session owns its driver, and a link back would make every session a cycle
+        # that only a full garbage collection frees (see release())
+        self._session = weakref.ref(session)
         self.call = call
         self.conn = conn
         self._server = session.server
         self._settle_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def session(self) -> Session:
+        session = self._session()
+        if session is None:  # only a timer or task that outlived release() can get here
+            raise SessionClosed(f"call {self.call.call_sid} has left memory", call_sid=self.call.call_sid)
+        return session
+
+    def release(self) -> None:
+        """The ended session left ``AppServer.sessions``: drop what links it to itself.
+
+        That is its handlers (they close over the session), the socket's link back, and the
+        settle timer (its context holds the handler run, which holds the session). Then
+        reference counting frees the session once the app lets go of it, with no wait for a
+        full garbage collection, which walks every tracked object of the process. A kept
+        reference still reads everything (state, messages, events). Loop thread only.
+        """
+        session = self._session()
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+            self._settle_timer = None
+        if session is not None:
+            session._handlers = _Handlers()
+        if self.conn.session is session:
+            self.conn.session = None
+        self.conn.early.clear()
 
     def write(self, outs: list[Outgoing]) -> None:
         """Send what the call protocol produced, in order."""
@@ -629,9 +658,7 @@ class SessionDriver:
         self.conn.write(self.session, outs)
         if self.call.state is CallState.STARTING and self._settle_timer is None:
             # the opening ack is out; held commands go at jambonz's next frame, or after command_hold
-            self._settle_timer = asyncio.get_running_loop().call_later(
-                self._server.options.command_hold, self._settle
-            )
+            self._settle_timer = loop.call_later(self._server.options.command_hold, self._settle)
 
     def _settle(self) -> None:
         outs = self.call.settle()

@@ -6,12 +6,16 @@ These are lab behaviours with no feature-server counterpart; the event log keeps
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
 
 import jambonz_lab as jl
-from tests.fakejambonz import FakeJambonz, lab_rows, wait_until
+from jambonz_lab import sim
+from tests.fakejambonz import FakeJambonz, call_data, lab_rows, wait_until
+from tests.net.test_webhooks import post
 
 
 @pytest.fixture
@@ -98,3 +102,62 @@ def test_frames_before_session_new_are_capped(small: jl.Lab) -> None:
 def test_bad_retention_options_are_refused() -> None:
     with pytest.raises(ValueError, match="keep_sessions"):
         jl.ServerOptions(keep_sessions=-1)
+
+
+def test_an_ended_session_is_freed_without_the_garbage_collector() -> None:
+    """A session that left ``sessions`` is no reference cycle: reference counting frees it.
+
+    A full collection walks every tracked object of the process with the GIL held (hundreds of
+    ms with many calls kept), so ended sessions must not wait for one. Plain and coroutine
+    handlers that close over their session, ``wait_for``, a webhook call: none may keep a cycle.
+    """
+    lab = jl.start(grace=0.2, keep_sessions=0, ack_warning=0.2)  # the ack watch keeps a hook 0.2 s
+    refs: list[weakref.ref[jl.Session]] = []
+
+    @lab.service("/plain").on("session:new")
+    def plain(session: jl.Session) -> None:
+        refs.append(weakref.ref(session))
+
+        @session.on("/g")
+        def heard(msg: jl.Message) -> None:
+            session.say(text=f"heard {msg.transcript}").hangup().reply()
+
+        session.gather(input=["speech"], actionHook="/g").send()
+
+    @lab.service("/async").on("session:new")
+    async def stepped(session: jl.Session) -> None:
+        refs.append(weakref.ref(session))
+        session.gather(input=["speech"], actionHook="/g2").send()
+        msg = await session.wait_for("/g2")
+        session.say(text=f"heard {msg.transcript}").hangup().send()
+
+    gc.collect()
+    gc.disable()
+    try:
+        for path in ("/plain", "/async", "/plain"):
+            assert lab.call(path, sim.Caller.saying("hello")).heard[-1] == ("say", "heard hello")
+        status, _ = post(lab.url + "/plain", call_data("hook-1"))
+        assert status == 200
+        post(lab.url + "/plain/status", call_data("hook-1", call_status="completed"))
+        wait_until(lambda: len(refs) == 4 and not lab.sessions)
+        wait_until(lambda: [r() for r in refs] == [None] * 4, timeout=5)
+    finally:
+        gc.enable()
+        lab.stop()
+
+
+def test_a_session_the_app_kept_still_reads_after_it_left(small: jl.Lab) -> None:
+    """Leaving ``sessions`` drops the session's own links, not what the app reads from it."""
+    kept: list[jl.Session] = []
+    small.service("/").on("session:new", kept.append)
+    for n in range(5):
+        _one_call(small, f"k{n}")
+    wait_until(lambda: len(small.sessions) == 3)
+    first = kept[0]
+    with pytest.raises(KeyError):
+        small.session("k0")
+    assert first.closed and first.status == "completed"
+    assert [m.type.value for m in first.messages] == ["session:new", "call:status"]
+    assert first.events["call_sid"].unique().tolist() == ["k0"]
+    with pytest.raises(jl.SessionClosed, match="k0"):
+        first.say(text="too late").send()
