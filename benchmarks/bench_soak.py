@@ -138,6 +138,28 @@ def _settle(lab: jl.Lab, calls: int) -> None:
     lab.log.catch_up()
 
 
+class _GcTimer:
+    """Times every garbage collection (``gc.callbacks``), per generation: a collection holds the
+    GIL throughout, so a full one stalls every ack in flight."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._t = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self._t) * 1000)
+
+    def report(self) -> None:
+        print(f"\n{'collections':>11} {'count':>6} {'total s':>8} {'median ms':>10} {'max ms':>8}")
+        for gen, xs in self.pauses.items():
+            med = statistics.median(xs) if xs else float("nan")
+            top = max(xs, default=0.0)
+            print(f"{'gen ' + str(gen):>11} {len(xs):>6} {sum(xs) / 1000:8.2f} {med:10.2f} {top:8.2f}")
+
+
 def _pct(xs: list[float], q: float) -> float:
     return sorted(xs)[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
 
@@ -152,6 +174,8 @@ def main() -> None:
     lab = jl.start(port=0, grace=1.0)
     _app(lab)
     rss0 = _rss_mib(trim=True)
+    timer = _GcTimer()
+    gc.callbacks.append(timer)
     print(f"RSS at start: {rss0:.0f} MiB")
     header = (
         f"{'calls':>7} {'wall s':>7} {'RSS MiB':>8} {'trimmed':>8} {'MiB/1k calls':>12} {'spilled rows':>12} "
@@ -221,6 +245,8 @@ def main() -> None:
         print(f"{name:>24} {statistics.median(xs):7.2f} {tail}")
     if builds:
         print(f"a build of lab.calls + lab.hooks: median {statistics.median(builds):.3f} s")
+    gc.callbacks.remove(timer)
+    timer.report()  # the whole run, _rss_mib's own gc.collect() calls included
     lab.stop()
 
 

@@ -26,6 +26,7 @@ import inspect
 import json
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -340,7 +341,8 @@ class AppServer:
         #: calls served over HTTP webhooks and not ended (the sweeper ends the idle ones)
         self._webhook_calls: set[WebhookCall] = set()
         #: hooks waiting for their ack, oldest first (deadlines grow: one ack_warning for all)
-        self._watch: deque[tuple[float, Session, Message]] = deque()
+        # (a weak link and no payload: the watch must not keep an ended call in memory for 4 s)
+        self._watch: deque[tuple[float, weakref.ref[Session], str, str]] = deque()
         self._session_waiters: list[tuple[str | None, Waiter[Session]]] = []
         #: ended sessions, oldest first, for the retention bound (see :meth:`_retire`)
         self._ended: deque[tuple[float, str, Session]] = deque()
@@ -661,7 +663,7 @@ class AppServer:
         handlers, awaited = session.driver.deliver(msg)
         if msg.needs_ack:
             deadline = asyncio.get_running_loop().time() + self.options.ack_warning
-            self._watch.append((deadline, session, msg))
+            self._watch.append((deadline, weakref.ref(session), msg.msgid, msg.hook or msg.type.value))
             if awaited and not handlers and not session.driver.call.socket:
                 # a webhook call: the hook's answer is its HTTP response, so the code awaiting the hook
                 # (wait_for) gets `grace` seconds to send() it before the empty auto-ack
@@ -804,8 +806,10 @@ class AppServer:
         suspended between rounds, must not keep the last call it looked at)."""
         watch = self._watch
         while watch and watch[0][0] <= now:
-            _, session, msg = watch.popleft()
-            self._ack_late(session, msg)  # a no-op when the hook was acked meanwhile
+            _, ref, msgid, what = watch.popleft()
+            session = ref()
+            if session is not None:  # a call that left memory ended, and its acks were abandoned
+                self._ack_late(session, msgid, what)  # a no-op when the hook was acked meanwhile
 
     def _end_idle_webhooks(self) -> None:
         """End the webhook calls with no request for ``webhook_idle`` seconds."""
@@ -839,11 +843,10 @@ class AppServer:
         )
         self.report("handlers-blocked", note)
 
-    def _ack_late(self, session: Session, msg: Message) -> None:
-        if session.driver.call.is_pending(msg.msgid):
-            what = msg.hook or msg.type
+    def _ack_late(self, session: Session, msgid: str, what: str) -> None:
+        if session.driver.call.is_pending(msgid):
             note = f"{what} not acked after {self.options.ack_warning:g} s; jambonz gives up at 5 s"
-            self.report("ack-late", note, call_sid=session.call_sid, msgid=msg.msgid)
+            self.report("ack-late", note, call_sid=session.call_sid, msgid=msgid)
 
     # -- handlers ---------------------------------------------------------------------------
 
