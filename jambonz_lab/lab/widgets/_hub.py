@@ -170,7 +170,7 @@ class Hub:
             return
         running = loop.get_loop()
         delay = max(0.0, self._last_flush + FLUSH_EVERY - running.time())
-        self._timer = running.call_later(delay, self._flush)
+        self._timer = loop.call_later(delay, self._flush)
 
     def _flush(self) -> None:
         """Write every change since the last flush into the widgets (loop thread)."""
