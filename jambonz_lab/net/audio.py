@@ -56,6 +56,7 @@ from ..waiting import Waiter
 from .audio_buffer import AudioBuffer
 from .audio_levels import FLOOR_DBFS, WINDOW, Freshness, Levels, SentAudio, level_labels, rms_dbfs
 from .audio_views import player, spectrogram, waveform
+from .limits import unlink_socket
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -619,6 +620,7 @@ async def serve_audio(
             elif frame.type is WSMsgType.ERROR:
                 log.info("audio socket error on %s: %s", path, ws.exception())
     finally:
+        unlink_socket(request)
         driver.ended(ws.close_code)
     return ws
 

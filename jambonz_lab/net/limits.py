@@ -13,6 +13,9 @@
 - :func:`basic_auth_ok` checks the ``Authorization: Basic`` header jambonz
   sends to a WebSocket app configured with a username and password, in
   constant time.
+- :func:`unlink_socket` breaks the reference cycle aiohttp leaves behind each
+  WebSocket with a heartbeat, so a closed socket is freed at once rather than
+  by a full garbage collection.
 
 Loop thread only, except :func:`raise_descriptor_limit` and :func:`basic_auth_ok` (any thread).
 """
@@ -36,6 +39,7 @@ __all__ = [
     "basic_auth_ok",
     "connection_cap",
     "raise_descriptor_limit",
+    "unlink_socket",
 ]
 
 #: descriptors kept free under the soft limit for everything that is not a call's socket
@@ -152,3 +156,20 @@ class AcceptFloodFilter:
             )
             self._last = now
             self._since = 0
+
+
+def unlink_socket(request: Any) -> None:
+    """Drop the heartbeat callback aiohttp leaves on a closed WebSocket's connection.
+
+    With ``heartbeat`` set, ``WebSocketResponse.prepare`` gives the connection's protocol
+    (``request.protocol``) a callback that is a bound method of the response, and the response
+    holds the request, which holds the protocol. aiohttp (3.14) never clears it, not even in
+    ``connection_lost``, so each WebSocket left a cycle of about 28 objects (the handler, its
+    transport and socket, the request, the response, its reader and writer) that only a full
+    garbage collection frees, and a full collection walks every tracked object of the process
+    with the GIL held. Call it when the socket's handler is done reading; the callback only
+    resets the heartbeat on incoming data, which no longer matters then. Loop thread only.
+    """
+    protocol = getattr(request, "protocol", None)
+    if getattr(protocol, "_data_received_cb", None) is not None:
+        protocol._data_received_cb = None  # type: ignore[union-attr]

@@ -53,7 +53,14 @@ from ..waiting import Waiter
 from . import eager
 from .audio import AudioService, serve_audio
 from .handlers import HandlerRun, Workers, current_run, handler_name
-from .limits import AcceptFloodFilter, HandshakeGuard, basic_auth_ok, connection_cap, raise_descriptor_limit
+from .limits import (
+    AcceptFloodFilter,
+    HandshakeGuard,
+    basic_auth_ok,
+    connection_cap,
+    raise_descriptor_limit,
+    unlink_socket,
+)
 from .session import Handler, Service, Session, SocketClose, is_coroutine_handler
 from .webhooks import WebhookCall, is_webhook, serve_webhook
 
@@ -519,6 +526,7 @@ class AppServer:
         finally:
             self._connections.discard(conn)
             conn.finish()
+            unlink_socket(request)
             self.connection_lost(conn, ws.close_code)
         return ws
 

@@ -661,6 +661,7 @@ class SessionDriver:
             self._settle_timer = loop.call_later(self._server.options.command_hold, self._settle)
 
     def _settle(self) -> None:
+        self._settle_timer = None  # a fired handle links back to this driver through its callback
         outs = self.call.settle()
         if outs:
             self._server.record_lab(

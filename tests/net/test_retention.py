@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
+from aiohttp import web
 
 import jambonz_lab as jl
 from jambonz_lab import sim
@@ -161,3 +162,28 @@ def test_a_session_the_app_kept_still_reads_after_it_left(small: jl.Lab) -> None
     assert first.events["call_sid"].unique().tolist() == ["k0"]
     with pytest.raises(jl.SessionClosed, match="k0"):
         first.say(text="too late").send()
+
+
+def test_a_closed_socket_is_freed_without_the_garbage_collector() -> None:
+    """aiohttp leaves a cycle behind each WebSocket with a heartbeat (its protocol keeps a bound
+    method of the response); the server breaks it, so a call's socket, request and response go
+    by reference counting, not at the next full collection."""
+    lab = jl.start(grace=0.2, keep_sessions=0)
+    lab.service("/").on("session:new", lambda s: s.say(text="hi").hangup().send())
+
+    def responses() -> int:
+        return sum(type(o) is web.WebSocketResponse for o in gc.get_objects())
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = responses()
+        for n in range(5):
+            with FakeJambonz(lab.url + "/", f"sock-{n}") as fake:
+                fake.session_new()
+                assert fake.recv()["type"] == "ack"
+        wait_until(lambda: not lab.sessions and lab.server.open_sockets == 0)
+        wait_until(lambda: responses() == before, timeout=2)
+    finally:
+        gc.enable()
+        lab.stop()
