@@ -187,3 +187,20 @@ def test_a_closed_socket_is_freed_without_the_garbage_collector() -> None:
     finally:
         gc.enable()
         lab.stop()
+
+
+def test_a_call_that_ended_within_the_grace_leaves_memory_before_its_timer() -> None:
+    """The grace timer (auto-ack after ``grace`` s without a send) links its call weakly."""
+    lab = jl.start(grace=4.5, keep_sessions=0)
+    refs: list[weakref.ref[jl.Session]] = []
+    lab.service("/").on("session:new", lambda s: refs.append(weakref.ref(s)))
+    gc.collect()
+    gc.disable()
+    try:
+        with FakeJambonz(lab.url + "/", "brief") as fake:
+            fake.session_new()  # no send(): the opening stays owed, its grace timer armed
+        wait_until(lambda: len(refs) == 1 and not lab.sessions)
+        wait_until(lambda: refs[0]() is None, timeout=2)
+    finally:
+        gc.enable()
+        lab.stop()
