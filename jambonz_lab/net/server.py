@@ -348,8 +348,9 @@ class AppServer:
         #: calls served over HTTP webhooks and not ended (the sweeper ends the idle ones)
         self._webhook_calls: set[WebhookCall] = set()
         #: hooks waiting for their ack, oldest first (deadlines grow: one ack_warning for all)
-        # (a weak link and no payload: the watch must not keep an ended call in memory for 4 s)
-        self._watch: deque[tuple[float, weakref.ref[Session], str, str]] = deque()
+        # (the call's sid, not the call: the watch must not keep an ended call in memory for 4 s;
+        # and a tuple of a float and strings is one the garbage collector stops tracking)
+        self._watch: deque[tuple[float, str, str, str]] = deque()
         self._session_waiters: list[tuple[str | None, Waiter[Session]]] = []
         #: ended sessions, oldest first, for the retention bound (see :meth:`_retire`)
         self._ended: deque[tuple[float, str, Session]] = deque()
@@ -671,7 +672,7 @@ class AppServer:
         handlers, awaited = session.driver.deliver(msg)
         if msg.needs_ack:
             deadline = asyncio.get_running_loop().time() + self.options.ack_warning
-            self._watch.append((deadline, weakref.ref(session), msg.msgid, msg.hook or msg.type.value))
+            self._watch.append((deadline, session.call_sid, msg.msgid, msg.hook or msg.type.value))
             if awaited and not handlers and not session.driver.call.socket:
                 # a webhook call: the hook's answer is its HTTP response, so the code awaiting the hook
                 # (wait_for) gets `grace` seconds to send() it before the empty auto-ack
@@ -821,9 +822,9 @@ class AppServer:
         suspended between rounds, must not keep the last call it looked at)."""
         watch = self._watch
         while watch and watch[0][0] <= now:
-            _, ref, msgid, what = watch.popleft()
-            session = ref()
-            if session is not None:  # a call that left memory ended, and its acks were abandoned
+            _, sid, msgid, what = watch.popleft()
+            session = self.sessions.get(sid)
+            if session is not None:  # a call that left sessions ended, and its acks were abandoned
                 self._ack_late(session, msgid, what)  # a no-op when the hook was acked meanwhile
 
     def _end_idle_webhooks(self) -> None:
