@@ -574,7 +574,13 @@ def _small_empty() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC for a bulk build (measured: 1M payloads parse 6x faster)."""
+    """Pause the cyclic GC for a bulk build (measured: 1M payloads parse 6x faster).
+
+    The price: what every thread made meanwhile is walked in one young collection at the first
+    allocation after (5–20 ms in the reader's thread at 30 k calls). Holding off only full
+    collections instead (a huge third threshold) gave the loop more, shorter young collections,
+    and its acks were slower (``benchmarks/README.md``, "Ended calls freed without the collector").
+    """
     was = gc.isenabled()
     gc.disable()
     try:
