@@ -335,6 +335,7 @@ class KazooSimulator(SimServer):
             caller_id_number=s.caller,
             callee_id_name=s.callee_name if known_callee else None,
             callee_id_number=s.callee if known_callee else None,
+            dialed=s.callee,
             other_leg_call_id=None if first_event else chan.other,
             realm=self.realm,
             **extra,

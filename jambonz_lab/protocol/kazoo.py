@@ -716,6 +716,7 @@ def channel_event(
     caller_id_number: str,
     callee_id_name: str | None = None,
     callee_id_number: str | None = None,
+    dialed: str | None = None,
     other_leg_call_id: str | None = None,
     realm: str = "sip.example.com",
     msg_id: str | None = None,
@@ -732,9 +733,12 @@ def channel_event(
     CHANNEL_ANSWER adds the ``application_name`` / ``bridge_id`` / ``channel_authorized`` CCVs;
     CHANNEL_DESTROY adds ``hangup_cause``, ``hangup_code``, and ``billing_seconds`` /
     ``duration_seconds`` / ``ringing_seconds`` as *strings* (as in Kazoo's sample).
+    ``dialed`` is the number in ``request`` / ``to`` (default: ``callee_id_number``): an inbound
+    A leg's CHANNEL_CREATE has the dialed number there before any callee ID is known (Kazoo's
+    blackhole sample: ``"request": "*97@acme.example.com"`` and no ``callee_id_*``).
     """
     user = f"user_{caller_id_number.lstrip('+')}"
-    request = f"{callee_id_number or 'unknown'}@{realm}"
+    request = f"{dialed or callee_id_number or 'unknown'}@{realm}"
     ccv: dict[str, Any] = {
         "Account-ID": account_id,
         "Authorizing-ID": f"{call_id[:10]}device",

@@ -232,6 +232,9 @@ class TestEvents:
         assert got[1]["data"]["timestamp"] == 63610891956  # + 0.1 s: whole seconds
         assert got[6]["data"]["timestamp"] == 63610891956 + 7
         assert "other_leg_call_id" not in first["data"]
+        # the A leg's callee is not known yet; the number it dialed is (request / to), as in Kazoo
+        assert "callee_id_number" not in first["data"]
+        assert first["data"]["request"] == first["data"]["to"] == f"{call.callee}@{sim.realm}"
         assert all(f["data"]["other_leg_call_id"] == (a if f["data"]["call_id"] == b else b) for f in got[1:])
         assert first["data"]["custom_channel_vars"]["account_id"] == ACCT
         assert [f["data"]["call_direction"] for f in got[:2]] == ["inbound", "outbound"]
