@@ -36,6 +36,7 @@ __all__ = [
     "SLICE_ROWS",
     "STEP",
     "by_steps",
+    "columns_of",
     "concat",
     "dump",
     "frame",
@@ -113,6 +114,36 @@ def values(series: pd.Series) -> Any:
     return array.to_numpy() if isinstance(array, pd.arrays.NumpyExtensionArray) else array
 
 
+#: the column arrays :func:`columns_of` took, by ``id`` of their frame while it lives (a dict
+#: operation is atomic under the GIL, and a lock here could be taken again by the removal
+#: callback, run by a garbage collection in the thread holding it)
+_taken: dict[int, tuple[weakref.ref[Any], list[Any]]] = {}
+
+
+def columns_of(data: pd.DataFrame) -> list[Any]:
+    """``[values(data[c]) for c in data.columns]``, taken once per frame while it lives.
+
+    pandas makes a view of a frame's index and block for each column taken (``data[col]``) and
+    keeps a weak reference to it on both, dead or alive, until a few hundred pile up. The event
+    log's in-memory chunks are read at every view read, so each read left a few dead references
+    per column on each chunk. For frames not changed after they are made (the log's chunks and
+    the calls aggregate's blocks, which are replaced, not changed): a frame changed after would
+    read stale columns here.
+    """
+    key = id(data)
+    hit = _taken.get(key)
+    if hit is not None and hit[0]() is data:
+        return hit[1]
+    arrays = [values(data[c]) for c in data.columns]
+
+    def forget(gone: weakref.ref[Any], key: int = key) -> None:
+        if (entry := _taken.get(key)) is not None and entry[0] is gone:
+            _taken.pop(key, None)  # a new frame under the same id may lose its entry: taken again
+
+    _taken[key] = (weakref.ref(data, forget), arrays)
+    return arrays
+
+
 def frame(columns: Sequence[Any], arrays: Sequence[Any], n: int) -> pd.DataFrame:
     """A frame of ``arrays`` (each ``n`` long, not copied) with a RangeIndex, one block per column."""
     import pandas as pd
@@ -134,6 +165,8 @@ def _join(pieces: Sequence[Any]) -> Any:
     if alike and first.dtype != object:  # numbers: one copy of bytes
         return np.concatenate(pieces)
     if not alike:  # extension arrays (datetimes, Arrow text: buffers, not objects) or mixed dtypes
+        if len(pieces) == 1:  # a copy, as for the others: the result shares no memory with its input
+            return first.copy()
         joined = pd.concat([pd.Series(p, dtype=p.dtype, copy=False) for p in pieces], ignore_index=True)
         return values(joined)
     out = np.empty(sum(len(p) for p in pieces), dtype=object)
@@ -172,9 +205,8 @@ def concat(frames: Sequence[pd.DataFrame], *, hand_out: bool = False) -> pd.Data
     columns = list(frames[0].columns)
     if any(list(f.columns) != columns for f in frames) or len(set(columns)) != len(columns):
         return pd.concat(frames, ignore_index=True)
-    arrays = []
-    for col in columns:
-        arrays.append(_join([values(f[col]) for f in frames]))
+    taken = [columns_of(f) for f in frames]
+    arrays = [_join([t[i] for t in taken]) for i in range(len(columns))]
     out = frame(columns, arrays, sum(len(f) for f in frames))
     if hand_out:
         with _handed.lock:
