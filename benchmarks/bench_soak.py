@@ -6,7 +6,7 @@ the lab's RSS is its own. Each call: session:new → ack (say + gather), trying,
 verb:hook → ack (hangup), completed, close 1000. Ack latency is measured by the generator.
 
 Run: python benchmarks/bench_soak.py [--calls 10000 100000] [--concurrency 50]
-     [--ack-calls 2000] [--rounds 1]
+     [--ack-calls 2000] [--rounds 1] [--keep-sessions N]
 
 Prints a table; nothing is asserted (timings live here, not in tests).
 """
@@ -170,8 +170,10 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--ack-calls", type=int, default=2000, help="calls per ack phase")
     ap.add_argument("--rounds", type=int, default=1, help="rounds of a phase without and one with a reader")
+    ap.add_argument("--keep-sessions", type=int, default=None, help="ended sessions kept (start()'s default)")
     args = ap.parse_args()
-    lab = jl.start(port=0, grace=1.0)
+    retention = {} if args.keep_sessions is None else {"keep_sessions": args.keep_sessions}
+    lab = jl.start(port=0, grace=1.0, **retention)
     _app(lab)
     rss0 = _rss_mib(trim=True)
     timer = _GcTimer()

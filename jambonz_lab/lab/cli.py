@@ -229,7 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument(
         "--memory-rows", type=int, default=200_000, help="event-log rows kept in memory (older ones spill)"
     )
-    serve.add_argument("--keep-sessions", type=int, default=200, help="ended sessions kept in memory")
+    serve.add_argument(
+        "--keep-sessions",
+        type=int,
+        default=200,
+        help="ended sessions kept in memory (start() keeps 1000; fewer make garbage collections shorter)",
+    )
     serve.add_argument(
         "--keep-sessions-for",
         type=float,

@@ -123,10 +123,12 @@ class ServerOptions:
         backlog: pending TCP connections the listener queues (a burst of
             calls beyond it waits for SYN retransmits, ~1 s each).
         keep_sessions: ended sessions kept in ``AppServer.sessions`` (the
-            oldest leave first; their rows stay in the event log). Each full
+            oldest leave first; their rows stay in the event log). 1,000 lets a
+            notebook read ``lab.session(sid).locals`` after a load; each full
             garbage collection walks every kept session, and the time grows
             faster than their number once they fall out of the CPU's cache:
-            33 ms with 1,000 kept, 2.5 ms with 200 (benchmarks/README.md).
+            32 ms with 1,000 kept, 2.5 ms with 200 (``jambonz-lab serve`` keeps
+            200; benchmarks/README.md).
         keep_sessions_for: seconds an ended session is kept at most.
         keep_messages: messages kept in each ``Session.messages`` (the oldest
             leave first; the event log has them all).
@@ -154,7 +156,7 @@ class ServerOptions:
     max_frame: int = MAX_APP_FRAME
     max_incoming: int = 16 * 1024 * 1024
     backlog: int = 1024
-    keep_sessions: int = 200
+    keep_sessions: int = 1000
     keep_sessions_for: float = 3600.0
     keep_messages: int = 1000
     early_frames: int = 100
