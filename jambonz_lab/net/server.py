@@ -728,10 +728,11 @@ class AppServer:
         self.record_lab(session.call_sid, "close", note)
         closed = SocketClose(code, final)
         session.driver.resolve(("close",), closed)
+        handlers = session.driver.handlers_for("close")  # before _retire: a session that leaves drops them
         if session.closed:
             session.driver.fail_waiters()
             self._retire(session)
-        self.run_handlers(session, session.driver.handlers_for("close"), closed, what="close")
+        self.run_handlers(session, handlers, closed, what="close")
 
     # -- retention ------------------------------------------------------------------------
 

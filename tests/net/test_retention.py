@@ -204,3 +204,25 @@ def test_a_call_that_ended_within_the_grace_leaves_memory_before_its_timer() -> 
     finally:
         gc.enable()
         lab.stop()
+
+
+def test_close_handlers_run_when_the_session_leaves_at_once() -> None:
+    """With ``keep_sessions=0`` a session leaves (and drops its handlers) as its socket closes;
+    its close handlers still run."""
+    lab = jl.start(grace=0.2, keep_sessions=0)
+    closes: list[tuple[str, int | None]] = []
+
+    @lab.service("/").on("session:new")
+    def new(session: jl.Session) -> None:
+        session.on("close", lambda c: closes.append((session.call_sid, c.code)))
+        session.say(text="hi").hangup().send()
+
+    try:
+        for n in range(3):
+            with FakeJambonz(lab.url + "/", f"bye-{n}") as fake:
+                fake.session_new()
+                assert fake.recv()["type"] == "ack"
+        wait_until(lambda: len(closes) == 3 and not lab.sessions)
+        assert sorted(closes) == [(f"bye-{n}", 1000) for n in range(3)]
+    finally:
+        lab.stop()
