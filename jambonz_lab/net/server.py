@@ -127,7 +127,7 @@ class ServerOptions:
             notebook read ``lab.session(sid).locals`` after a load; each full
             garbage collection walks every kept session, and the time grows
             faster than their number once they fall out of the CPU's cache:
-            32 ms with 1,000 kept, 2.5 ms with 200 (``jambonz-lab serve`` keeps
+            7–15 ms with 1,000 kept, 2 ms with 200 (``jambonz-lab serve`` keeps
             200; benchmarks/README.md).
         keep_sessions_for: seconds an ended session is kept at most.
         keep_messages: messages kept in each ``Session.messages`` (the oldest
