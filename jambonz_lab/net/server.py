@@ -74,6 +74,8 @@ log = logging.getLogger("jambonz_lab.server")
 
 #: a plain HTTP endpoint served next to the WebSocket services
 HttpHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: what a grace timer calls: ``fn(session, msgid)`` (see :meth:`AppServer._after_grace`)
+GraceCall = Callable[[Session, str | None], None]
 
 DEFAULT_VERBS = [{"verb": "answer"}]
 
@@ -641,7 +643,7 @@ class AppServer:
             )
             return
         if call.opening_ack_owed:
-            loop.call_later(self.options.grace, self._grace_expired, weakref.ref(session), call.initial_msgid)
+            self._after_grace(self._grace_expired, session, call.initial_msgid)
         event = "session:new"
         if msg.type is MessageType.SESSION_REDIRECT and service.handlers("session:redirect"):
             event = "session:redirect"
@@ -668,7 +670,7 @@ class AppServer:
         )
         session.driver.write(outs)
         if session.driver.call.opening_ack_owed:
-            loop.call_later(self.options.grace, self._grace_expired, weakref.ref(session), msg.msgid)
+            self._after_grace(self._grace_expired, session, msg.msgid)
         self.run_handlers(
             session, conn.service.handlers("session:reconnect"), session, auto_ack=False, what=msg.type.value
         )
@@ -681,7 +683,7 @@ class AppServer:
             if awaited and not handlers and not session.driver.call.socket:
                 # a webhook call: the hook's answer is its HTTP response, so the code awaiting the hook
                 # (wait_for) gets `grace` seconds to send() it before the empty auto-ack
-                loop.call_later(self.options.grace, self._ack_if_owed, weakref.ref(session), msg.msgid)
+                self._after_grace(self._ack_if_owed, session, msg.msgid)
                 return
         arg: Any = msg
         redirect = msg.type is MessageType.SESSION_REDIRECT
@@ -782,14 +784,16 @@ class AppServer:
 
     # -- timers ---------------------------------------------------------------------------
 
-    # The timers link their call weakly: a call that ended within ``grace`` leaves memory at
-    # once instead of when its timer fires (at a thousand calls a second, a thousand ended
-    # calls more for every collection to walk, each one old enough to count toward a full one).
+    def _after_grace(self, fn: GraceCall, session: Session, msgid: str | None) -> None:
+        """``fn(session, msgid)`` in ``grace`` seconds, if the session is still in memory then.
 
-    def _grace_expired(self, ref: weakref.ref[Session], msgid: str | None) -> None:
-        session = ref()
-        if session is None:
-            return
+        The timer links its call weakly: a call that ended within ``grace`` leaves memory at once
+        instead of when its timer fires (at a thousand calls a second, a thousand ended calls more
+        for every collection to walk, each one old enough to count toward a full one).
+        """
+        loop.call_later(self.options.grace, _if_alive, weakref.ref(session), fn, msgid)
+
+    def _grace_expired(self, session: Session, msgid: str | None) -> None:
         call = session.driver.call
         if msgid is None or call.initial_msgid != msgid or call.state is not CallState.OPENING:
             return
@@ -1004,9 +1008,8 @@ class AppServer:
             return
         session.driver.write(outs)
 
-    def _ack_if_owed(self, ref: weakref.ref[Session], msgid: str) -> None:
-        session = ref()
-        if session is not None and session.driver.call.is_pending(msgid):
+    def _ack_if_owed(self, session: Session, msgid: str | None) -> None:
+        if msgid is not None and session.driver.call.is_pending(msgid):
             self._auto_ack(session, msgid)
 
     def _auto_ack(self, session: Session, msgid: str) -> None:
@@ -1124,3 +1127,10 @@ def _check_env_schema(schema: Mapping[str, Any]) -> None:
         if not isinstance(spec.get("description"), str):
             raise ValueError(f"env var {name!r}: give a 'description' (the portal shows it)")
     json.dumps(dict(schema))  # must be JSON
+
+
+def _if_alive(ref: weakref.ref[Session], fn: GraceCall, msgid: str | None) -> None:
+    """A weakly linked timer's call: ``fn(session, msgid)`` unless the session has left memory."""
+    session = ref()
+    if session is not None:
+        fn(session, msgid)
