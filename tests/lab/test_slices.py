@@ -180,6 +180,15 @@ def _weak_refs() -> int:
     return sum(type(o) is weakref.ref for o in gc.get_objects())
 
 
+def _record_in_chunks(log: EventLog, rows: list[Row]) -> None:
+    """Record ``rows``, building them every 10 rows: several in-memory chunks."""
+    for n, row in enumerate(rows):
+        log.record(row)
+        if n % 10 == 0:
+            log.catch_up()
+    log.catch_up()
+
+
 def test_columns_are_taken_once_per_frame_while_it_lives() -> None:
     data = _frames()[0]
     taken = slices.columns_of(data)
@@ -196,11 +205,7 @@ def test_reading_views_again_and_again_leaves_no_weak_references_behind() -> Non
     taken), dead ones too, until hundreds pile up; every garbage collection walks them. The log's
     chunks are built once and read at every view read: neither may leave them behind."""
     log = EventLog(memory_rows=10_000)
-    for n, row in enumerate(recorded_rows(6)):
-        log.record(row)
-        if n % 10 == 0:
-            log.catch_up()  # several in-memory chunks
-    log.catch_up()
+    _record_in_chunks(log, recorded_rows(6))
     assert len(log._parts) > 3
     for _ in range(2):
         _ = log.calls, log.hooks, log.statuses, log.events
@@ -221,9 +226,5 @@ def test_a_built_chunk_keeps_few_weak_references() -> None:
     warm.catch_up()  # imports and first-build caches outside the count
     log = EventLog(memory_rows=10_000)
     before = _weak_refs()
-    for n, row in enumerate(rows * 3):
-        log.record(row)
-        if n % 10 == 0:
-            log.catch_up()
-    log.catch_up()
+    _record_in_chunks(log, rows * 3)
     assert (_weak_refs() - before) / len(log._parts) < 250

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from aiohttp import web
@@ -105,6 +106,17 @@ def test_bad_retention_options_are_refused() -> None:
         jl.ServerOptions(keep_sessions=-1)
 
 
+@contextmanager
+def no_collector() -> Iterator[None]:
+    """The cyclic garbage collector off for the block: what is freed there, reference counting freed."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def test_an_ended_session_is_freed_without_the_garbage_collector() -> None:
     """A session that left ``sessions`` is no reference cycle: reference counting frees it.
 
@@ -132,18 +144,16 @@ def test_an_ended_session_is_freed_without_the_garbage_collector() -> None:
         msg = await session.wait_for("/g2")
         session.say(text=f"heard {msg.transcript}").hangup().send()
 
-    gc.collect()
-    gc.disable()
     try:
-        for path in ("/plain", "/async", "/plain"):
-            assert lab.call(path, sim.Caller.saying("hello")).heard[-1] == ("say", "heard hello")
-        status, _ = post(lab.url + "/plain", call_data("hook-1"))
-        assert status == 200
-        post(lab.url + "/plain/status", call_data("hook-1", call_status="completed"))
-        wait_until(lambda: len(refs) == 4 and not lab.sessions)
-        wait_until(lambda: [r() for r in refs] == [None] * 4, timeout=2)
+        with no_collector():
+            for path in ("/plain", "/async", "/plain"):
+                assert lab.call(path, sim.Caller.saying("hello")).heard[-1] == ("say", "heard hello")
+            status, _ = post(lab.url + "/plain", call_data("hook-1"))
+            assert status == 200
+            post(lab.url + "/plain/status", call_data("hook-1", call_status="completed"))
+            wait_until(lambda: len(refs) == 4 and not lab.sessions)
+            wait_until(lambda: [r() for r in refs] == [None] * 4, timeout=2)
     finally:
-        gc.enable()
         lab.stop()
 
 
@@ -174,18 +184,16 @@ def test_a_closed_socket_is_freed_without_the_garbage_collector() -> None:
     def responses() -> int:
         return sum(type(o) is web.WebSocketResponse for o in gc.get_objects())
 
-    gc.collect()
-    gc.disable()
     try:
-        before = responses()
-        for n in range(5):
-            with FakeJambonz(lab.url + "/", f"sock-{n}") as fake:
-                fake.session_new()
-                assert fake.recv()["type"] == "ack"
-        wait_until(lambda: not lab.sessions and lab.server.open_sockets == 0)
-        wait_until(lambda: responses() == before, timeout=2)
+        with no_collector():
+            before = responses()
+            for n in range(5):
+                with FakeJambonz(lab.url + "/", f"sock-{n}") as fake:
+                    fake.session_new()
+                    assert fake.recv()["type"] == "ack"
+            wait_until(lambda: not lab.sessions and lab.server.open_sockets == 0)
+            wait_until(lambda: responses() == before, timeout=2)
     finally:
-        gc.enable()
         lab.stop()
 
 
@@ -194,15 +202,13 @@ def test_a_call_that_ended_within_the_grace_leaves_memory_before_its_timer() -> 
     lab = jl.start(grace=4.5, keep_sessions=0)
     refs: list[weakref.ref[jl.Session]] = []
     lab.service("/").on("session:new", lambda s: refs.append(weakref.ref(s)))
-    gc.collect()
-    gc.disable()
     try:
-        with FakeJambonz(lab.url + "/", "brief") as fake:
-            fake.session_new()  # no send(): the opening stays owed, its grace timer armed
-        wait_until(lambda: len(refs) == 1 and not lab.sessions)
-        wait_until(lambda: refs[0]() is None, timeout=2)
+        with no_collector():
+            with FakeJambonz(lab.url + "/", "brief") as fake:
+                fake.session_new()  # no send(): the opening stays owed, its grace timer armed
+            wait_until(lambda: len(refs) == 1 and not lab.sessions)
+            wait_until(lambda: refs[0]() is None, timeout=2)
     finally:
-        gc.enable()
         lab.stop()
 
 
